@@ -1,0 +1,83 @@
+"""The ``seti`` connector: a cart with the Stone Edge integration script installed."""
+
+from __future__ import annotations
+
+import httpx
+from cartstatus.connector import (
+    ConnectionResult,
+    Connector,
+    StatusUpdate,
+    outcome_for_http_error,
+    outcome_for_transport_error,
+)
+from cartstatus.outcomes import Delivered, Failed, Outcome, RetryLater
+
+from . import protocol
+
+
+class SetiConnector(Connector):
+    """Posts ``updatestatus`` to the cart's script; only a success reply is delivery."""
+
+    name = "seti"
+    settings_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["url", "user", "password", "code"],
+        "properties": {
+            "url": {"type": "string", "pattern": "^https?://", "description": "the script's URL"},
+            "user": {"type": "string", "minLength": 1, "description": "setiuser"},
+            "password": {"type": "string", "minLength": 1, "secret": True, "description": "the script's password"},
+            "code": {"type": "string", "description": "the store code"},
+            "send_xml": {"type": "boolean", "default": False, "description": "send status as XML"},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+        },
+    }
+    status_vocabulary = None  # the script takes any label the merchant set up
+
+    def _fields(self, function: str) -> dict[str, str]:
+        return protocol.base_fields(function, str(self.settings["user"]), self.secret("password"),
+                                    str(self.settings.get("code", "")))
+
+    async def _post(self, fields: dict[str, str]) -> httpx.Response:
+        timeout = self.settings.get("timeout", self.timeout)
+        return await self.client.post(str(self.settings["url"]), data=fields, timeout=timeout)
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        refused = self.check_status(update)
+        if refused is not None:
+            return refused
+        fields = self._fields("updatestatus")
+        fields.update(protocol.update_fields(update, bool(self.settings.get("send_xml"))))
+        try:
+            response = await self._post(fields)
+        except httpx.HTTPError as exc:
+            return outcome_for_transport_error(exc)
+        http_outcome = outcome_for_http_error(response)
+        if http_outcome is not None:
+            # A 4xx page from a web server is not the script speaking: it may be a
+            # misconfigured proxy that will recover, so only the script's own
+            # refusal is permanent.
+            if isinstance(http_outcome, Failed):
+                return RetryLater(http_outcome.reason)
+            return http_outcome
+        reply = protocol.parse_reply(response.text)
+        if reply.kind == "ok":
+            return Delivered("SETIResponse OK")
+        if reply.kind == "refused":
+            return Failed(f"the cart refused the update: {reply.message}")
+        if reply.kind == "error":
+            return Failed(f"the cart script reported an error: {reply.message}")
+        return RetryLater(f"unreadable reply from the script: {reply.message}")
+
+    async def test_connection(self) -> ConnectionResult:
+        try:
+            response = await self._post(self._fields("sendversion"))
+        except httpx.HTTPError as exc:
+            return ConnectionResult(False, outcome_for_transport_error(exc).reason)
+        if response.status_code != 200:
+            return ConnectionResult(False, f"HTTP {response.status_code} from {self.settings['url']}")
+        version = protocol.parse_version(response.text)
+        if version:
+            return ConnectionResult(True, f"script version {version}")
+        reply = protocol.parse_reply(response.text)
+        return ConnectionResult(False, reply.message or "no version in the reply")

@@ -1,0 +1,41 @@
+"""cartstatus: carries order status changes to shopping carts or the hosted OSS."""
+
+from .config import Config, ConfigError, StatusEvent, Store, load_config
+from .connector import ConnectionResult, Connector, RateLimit, StatusUpdate, Tracking
+from .controller import StackController
+from .engine import FireResult, StatusEngine
+from .hookspecs import hookimpl
+from .outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
+from .routing import Route, route_for_store
+from .secrets import Secret
+from .stack import Stack, StackRecord, StackStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyDone",
+    "Config",
+    "ConfigError",
+    "ConnectionResult",
+    "Connector",
+    "Delivered",
+    "Failed",
+    "FireResult",
+    "Outcome",
+    "RateLimit",
+    "RetryLater",
+    "Route",
+    "Secret",
+    "Stack",
+    "StackController",
+    "StackRecord",
+    "StackStatus",
+    "StatusEngine",
+    "StatusEvent",
+    "StatusUpdate",
+    "Store",
+    "Tracking",
+    "hookimpl",
+    "load_config",
+    "route_for_store",
+]

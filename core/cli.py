@@ -1,0 +1,360 @@
+"""The ``cartstatus`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import Config, ConfigError, StatusEvent, config_path, load_config, write_status_events
+from .connector import Tracking
+from .engine import ImportError_, OrderError, StatusEngine
+from .events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
+from .stack import Stack
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: Above this many orders, ``fire`` shows a progress bar.
+PROGRESS_THRESHOLD = 2000
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+class Context:
+    def __init__(self, config_option: str | None) -> None:
+        self.config_option = config_option
+        self._config: Config | None = None
+        self._engine: StatusEngine | None = None
+
+    @property
+    def path(self) -> Path:
+        return config_path(self.config_option)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_option)
+            except ConfigError as exc:
+                fail(f"the setup file cannot be used:\n{exc}", 2)
+        return self._config
+
+    @property
+    def engine(self) -> StatusEngine:
+        if self._engine is None:
+            self._engine = StatusEngine(self.config)
+        return self._engine
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return str(dt.timedelta(seconds=int(seconds)))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_option", metavar="PATH", envvar="CARTSTATUS_CONFIG",
+              help="The setup file (default ./cartstatus.yaml; env CARTSTATUS_CONFIG).")
+@click.version_option(package_name="cartstatus")
+@click.pass_context
+def main(ctx: click.Context, config_option: str | None) -> None:
+    """Carry order status changes to shopping carts or the hosted Order Status System."""
+    ctx.obj = Context(config_option)
+
+
+# -- setup -------------------------------------------------------------------
+
+@main.command("check")
+@pass_ctx
+def check(ctx: Context) -> None:
+    """Check the setup file and say what it holds."""
+    cfg = ctx.config
+    console.print(f"{cfg.path}: OK. UseStatusUpdates={cfg.use_status_updates}, "
+                  f"{len(cfg.status_events)} status events, {len(cfg.stores)} stores.")
+
+
+@main.group()
+def events() -> None:
+    """Status events: the known ones and the ones defined in the setup file."""
+
+
+@events.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def events_list(ctx: Context, as_json: bool) -> None:
+    """List every known status event and how the setup file defines it."""
+    defined: dict[str, StatusEvent] = {}
+    if ctx.path.exists():
+        defined = ctx.config.status_events
+    rows: list[dict[str, Any]] = [{"event": e, "defined": e in defined,
+             "order_status": defined[e].order_status if e in defined else None,
+             "notify_cart": defined[e].notify_cart if e in defined else None} for e in KNOWN_EVENTS]
+    if as_json:
+        echo_json(rows)
+        return
+    table = Table("event", "sets label", "Notify Cart", title="status events")
+    for r in rows:
+        table.add_row(r["event"], r["order_status"] or "[dim](not defined)[/]",
+                      "" if r["notify_cart"] is None else ("yes" if r["notify_cart"] else "no"))
+    console.print(table)
+
+
+@events.command("load-defaults")
+@click.option("--force", is_flag=True, help="Replace status events already defined.")
+@pass_ctx
+def events_load_defaults(ctx: Context, force: bool) -> None:
+    """Write the default status events into the setup file (Load Default Status Events)."""
+    path = ctx.path
+    if path.exists():
+        existing = ctx.config.status_events
+        if existing and not force:
+            fail(f"{path} already defines {len(existing)} status events; pass --force to replace them")
+    write_status_events(path, [StatusEvent(e, label, notify) for e, label, notify in DEFAULT_STATUS_EVENTS])
+    console.print(f"wrote {len(DEFAULT_STATUS_EVENTS)} default status events to {path}")
+
+
+# -- orders ------------------------------------------------------------------
+
+@main.group()
+def orders() -> None:
+    """Orders: import them, look one up."""
+
+
+@orders.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def orders_import(ctx: Context, file: Path) -> None:
+    """Import orders from a CSV file (order_number,store,status,cart_order_ref,email,zip).
+
+    A bad row stops the import: nothing from the file is written.
+    """
+    try:
+        count = ctx.engine.import_orders(file)
+    except ImportError_ as exc:
+        fail(f"nothing imported:\n{exc}", 2)
+    console.print(f"imported {count} orders from {file}")
+
+
+@orders.command("show")
+@click.argument("order")
+@click.option("--store", help="The store, when the order number is in several.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def orders_show(ctx: Context, order: str, store: str | None, as_json: bool) -> None:
+    """Show an order's label, its history and any update still pending."""
+    try:
+        info = ctx.engine.show_order(order, store)
+    except OrderError as exc:
+        fail(str(exc), 1)
+    if as_json:
+        echo_json(info)
+        return
+    console.print(f"order [bold]{info['order_number']}[/] (store {info['store']}, cart ref "
+                  f"{info['cart_order_ref']}): [bold]{info['status'] or '(no label)'}[/]")
+    table = Table("when", "event", "from", "to", "route", "why", title="history")
+    for h in info["history"]:
+        table.add_row(h["at"], h["event"] or "", h["from"] or "", h["to"] or "", h["route"], h["reason"] or "")
+    console.print(table)
+    if info["pending"]:
+        for p in info["pending"]:
+            error = f" - {p['last_error']}" if p["last_error"] else ""
+            console.print(f"pending update #{p['id']} to {p['destination']}: {p['status']} "
+                          f"({p['state']}, {p['attempts']} attempts){error}")
+    else:
+        console.print("no update pending on the stack")
+
+
+@main.command("fire")
+@click.argument("event")
+@click.argument("order_numbers", nargs=-1, required=True, metavar="ORDER [ORDER ...]")
+@click.option("--store", help="The store, when an order number is in several.")
+@click.option("--tracking", multiple=True, metavar="CARRIER:NUMBER", help="A tracking number; may repeat.")
+@click.option("--note", help="A note sent with the update.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per order.")
+@pass_ctx
+def fire(ctx: Context, event: str, order_numbers: tuple[str, ...], store: str | None,
+         tracking: tuple[str, ...], note: str | None, as_json: bool) -> None:
+    """Fire a status EVENT at one or many orders (one transaction)."""
+    try:
+        tracks = [Tracking.parse(t) for t in tracking]
+    except ValueError as exc:
+        fail(f"--tracking: {exc}", 2)
+    engine = ctx.engine
+    try:
+        if len(order_numbers) >= PROGRESS_THRESHOLD and not as_json:
+            with _progress() as bar:
+                task = bar.add_task("firing", total=len(order_numbers))
+                results = engine.fire(event, order_numbers, tracking=tracks, note=note, store=store,
+                                      progress=lambda n: bar.update(task, completed=n))
+                bar.update(task, completed=len(order_numbers))
+        else:
+            results = engine.fire(event, order_numbers, tracking=tracks, note=note, store=store)
+    except (ValueError, OrderError) as exc:
+        fail(str(exc), 2)
+    if as_json:
+        echo_json([r.as_dict() for r in results])
+        return
+    queued = sum(r.queued for r in results)
+    changed = sum(r.changed for r in results)
+    if len(results) <= 20:
+        for r in results:
+            mark = "[green]queued[/]" if r.queued else ("[yellow]changed[/]" if r.changed else "[dim]no change[/]")
+            console.print(f"{r.order_number}: {mark} {r.from_status or '-'} -> {r.to_status or '-'}: {r.reason}",
+                          highlight=False)
+    console.print(f"{len(results)} orders: {changed} changed, {queued} updates queued on the stack")
+    if any(r.route == "unknown" for r in results):
+        sys.exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=False)
+
+
+# -- the stack ---------------------------------------------------------------
+
+@main.group("stack")
+def stack_group() -> None:
+    """The stack of update records: status, list, retry, purge."""
+
+
+def _stack(ctx: Context) -> Stack:
+    return ctx.engine.stack
+
+
+@stack_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def stack_status(ctx: Context, as_json: bool) -> None:
+    """What Ctrl-Shift-S answered: records queued, controller running, oldest age, failures."""
+    st = _stack(ctx).status()
+    if as_json:
+        echo_json(st.as_dict())
+        return
+    console.print(f"{st.records} records on the stack ({st.queued} queued, {st.waiting} waiting to retry, "
+                  f"{st.in_flight} in flight, {st.parked} failed and parked)")
+    if st.controller_running:
+        for c in st.controllers:
+            console.print(f"stack controller running: {c['mode']} on {c['host']} pid {c['pid']} "
+                          f"(heartbeat {c['beat_age_seconds']}s ago, {c['delivered']} delivered)")
+    else:
+        console.print("[yellow]no stack controller is running[/]: start one with `cartstatus controller`")
+    console.print(f"oldest record: {_age(st.oldest_age_seconds)} old")
+    if st.parked:
+        console.print(f"[red]{st.parked} failures[/]: see `cartstatus stack list --state parked`")
+
+
+@stack_group.command("list")
+@click.option("--state", type=click.Choice(["queued", "waiting", "in flight", "parked"]), multiple=True,
+              help="Only records in this state; may repeat.")
+@click.option("--limit", type=int, default=200, show_default=True, help="At most this many records.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def stack_list(ctx: Context, state: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """List queued, waiting and parked records with attempts and last error."""
+    now = time.time()
+    records = _stack(ctx).records(states=state or None, limit=limit)
+    if as_json:
+        echo_json([r.as_dict(now) for r in records])
+        return
+    table = Table("id", "store", "order", "status", "to", "state", "attempts", "age", "last error")
+    for r in records:
+        table.add_row(str(r.id), r.store_id, r.order_number, r.update.status, r.destination, r.state(now),
+                      str(r.attempts), _age(now - r.created_at), r.last_error or "")
+    console.print(table)
+    if not records:
+        console.print("the stack is empty" if not state else "no records in that state")
+
+
+@stack_group.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all-failed", is_flag=True, help="Retry every parked record.")
+@pass_ctx
+def stack_retry(ctx: Context, ids: tuple[int, ...], all_failed: bool) -> None:
+    """Put parked records back in the queue: by ID, or --all-failed."""
+    if bool(ids) == all_failed:
+        fail("give record IDs or --all-failed (not both)", 2)
+    count = _stack(ctx).retry(None if all_failed else list(ids))
+    console.print(f"{count} parked records queued again")
+    if ids and count < len(ids):
+        fail(f"{len(ids) - count} of the IDs given are not parked records", 1)
+
+
+@stack_group.command("purge-failed")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@pass_ctx
+def stack_purge_failed(ctx: Context, yes: bool) -> None:
+    """Delete every parked record (their updates will never be sent)."""
+    stack = _stack(ctx)
+    parked = stack.status().parked
+    if parked and not yes:
+        click.confirm(f"delete {parked} parked records? Their updates will never be sent", abort=True)
+    console.print(f"{stack.purge_failed()} parked records deleted")
+
+
+# -- the controller ----------------------------------------------------------
+
+@main.command("controller")
+@click.option("--drain", is_flag=True, help="Exit once every record is delivered or parked.")
+@click.option("--mode", type=click.Choice(["local", "shared", "external"]), default="local", show_default=True,
+              help="How this controller relates to the stack (for status reports).")
+@pass_ctx
+def controller(ctx: Context, drain: bool, mode: str) -> None:
+    """Run the stack controller until stopped (Ctrl-C), or with --drain until done."""
+    from .controller import StackController
+
+    engine = ctx.engine
+    ctl = StackController(ctx.config, engine.stack, mode=mode)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, ctl.stop)
+        if drain:
+            total = engine.stack.status()
+            with _progress() as bar:
+                task = bar.add_task("delivering", total=total.records - total.parked)
+
+                def progress(stats: Any, remaining: int) -> None:
+                    bar.update(task, completed=stats.delivered + stats.parked,
+                               total=stats.delivered + stats.parked + remaining)
+                stats = await ctl.run(drain=True, progress=progress)
+        else:
+            err_console.print(f"stack controller {ctl.worker_id} running ({mode}); Ctrl-C stops it")
+            stats = await ctl.run()
+        console.print(f"delivered {stats.delivered}, rescheduled {stats.rescheduled}, parked {stats.parked}")
+
+    asyncio.run(run())
+    st = engine.stack.status()
+    if drain and st.parked:
+        console.print(f"[red]{st.parked} records parked[/]: see `cartstatus stack list --state parked`")
+        sys.exit(1)
+
+
+def command_names() -> list[str]:
+    return sorted(main.commands)
+
+
+ProgressFn = Callable[[int], None]

@@ -1,0 +1,292 @@
+"""The setup file ``cartstatus.yaml``: loaded, validated against its schema, secrets resolved."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .events import KNOWN_EVENTS, match_event
+from .secrets import Secret, SecretError, resolve_secret
+from .yamlfile import Locator, YamlSyntaxError, dotted, load_yaml
+
+CONFIG_ENV = "CARTSTATUS_CONFIG"
+DEFAULT_CONFIG = "cartstatus.yaml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file: where, which field, what is expected."""
+
+    path: Path
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.field}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The setup file cannot be used; ``problems`` says where and why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    event: str
+    order_status: str
+    notify_cart: bool = False
+
+
+@dataclass(frozen=True)
+class OssSettings:
+    url: str
+    merchant: str
+    token: Secret
+    subscription_expires: dt.date
+
+    def active(self, today: dt.date | None = None) -> bool:
+        """A subscription is active through its end date."""
+        return (today or dt.date.today()) <= self.subscription_expires
+
+
+@dataclass(frozen=True)
+class Store:
+    id: str
+    cart: str
+    connector: dict[str, Any] = field(default_factory=dict)
+    status_map: dict[str, str] = field(default_factory=dict)
+    oss: OssSettings | None = None
+
+    def cart_status(self, label: str) -> str:
+        return str(self.status_map.get(label, label))
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    concurrency: int = 16
+    batch_size: int = 200
+    lease_seconds: float = 60.0
+    backoff_base: float = 2.0
+    backoff_cap: float = 3600.0
+    max_attempts: int | None = None
+
+
+@dataclass
+class Config:
+    path: Path
+    use_status_updates: bool = False
+    status_events: dict[str, StatusEvent] = field(default_factory=dict)
+    stores: dict[str, Store] = field(default_factory=dict)
+    stack_url: str = "sqlite:///cartstatus.db"
+    controller: ControllerSettings = field(default_factory=ControllerSettings)
+    matrix_extra: Path | None = None
+
+    def store(self, store_id: str) -> Store:
+        try:
+            return self.stores[store_id]
+        except KeyError:
+            raise KeyError(
+                f"store {store_id!r} is not in {self.path}; known stores: {', '.join(self.stores) or 'none'}"
+            ) from None
+
+
+@cache
+def config_schema() -> dict[str, Any]:
+    text = resources.files("cartstatus").joinpath("schemas/cartstatus.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--config``, else ``CARTSTATUS_CONFIG``, else ``./cartstatus.yaml``."""
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def _schema_problems(path: Path, data: Any, locate: Locator) -> list[Problem]:
+    validator = jsonschema.Draft202012Validator(
+        config_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    problems = []
+    for err in validator.iter_errors(data):
+        data_path = list(err.absolute_path)
+        problems.append(Problem(path, locate(data_path), dotted(data_path), _explain(err)))
+    return problems
+
+
+def _explain(err: jsonschema.ValidationError) -> str:
+    """jsonschema's message, said for a person editing the file."""
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    hint = schema.get("description")
+    if err.validator == "additionalProperties":
+        allowed = ", ".join(sorted(schema.get("properties", {})))
+        return f"{err.message}; allowed: {allowed}"
+    if err.validator == "oneOf":
+        return "expected a secret: a string, {$env: NAME} or {$file: PATH}"
+    if err.validator == "pattern" and hint:
+        return f"{err.instance!r} is not valid: expected {hint}"
+    message = err.message
+    if err.validator in ("required", "type", "enum", "format") and hint:
+        message += f" (expected {hint})"
+    return message
+
+
+def _wrap_secrets(settings: Any, schema: dict[str, Any], base_dir: Path) -> Any:
+    """Resolve ``$env``/``$file`` anywhere and wrap fields the schema marks secret."""
+    if isinstance(settings, dict) and set(settings) <= {"$env", "$file"} and len(settings) == 1:
+        return resolve_secret(settings, base_dir=base_dir)
+    if isinstance(settings, dict):
+        props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        out = {}
+        for key, value in settings.items():
+            sub = props.get(key, {})
+            if sub.get("secret") and isinstance(value, str):
+                out[key] = Secret(value, "inline")
+            else:
+                out[key] = _wrap_secrets(value, sub, base_dir)
+        return out
+    return settings
+
+
+def _plain(settings: Any) -> Any:
+    """Settings with secrets revealed, only to validate them against a schema."""
+    if isinstance(settings, Secret):
+        return settings.reveal()
+    if isinstance(settings, dict):
+        return {k: _plain(v) for k, v in settings.items()}
+    return settings
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and check the setup file; raise :class:`ConfigError` naming every problem."""
+    p = config_path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [Problem(p, None, "(file)", "no such setup file; create one (see README) or pass --config")]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([Problem(p, None, "(file)", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data, locate = load_yaml(p, text)
+    except YamlSyntaxError as exc:
+        raise ConfigError([Problem(p, exc.line, "(syntax)", exc.message)]) from None
+    if data is None:
+        data = {}
+    problems = _schema_problems(p, data, locate)
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda q: (q.line or 0)))
+    return _build(p, data, locate)
+
+
+def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
+    from .routing import connector_class_for_cart
+
+    problems: list[Problem] = []
+    base_dir = p.parent.resolve()
+
+    def bad(data_path: list[Any], message: str) -> None:
+        problems.append(Problem(p, locate(data_path), dotted(data_path), message))
+
+    cfg = Config(path=p)
+    cfg.use_status_updates = bool(data.get("system", {}).get("UseStatusUpdates", False))
+    for i, raw in enumerate(data.get("status_events", [])):
+        event = match_event(raw["event"])
+        if event is None:
+            bad(["status_events", i, "event"],
+                f"{raw['event']!r} is not a known status event; expected one of: {', '.join(KNOWN_EVENTS)}")
+            continue
+        if event in cfg.status_events:
+            bad(["status_events", i, "event"], f"{event!r} is defined twice; keep one")
+            continue
+        cfg.status_events[event] = StatusEvent(event, raw["order_status"], bool(raw.get("notify_cart", False)))
+
+    for i, raw in enumerate(data.get("stores", [])):
+        sid = raw["id"]
+        if sid in cfg.stores:
+            bad(["stores", i, "id"], f"store id {sid!r} is used twice; ids must be unique")
+            continue
+        oss = None
+        try:
+            if "oss" in raw:
+                o = raw["oss"]
+                oss = OssSettings(
+                    url=o["url"].rstrip("/"),
+                    merchant=o["merchant"],
+                    token=resolve_secret(o["token"], base_dir=base_dir),
+                    subscription_expires=dt.date.fromisoformat(o["subscription_expires"]),
+                )
+        except SecretError as exc:
+            bad(["stores", i, "oss", "token"], str(exc))
+        except ValueError as exc:
+            bad(["stores", i, "oss", "subscription_expires"], f"expected a date YYYY-MM-DD ({exc})")
+        cls = connector_class_for_cart(raw["cart"])
+        settings_schema = cls.settings_schema if cls is not None else {}
+        try:
+            settings = _wrap_secrets(raw.get("connector", {}), settings_schema, base_dir)
+        except SecretError as exc:
+            bad(["stores", i, "connector"], str(exc))
+            continue
+        if cls is not None and "connector" in raw:
+            v = jsonschema.Draft202012Validator(settings_schema)
+            for err in v.iter_errors(_plain(settings)):
+                dp = ["stores", i, "connector", *err.absolute_path]
+                # Never echo a value back: it may be a secret.
+                msg = err.message if err.validator not in ("pattern", "format", "type") else (
+                    f"does not match what {cls.name} expects ({err.validator}: "
+                    f"{err.schema.get(err.validator) if isinstance(err.schema, dict) else ''})")
+                bad(dp, msg)
+        cfg.stores[sid] = Store(
+            id=sid,
+            cart=raw["cart"],
+            connector=settings,
+            status_map={k: str(v) for k, v in raw.get("status_map", {}).items()},
+            oss=oss,
+        )
+
+    url = data.get("stack", {}).get("url", "sqlite:///cartstatus.db")
+    cfg.stack_url = _anchor_sqlite(url, base_dir)
+    cfg.controller = ControllerSettings(**data.get("controller", {}))
+    extra = data.get("matrix", {}).get("extra")
+    if extra:
+        cfg.matrix_extra = (base_dir / extra) if not Path(extra).is_absolute() else Path(extra)
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda q: (q.line or 0)))
+    return cfg
+
+
+def _anchor_sqlite(url: str, base_dir: Path) -> str:
+    """A relative SQLite path is relative to the setup file, not to where the command runs."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(base_dir / url[len(prefix):])
+    return url
+
+
+def write_status_events(path: Path, events: list[StatusEvent]) -> None:
+    """Replace the ``status_events`` section, keeping the rest of the file's data."""
+    data: dict[str, Any] = {}
+    if path.exists():
+        loaded, _ = load_yaml(path)
+        data = loaded or {}
+    data["status_events"] = [
+        {"event": e.event, "order_status": e.order_status, "notify_cart": e.notify_cart} for e in events
+    ]
+    data.setdefault("system", {}).setdefault("UseStatusUpdates", True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)

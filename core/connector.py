@@ -1,0 +1,206 @@
+"""The connector contract: what a cart connector is and what it is given.
+
+A connector turns one :class:`StatusUpdate` into the cart's own API call and
+answers with one typed outcome (see :mod:`cartstatus.outcomes`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+
+from .outcomes import Failed, Outcome, RetryLater
+from .secrets import Secret, mask_secrets
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """One package's tracking number."""
+
+    carrier: str
+    number: str
+    ship_date: str | None = None  # ISO date
+
+    @classmethod
+    def parse(cls, text: str, ship_date: str | None = None) -> Tracking:
+        """``CARRIER:NUMBER`` as given on the command line."""
+        carrier, sep, number = text.partition(":")
+        if not sep or not carrier.strip() or not number.strip():
+            raise ValueError(f"tracking {text!r} must be CARRIER:NUMBER, for example UPS:1Z999AA10123456784")
+        return cls(carrier.strip(), number.strip(), ship_date)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """Everything a connector needs to send one status change, captured at enqueue."""
+
+    idempotency_key: str
+    store_id: str
+    order_number: str  # the order manager's own number
+    cart_order_ref: str  # the cart's own reference for the order
+    status: str  # the label in the order manager
+    cart_status: str  # the label mapped through the store's status_map
+    previous_status: str | None
+    event: str
+    occurred_at: str  # ISO 8601, UTC
+    tracking: tuple[Tracking, ...] = ()
+    note: str | None = None
+    email: str | None = None
+    zip: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tracking"] = [asdict(t) for t in self.tracking]
+        return data
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> StatusUpdate:
+        values = dict(data)
+        values["tracking"] = tuple(Tracking(**t) for t in values.get("tracking", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A cart's published request limit."""
+
+    requests: int
+    per_seconds: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    """What a connection test found."""
+
+    ok: bool
+    detail: str
+
+
+class ConnectorError(Exception):
+    """A connector was configured wrongly (bad settings, unknown label)."""
+
+
+class Connector:
+    """Base class for cart connectors.
+
+    Subclasses set the class attributes and implement :meth:`send`; they may
+    override :meth:`send_batch` when the cart has a batch call.
+    """
+
+    #: The connector's key, as named in the matrix and in a store's ``cart``.
+    name: ClassVar[str] = ""
+    #: JSON Schema of the store's ``connector:`` settings; secrets carry ``"secret": true``.
+    settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    #: The cart's fixed status vocabulary, or None when the cart takes any label.
+    status_vocabulary: ClassVar[tuple[str, ...] | None] = None
+    #: The cart's published request limit, if any.
+    rate_limit: ClassVar[RateLimit | None] = None
+    #: Whether the cart has a real batch call.
+    supports_batch: ClassVar[bool] = False
+    #: Seconds before a request is given up as timed out.
+    timeout: ClassVar[float] = 30.0
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = dict(settings)
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({mask_secrets(self.settings)!r})"
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """One pooled HTTP client per connector instance."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=self.timeout,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            )
+        return self._client
+
+    def secret(self, key: str) -> str:
+        value = self.settings[key]
+        return value.reveal() if isinstance(value, Secret) else str(value)
+
+    def check_status(self, update: StatusUpdate) -> Failed | None:
+        """Refuse, before any request, a label outside the cart's vocabulary."""
+        vocab = self.status_vocabulary
+        if vocab is not None and update.cart_status not in vocab:
+            return Failed(
+                f"status {update.cart_status!r} is not one of {self.name}'s statuses "
+                f"({', '.join(vocab)}); map it with the store's status_map"
+            )
+        return None
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        raise NotImplementedError
+
+    async def send_batch(self, updates: Sequence[StatusUpdate]) -> list[Outcome]:
+        """Send several updates; by default one at a time, in order."""
+        return [await self.send(u) for u in updates]
+
+    async def test_connection(self) -> ConnectionResult:
+        return ConnectionResult(False, f"{self.name} has no connection test")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+    """The delay a ``Retry-After`` header asks for (seconds or an HTTP date), if any."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def outcome_for_http_error(response: httpx.Response) -> Outcome | None:
+    """The outcome for an HTTP status that is not success, or None when it is 2xx.
+
+    429, 408 and 5xx are transient; other 4xx will never succeed as sent.
+    """
+    code = response.status_code
+    if 200 <= code < 300:
+        return None
+    if code in (408, 425, 429) or code >= 500:
+        return RetryLater(f"HTTP {code} from the cart", retry_after_seconds(response))
+    return Failed(f"HTTP {code} from the cart: {response.text[:200].strip()}")
+
+
+def outcome_for_transport_error(exc: httpx.HTTPError) -> RetryLater:
+    """Network errors and timeouts are transient."""
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "network error"
+    return RetryLater(f"{kind}: {type(exc).__name__}")
+
+
+@dataclass
+class ConnectorInfo:
+    """A registered connector, as listed by ``cartstatus plugins``."""
+
+    name: str
+    cls: type[Connector]
+    plugin: str = "cartstatus"
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,28 @@
+"""The hooks a cartstatus plugin may implement."""
+
+from typing import Any
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("cartstatus")
+hookimpl = HookimplMarker("cartstatus")
+
+
+@hookspec
+def register_connectors(register: Any) -> None:
+    """Register connector classes: call ``register(ConnectorClass)`` for each."""
+
+
+@hookspec
+def register_matrix_rows(register: Any) -> None:
+    """Register shopping-cart matrix rows: call ``register(row_dict)`` for each."""
+
+
+@hookspec
+def update_delivered(record: Any, outcome: Any) -> None:
+    """Observe a stack record that its cart or the OSS accepted."""
+
+
+@hookspec
+def update_parked(record: Any, reason: str) -> None:
+    """Observe a stack record parked with a permanent failure."""

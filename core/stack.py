@@ -1,0 +1,323 @@
+"""The stack: a transactional outbox of status update records.
+
+A record is written in the same transaction as the label change that caused
+it, leased by a stack controller while it is sent, deleted only on success,
+rescheduled on a transient fault and parked on a permanent one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .connector import StatusUpdate
+from .storage import controllers, stack
+
+#: A controller whose heartbeat is older than this is taken for dead.
+HEARTBEAT_STALE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class StackRecord:
+    id: int
+    idempotency_key: str
+    store_id: str
+    order_number: str
+    destination: str
+    update: StatusUpdate
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    parked: bool
+    lease_until: float | None = None
+
+    def state(self, now: float | None = None) -> str:
+        """parked, in flight (leased), waiting (a retry is scheduled) or queued."""
+        now = time.time() if now is None else now
+        if self.parked:
+            return "parked"
+        if self.lease_until is not None and self.lease_until > now:
+            return "in flight"
+        if self.attempts > 0 and self.next_attempt_at > now:
+            return "waiting"
+        return "queued"
+
+    def as_dict(self, now: float | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "idempotency_key": self.idempotency_key,
+            "store": self.store_id,
+            "order": self.order_number,
+            "destination": self.destination,
+            "status": self.update.status,
+            "state": self.state(now),
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "next_attempt_at": self.next_attempt_at,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """What Ctrl-Shift-S answered."""
+
+    records: int
+    queued: int
+    waiting: int
+    in_flight: int
+    parked: int
+    oldest_age_seconds: float | None
+    controllers: list[dict[str, Any]]
+
+    @property
+    def controller_running(self) -> bool:
+        return bool(self.controllers)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "queued": self.queued,
+            "waiting": self.waiting,
+            "in_flight": self.in_flight,
+            "parked": self.parked,
+            "failures": self.parked,
+            "oldest_age_seconds": self.oldest_age_seconds,
+            "controller_running": self.controller_running,
+            "controllers": self.controllers,
+        }
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+def record_row(update: StatusUpdate, destination: str, now: float) -> dict[str, Any]:
+    """The stack row for an update, ready for an insert (single or many)."""
+    return {
+        "idempotency_key": update.idempotency_key,
+        "store_id": update.store_id,
+        "order_number": update.order_number,
+        "destination": destination,
+        "payload": json.dumps(update.to_payload(), separators=(",", ":")),
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "parked": False,
+    }
+
+
+def _record(row: Any) -> StackRecord:
+    return StackRecord(
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        store_id=row.store_id,
+        order_number=row.order_number,
+        destination=row.destination,
+        update=StatusUpdate.from_payload(json.loads(row.payload)),
+        created_at=row.created_at,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        parked=bool(row.parked),
+        lease_until=row.lease_until,
+    )
+
+
+class Stack:
+    """Operations on the stack table. Every method is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+
+    # -- writing ---------------------------------------------------------
+
+    @staticmethod
+    def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert records inside the caller's transaction (the outbox write)."""
+        if rows:
+            conn.execute(stack.insert(), list(rows))
+
+    def claim(self, worker: str, limit: int, lease_seconds: float, now: float | None = None) -> list[StackRecord]:
+        """Lease up to ``limit`` due records, only the oldest unparked one of each order.
+
+        A record whose order has an earlier unparked record (queued, waiting or in
+        flight) is not claimable: updates of one order go out in the order they happened.
+        """
+        now = time.time() if now is None else now
+        earlier = stack.alias("earlier")
+        blocked = (
+            sa.select(earlier.c.id)
+            .where(
+                earlier.c.store_id == stack.c.store_id,
+                earlier.c.order_number == stack.c.order_number,
+                earlier.c.id < stack.c.id,
+                earlier.c.parked == sa.false(),
+            )
+            .exists()
+        )
+        query = (
+            sa.select(stack)
+            .where(
+                stack.c.parked == sa.false(),
+                stack.c.next_attempt_at <= now,
+                sa.or_(stack.c.lease_until.is_(None), stack.c.lease_until < now),
+                ~blocked,
+            )
+            .order_by(stack.c.id)
+            .limit(limit)
+        )
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True, of=stack)
+        with self.engine.begin() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            ids = [r.id for r in rows]
+            conn.execute(
+                stack.update()
+                .where(stack.c.id.in_(ids))
+                .values(lease_until=now + lease_seconds, leased_by=worker, attempts=stack.c.attempts + 1)
+            )
+        return [
+            replace(_record(r), lease_until=now + lease_seconds, attempts=r.attempts + 1) for r in rows
+        ]
+
+    def settle(
+        self,
+        delete: Iterable[int] = (),
+        reschedule: Iterable[tuple[int, float, str]] = (),
+        park: Iterable[tuple[int, str]] = (),
+        now: float | None = None,
+    ) -> None:
+        """Apply a batch of outcomes in one transaction."""
+        now = time.time() if now is None else now
+        delete, reschedule, park = list(delete), list(reschedule), list(park)
+        with self.engine.begin() as conn:
+            if delete:
+                conn.execute(stack.delete().where(stack.c.id.in_(delete)))
+            if reschedule:
+                conn.execute(
+                    stack.update().where(stack.c.id == sa.bindparam("rid")).values(
+                        next_attempt_at=sa.bindparam("at"), last_error=sa.bindparam("err"),
+                        lease_until=None, leased_by=None),
+                    [{"rid": i, "at": at, "err": err} for i, at, err in reschedule],
+                )
+            if park:
+                conn.execute(
+                    stack.update().where(stack.c.id == sa.bindparam("rid")).values(
+                        parked=True, parked_at=now, last_error=sa.bindparam("err"),
+                        lease_until=None, leased_by=None),
+                    [{"rid": i, "err": err} for i, err in park],
+                )
+
+    def retry(self, ids: Sequence[int] | None = None, now: float | None = None) -> int:
+        """Put parked records (these, or all) back in the queue; returns how many."""
+        now = time.time() if now is None else now
+        query = stack.update().where(stack.c.parked == sa.true())
+        if ids is not None:
+            query = query.where(stack.c.id.in_(list(ids)))
+        with self.engine.begin() as conn:
+            return conn.execute(
+                query.values(parked=False, parked_at=None, next_attempt_at=now, attempts=0)
+            ).rowcount
+
+    def purge_failed(self) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(stack.delete().where(stack.c.parked == sa.true())).rowcount
+
+    # -- reading ---------------------------------------------------------
+
+    def records(self, *, states: Iterable[str] | None = None, limit: int | None = None,
+                order_number: str | None = None) -> list[StackRecord]:
+        query = sa.select(stack).order_by(stack.c.id)
+        if order_number is not None:
+            query = query.where(stack.c.order_number == order_number)
+        with self.engine.connect() as conn:
+            rows = [_record(r) for r in conn.execute(query)]
+        if states is not None:
+            wanted = set(states)
+            now = time.time()
+            rows = [r for r in rows if r.state(now) in wanted]
+        return rows[:limit] if limit else rows
+
+    def get(self, record_id: int) -> StackRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(stack).where(stack.c.id == record_id)).first()
+        return _record(row) if row else None
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(stack)).scalar_one())
+
+    def next_due(self) -> float | None:
+        """When the soonest unparked record becomes due (for sleeping until then)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(sa.func.coalesce(
+                    sa.func.max(stack.c.next_attempt_at, stack.c.lease_until)
+                    if not self.postgres else sa.func.greatest(stack.c.next_attempt_at, stack.c.lease_until),
+                    stack.c.next_attempt_at)))
+                .where(stack.c.parked == sa.false())
+            ).scalar()
+        return float(value) if value is not None else None
+
+    def status(self, now: float | None = None) -> StackStatus:
+        now = time.time() if now is None else now
+        s = stack.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(
+                sa.func.count(),
+                sa.func.sum(sa.case((s.parked == sa.true(), 1), else_=0)),
+                sa.func.sum(sa.case((sa.and_(s.parked == sa.false(), s.lease_until > now), 1), else_=0)),
+                sa.func.sum(sa.case((sa.and_(s.parked == sa.false(), s.attempts > 0,
+                                             s.next_attempt_at > now,
+                                             sa.or_(s.lease_until.is_(None), s.lease_until <= now)), 1),
+                                    else_=0)),
+                sa.func.min(s.created_at),
+            )).one()
+            beats = conn.execute(
+                sa.select(controllers).where(controllers.c.beat_at > now - HEARTBEAT_STALE_SECONDS)
+            ).all()
+        total, parked, in_flight, waiting = (int(x or 0) for x in row[:4])
+        return StackStatus(
+            records=total,
+            queued=total - parked - in_flight - waiting,
+            waiting=waiting,
+            in_flight=in_flight,
+            parked=parked,
+            oldest_age_seconds=(now - row[4]) if row[4] is not None else None,
+            controllers=[
+                {"id": b.id, "host": b.host, "pid": b.pid, "mode": b.mode,
+                 "beat_age_seconds": round(now - b.beat_at, 1), "delivered": b.delivered}
+                for b in beats
+            ],
+        )
+
+    # -- heartbeat ---------------------------------------------------------
+
+    def beat(self, worker: str, mode: str, delivered: int, started_at: float) -> None:
+        now = time.time()
+        values = {"host": socket.gethostname(), "pid": os.getpid(), "mode": mode,
+                  "started_at": started_at, "beat_at": now, "delivered": delivered}
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                controllers.update().where(controllers.c.id == worker).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(controllers.insert().values(id=worker, **values))
+
+    def sign_off(self, worker: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(controllers.delete().where(controllers.c.id == worker))

@@ -1,0 +1,131 @@
+"""The stack's database: tables, engine setup and migrations (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("store_id", sa.String(64), nullable=False),
+    sa.Column("order_number", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(100)),
+    sa.Column("cart_order_ref", sa.String(64), nullable=False),
+    sa.Column("email", sa.String(254)),
+    sa.Column("zip", sa.String(20)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("store_id", "order_number", name="uq_orders_store_number"),
+)
+sa.Index("ix_orders_number", orders.c.order_number)
+
+order_history = sa.Table(
+    "order_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("event", sa.String(64)),
+    sa.Column("from_status", sa.String(100)),
+    sa.Column("to_status", sa.String(100)),
+    # native | oss | none | internal | imported
+    sa.Column("route", sa.String(16), nullable=False),
+    sa.Column("destination", sa.String(64)),
+    sa.Column("idempotency_key", sa.String(36)),
+    sa.Column("reason", sa.Text),
+)
+sa.Index("ix_history_order", order_history.c.order_id, order_history.c.id)
+
+stack = sa.Table(
+    "stack",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", sa.String(36), nullable=False, unique=True),
+    sa.Column("store_id", sa.String(64), nullable=False),
+    sa.Column("order_number", sa.String(64), nullable=False),
+    sa.Column("destination", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("leased_by", sa.String(128)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("parked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("parked_at", sa.Float),
+)
+sa.Index("ix_stack_order", stack.c.store_id, stack.c.order_number, stack.c.id)
+sa.Index("ix_stack_due", stack.c.parked, stack.c.next_attempt_at)
+
+controllers = sa.Table(
+    "controllers",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("beat_at", sa.Float, nullable=False),
+    sa.Column("delivered", sa.Integer, nullable=False, server_default="0"),
+)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: a writer takes the
+    # lock at the start, so two writers never deadlock upgrading read locks.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit that returned is on disk (rule 5: fire reported it, it is queued).
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings the stack relies on."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema (Alembic, ``cartstatus/migrations``)."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("cartstatus") / "migrations"))
+    script = ScriptDirectory.from_config(cfg)
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == script.get_current_head():
+        return
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def open_database(url: str, **kwargs: Any) -> Engine:
+    engine = make_engine(url, **kwargs)
+    migrate(engine)
+    return engine
