@@ -1,0 +1,205 @@
+"""Benchmark: how fast the stack controller delivers, beside a bare httpx loop.
+
+Everything runs on this machine, in one run, against one simulator:
+
+* the Stone Edge script simulator (``cartstatus.connectors.seti.simulator``)
+  served by uvicorn in a subprocess on 127.0.0.1 (accepts unknown orders);
+* a fresh SQLite stack (WAL, synchronous=FULL) in a temporary folder, holding
+  ``--records`` (5,000) updates fired at as many orders;
+* ``deliver_per_s``: the real :class:`StackController` draining them
+  (``run(drain=True)``, default settings: batches of 200, 16 requests in flight,
+  a lease taken before sending, each record deleted only after its success
+  reply), timed from ``run`` to its return;
+* ``bare_httpx_per_s``: the *bare httpx loop*: one ``httpx.AsyncClient`` and a
+  plain sequential ``await client.post(url, data=fields)`` per request, the same
+  requests (the same form fields the connector sends for those records, built
+  with the same protocol module) to the same simulator. No database, no
+  leases, no reply parsing: only the HTTP round trips. This is the figure
+  ``delivery_ratio = deliver_per_s / bare_httpx_per_s`` is measured against.
+* ``bare_httpx_concurrent_per_s``: also shown, for honesty: the same bare
+  requests with as many in flight as the controller allows (``concurrency``,
+  16), i.e. the most the simulator can take on this machine; and
+  ``delivery_ratio_vs_concurrent`` against it.
+
+Rounds alternate the three runs so that a noisy neighbour hurts all of them;
+the figures are the medians of the rounds. Aim (issue 2): delivery ratio >= 0.8.
+
+    .venv/bin/python bench/deliver.py [--records N] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from cartstatus import StackController, StatusEngine, load_config
+from cartstatus.connectors.seti import protocol
+
+EVENTS = ("Order Shipped", "Order Cancelled")
+USER, PASSWORD, CODE = "om", "secret", "main"  # the simulator factory's defaults
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "cartstatus.connectors.seti.simulator:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+    )
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"bench: the simulator exited with status {proc.returncode}")
+        try:
+            httpx.get(f"{base}/_sim/orders", timeout=1).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit("bench: the simulator did not start within 30 s")
+
+
+def write_setup(folder: Path, url: str) -> Path:
+    path = folder / "cartstatus.yaml"
+    path.write_text(yaml.safe_dump({
+        "system": {"UseStatusUpdates": True},
+        "status_events": [
+            {"event": "Order Shipped", "order_status": "Shipped", "notify_cart": True},
+            {"event": "Order Cancelled", "order_status": "Cancelled", "notify_cart": True},
+        ],
+        "stores": [{"id": "main", "cart": "seti",
+                    "connector": {"url": url, "user": USER, "password": PASSWORD, "code": CODE}}],
+        "stack": {"url": "sqlite:///stack.db"},
+    }, sort_keys=False))
+    return path
+
+
+def received_count(base: str) -> int:
+    return len(httpx.get(f"{base}/_sim/received", timeout=30).json())
+
+
+async def bare_sequential(url: str, requests: list[dict[str, str]]) -> float:
+    """The bare httpx loop: one client, one request after the other."""
+    async with httpx.AsyncClient() as client:
+        start = time.perf_counter()
+        for fields in requests:
+            response = await client.post(url, data=fields)
+            if response.status_code != 200:
+                raise SystemExit(f"bench: HTTP {response.status_code} from the simulator")
+        return len(requests) / (time.perf_counter() - start)
+
+
+async def bare_concurrent(url: str, requests: list[dict[str, str]], concurrency: int) -> float:
+    """The same requests with ``concurrency`` in flight (the controller's limit)."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)  # as Connector.client
+    async with httpx.AsyncClient(limits=limits) as client:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def post(fields: dict[str, str]) -> None:
+            async with gate:
+                response = await client.post(url, data=fields)
+            if response.status_code != 200:
+                raise SystemExit(f"bench: HTTP {response.status_code} from the simulator")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(post(f) for f in requests))
+        return len(requests) / (time.perf_counter() - start)
+
+
+async def controller_drain(engine: StatusEngine, expected: int) -> float:
+    controller = StackController(engine.config, engine.stack)
+    start = time.perf_counter()
+    stats = await controller.run(drain=True)
+    elapsed = time.perf_counter() - start
+    if stats.delivered != expected or engine.stack.count() != 0:
+        raise SystemExit(f"bench: delivered {stats.delivered} of {expected}; "
+                         f"{engine.stack.count()} left on the stack ({stats})")
+    return expected / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=5000, help="updates per run (default 5000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three runs (default 3)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="cartstatus-bench-") as tmp:
+        folder = Path(tmp)
+        os.chdir(folder)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        url = f"{base}/seom.php"
+        sim = start_simulator(port)
+        try:
+            wait_ready(base, sim)
+            engine = StatusEngine(load_config(write_setup(folder, url)))
+            concurrency = engine.config.controller.concurrency
+            print(f"bench: simulator pid {sim.pid} on {base}; fresh stack in {folder}; cpus={os.cpu_count()}, "
+                  f"load average {os.getloadavg()[0]:.2f}; controller concurrency {concurrency}, "
+                  f"batch {engine.config.controller.batch_size}", flush=True)
+            numbers = [f"D{i:06d}" for i in range(args.records)]
+            engine.upsert_orders([{"order_number": n, "store": "main", "status": "New", "cart_order_ref": f"C{n}",
+                                   "email": f"shopper{n}@example.com", "zip": "12345"} for n in numbers])
+            # Warm both sides up (imports, first connections) outside the timings.
+            asyncio.run(bare_sequential(url, [protocol.base_fields("sendversion", USER, PASSWORD, CODE)] * 50))
+
+            delivered, sequential, concurrent = [], [], []
+            for round_no in range(args.rounds):
+                engine.fire(EVENTS[round_no % 2], numbers)
+                # The very requests the connector will send for these records.
+                requests = [{**protocol.base_fields("updatestatus", USER, PASSWORD, CODE),
+                             **protocol.update_fields(r.update)} for r in engine.stack.records()]
+                before = received_count(base)
+
+                sequential.append(asyncio.run(bare_sequential(url, requests)))
+                print(f"round {round_no + 1}: bare httpx loop (sequential): {sequential[-1]:,.0f} requests/s",
+                      flush=True)
+                delivered.append(asyncio.run(controller_drain(engine, len(requests))))
+                print(f"round {round_no + 1}: stack controller drain: {delivered[-1]:,.0f} updates/s", flush=True)
+                concurrent.append(asyncio.run(bare_concurrent(url, requests, concurrency)))
+                print(f"round {round_no + 1}: bare httpx ({concurrency} in flight): {concurrent[-1]:,.0f} requests/s",
+                      flush=True)
+
+                got = received_count(base) - before
+                if got != 3 * len(requests):
+                    raise SystemExit(f"bench: the simulator accepted {got} updates, expected {3 * len(requests)}")
+            engine.db.dispose()
+        finally:
+            sim.terminate()
+            try:
+                sim.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+
+    deliver = statistics.median(delivered)
+    bare = statistics.median(sequential)
+    bare_conc = statistics.median(concurrent)
+    print(f"deliver range: {min(delivered):,.0f} .. {max(delivered):,.0f} updates/s; "
+          f"ratio range {min(d / s for d, s in zip(delivered, sequential, strict=True)):.2f} .. "
+          f"{max(d / s for d, s in zip(delivered, sequential, strict=True)):.2f}")
+    print(f"deliver_per_s = {deliver:.0f}")
+    print(f"bare_httpx_per_s = {bare:.0f}")
+    print(f"delivery_ratio = {deliver / bare:.2f}")
+    print(f"bare_httpx_concurrent_per_s = {bare_conc:.0f}")
+    print(f"delivery_ratio_vs_concurrent = {deliver / bare_conc:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
