@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
@@ -54,9 +54,16 @@ class StatusUpdate:
     zip: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tracking"] = [asdict(t) for t in self.tracking]
-        return data
+        # Spelled out rather than dataclasses.asdict (which deep-copies every
+        # field): this runs once per update on the enqueue hot path.
+        return {
+            "idempotency_key": self.idempotency_key, "store_id": self.store_id,
+            "order_number": self.order_number, "cart_order_ref": self.cart_order_ref, "status": self.status,
+            "cart_status": self.cart_status, "previous_status": self.previous_status, "event": self.event,
+            "occurred_at": self.occurred_at,
+            "tracking": [{"carrier": t.carrier, "number": t.number, "ship_date": t.ship_date} for t in self.tracking],
+            "note": self.note, "email": self.email, "zip": self.zip,
+        }
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> StatusUpdate:

@@ -10,17 +10,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import ClauseElement
 
-from .config import Config, Problem
+from .config import Config, Problem, Store
 from .connector import StatusUpdate, Tracking
 from .events import match_event
+from .plugins import pm
 from .routing import Route, route_for_store
-from .stack import Stack, new_key, record_row
-from .storage import open_database, order_history, orders, stack
+from .stack import Stack, new_keys, payload_row
+from .storage import open_database, order_history, orders, prepared, stack, transaction
 
 CSV_HEADER = ["order_number", "store", "status", "cart_order_ref", "email", "zip"]
 _CHUNK = 500
@@ -63,6 +65,40 @@ class FireResult:
         return asdict(self)
 
 
+class _Order(NamedTuple):
+    id: int
+    store_id: str
+    order_number: str
+    status: str | None
+    cart_order_ref: str
+    email: str | None
+    zip: str | None
+
+
+_ORDER_COLUMNS = (orders.c.id, orders.c.store_id, orders.c.order_number, orders.c.status,
+                  orders.c.cart_order_ref, orders.c.email, orders.c.zip)
+_HISTORY_COLUMNS = ("order_id", "at", "event", "from_status", "to_status", "route", "destination",
+                    "idempotency_key", "reason")
+
+
+def _locate_query(size: int, by_store: bool) -> ClauseElement:
+    """Orders by ``size`` numbers (``n0``..), in one store (``store``) or all."""
+    query = sa.select(*_ORDER_COLUMNS).where(orders.c.order_number.in_([sa.bindparam(f"n{i}")
+                                                                         for i in range(size)]))
+    if by_store:
+        query = query.where(orders.c.store_id == sa.bindparam("store"))
+    return query
+
+
+def _label_update() -> ClauseElement:
+    return orders.update().where(orders.c.id == sa.bindparam("oid")).values(
+        status=sa.bindparam("status"), updated_at=sa.bindparam("at"))
+
+
+def _history_insert() -> ClauseElement:
+    return order_history.insert().values({c: sa.bindparam(c) for c in _HISTORY_COLUMNS})
+
+
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -82,6 +118,7 @@ class StatusEngine:
         self.stack = Stack(self.db)
         self.on_enqueue = on_enqueue
         self.today = today
+        self._routes: dict[tuple[int, dt.date], tuple[Store, tuple[Any, ...], Route]] = {}
 
     # -- orders ------------------------------------------------------------
 
@@ -214,6 +251,40 @@ class StatusEngine:
             out[number] = rows[0]
         return out
 
+    def _locate_raw(self, cur: Any, numbers: Sequence[str], store: str | None) -> dict[str, _Order]:
+        """:meth:`_locate` on the DB-API cursor of a :func:`~cartstatus.storage.transaction`."""
+        by_number: dict[str, list[_Order]] = {}
+        unique = sorted(set(numbers))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i:i + _CHUNK]
+            size = len(chunk)
+            query = prepared(self.db, f"orders.locate.{size}.{store is not None}",
+                             lambda size=size: _locate_query(size, store is not None))  # type: ignore[misc]
+            values: dict[str, Any] = {f"n{j}": n for j, n in enumerate(chunk)}
+            if store is not None:
+                values["store"] = store
+            for row in query.execute(cur, values).fetchall():
+                order = _Order._make(row)
+                by_number.setdefault(order.order_number, []).append(order)
+        out = {}
+        for number, rows in by_number.items():
+            if len(rows) > 1:
+                stores = ", ".join(sorted(r.store_id for r in rows))
+                raise OrderError(f"order {number} is in several stores ({stores}); pass --store")
+            out[number] = rows[0]
+        return out
+
+    def _route(self, store: Store, today: dt.date) -> Route:
+        """route_for_store, remembered until the store, the day or the registered connectors change."""
+        impls = tuple(pm.hook.register_connectors.get_hookimpls())
+        cached = self._routes.get((id(store), today))
+        if cached is not None and cached[0] is store and cached[1] == impls:
+            return cached[2]
+        route = route_for_store(store, today)
+        # Loading plugins (first call) changes the hook's implementations: key on the result.
+        self._routes[(id(store), today)] = (store, tuple(pm.hook.register_connectors.get_hookimpls()), route)
+        return route
+
     # -- firing ------------------------------------------------------------
 
     def fire_event(self, order: str, event: str, *, tracking: Sequence[Tracking | str] = (),
@@ -252,9 +323,17 @@ class StatusEngine:
         results: list[FireResult] = []
         label_updates, history, records = [], [], []
         routes: dict[str, Route] = {}
+        # Per store, the payload every update of this call shares (built by
+        # StatusUpdate itself); each order fills in only its own fields.
+        templates: dict[str, dict[str, Any]] = {}
+        keys = iter(new_keys(len(order_numbers)) if definition.notify_cart else ())
+        internal = f"{known!r} does not have Notify Cart checked: internal only (rule 3)"
+        unchanged = f"label is already {label!r}: nothing changed, nothing queued (rule 4)"
         today = self.today()
-        with self.db.begin() as conn:
-            found = self._locate(conn, order_numbers, store)
+        # One durable transaction on the DB-API cursor: the hot path of every
+        # event fired (see storage.Prepared for why not conn.execute).
+        with transaction(self.db) as cur:
+            found = self._locate_raw(cur, order_numbers, store)
             current: dict[int, str | None] = {}
             for done, number in enumerate(order_numbers, 1):
                 row = found.get(number)
@@ -265,41 +344,42 @@ class StatusEngine:
                 before = current.get(row.id, row.status)
                 if before == label:
                     results.append(FireResult(number, row.store_id, False, before, label, "unchanged", None, None,
-                                              f"label is already {label!r}: nothing changed, nothing queued (rule 4)"))
+                                              unchanged))
                     continue
                 current[row.id] = label
                 label_updates.append({"oid": row.id, "status": label, "at": now})
                 key = None
                 destination = None
                 if not definition.notify_cart:
-                    kind, reason = "internal", f"{known!r} does not have Notify Cart checked: internal only (rule 3)"
+                    kind, reason = "internal", internal
                 else:
                     st = cfg.stores.get(row.store_id)
                     if st is None:
                         kind, reason = "none", f"store {row.store_id!r} is not in the setup file: nothing queued"
                     else:
-                        route = routes.get(st.id) or routes.setdefault(st.id, route_for_store(st, today))
+                        route = routes.get(st.id) or routes.setdefault(st.id, self._route(st, today))
                         kind, reason, destination = route.kind, route.reason, route.connector
                         if route.kind != "none":
-                            key = new_key()
-                            update = StatusUpdate(
-                                idempotency_key=key, store_id=st.id, order_number=number,
-                                cart_order_ref=row.cart_order_ref, status=label,
-                                cart_status=st.cart_status(label), previous_status=before, event=known,
-                                occurred_at=occurred, tracking=tracks, note=note, email=row.email, zip=row.zip)
-                            records.append(record_row(update, route.connector or "", now))
+                            key = next(keys)
+                            template = templates.get(st.id)
+                            if template is None:
+                                template = templates[st.id] = StatusUpdate(
+                                    idempotency_key="", store_id=st.id, order_number="", cart_order_ref="",
+                                    status=label, cart_status=st.cart_status(label), previous_status=None,
+                                    event=known, occurred_at=occurred, tracking=tracks, note=note).to_payload()
+                            payload = {**template, "idempotency_key": key, "order_number": number,
+                                       "cart_order_ref": row.cart_order_ref, "previous_status": before,
+                                       "email": row.email, "zip": row.zip}
+                            records.append(payload_row(payload, route.connector or "", now))
                 history.append({"order_id": row.id, "at": now, "event": known, "from_status": before,
                                 "to_status": label, "route": kind, "destination": destination,
                                 "idempotency_key": key, "reason": reason})
                 results.append(FireResult(number, row.store_id, True, before, label, kind, destination, key, reason))
                 if progress is not None and done % 1000 == 0:
                     progress(done)
-            if label_updates:
-                conn.execute(orders.update().where(orders.c.id == sa.bindparam("oid")).values(
-                    status=sa.bindparam("status"), updated_at=sa.bindparam("at")), label_updates)
-            if history:
-                conn.execute(order_history.insert(), history)
-            Stack.enqueue(conn, records)
+            prepared(self.db, "orders.label", _label_update).executemany(cur, label_updates)
+            prepared(self.db, "history.insert", _history_insert).executemany(cur, history)
+            self.stack.enqueue_raw(cur, records)
         if records and self.on_enqueue is not None:
             self.on_enqueue()
         return results

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 metadata = sa.MetaData()
 
@@ -129,3 +133,85 @@ def open_database(url: str, **kwargs: Any) -> Engine:
     engine = make_engine(url, **kwargs)
     migrate(engine)
     return engine
+
+
+# -- the hot paths ---------------------------------------------------------
+#
+# fire, claim and settle run thousands of times a second. SQLAlchemy's
+# per-execute work (cache key, parameter processing, result wrapping,
+# transaction events) costs more than SQLite itself there, so these paths
+# compile their Core statements once per dialect and run them straight on the
+# DB-API cursor, inside a transaction opened exactly as the engine's would be.
+
+
+class Prepared:
+    """A Core statement compiled once for a dialect, executed on a DB-API cursor.
+
+    Only for statements whose columns need no bind or result processing
+    (integers, floats, strings, booleans) and without expanding ``IN`` lists.
+    """
+
+    __slots__ = ("fixed", "names", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise ValueError("a prepared statement cannot have expanding parameters")
+        self.sql = str(compiled)
+        positions = compiled.positiontup
+        self.names: tuple[str, ...] | None = tuple(positions) if positions else None
+        # Values bound in the statement itself (``where(col == 5)``, ``values(x=None)``).
+        self.fixed = {name: bind.effective_value for bind, name in compiled.bind_names.items()
+                      if not bind.required}
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        if self.fixed:
+            values = {**self.fixed, **values}
+        if self.names is None:  # a named paramstyle (psycopg)
+            return values
+        return tuple([values[name] for name in self.names])
+
+    def execute(self, cursor: Any, values: Mapping[str, Any] | None = None) -> Any:
+        cursor.execute(self.sql, self.params(values or {}))
+        return cursor
+
+    def executemany(self, cursor: Any, rows: Iterable[Mapping[str, Any]]) -> None:
+        params = [self.params(r) for r in rows]
+        if params:
+            cursor.executemany(self.sql, params)
+
+
+_prepared: dict[tuple[str, str, str], Prepared] = {}
+
+
+def prepared(engine: Engine, name: str, build: Callable[[], ClauseElement]) -> Prepared:
+    """The statement ``build()`` compiled for ``engine``'s dialect, compiled only once."""
+    key = (engine.dialect.name, engine.dialect.driver, name)
+    statement = _prepared.get(key)
+    if statement is None:
+        statement = _prepared[key] = Prepared(build(), engine.dialect)
+    return statement
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Any]:
+    """A DB-API cursor in one transaction: committed when the block ends, else rolled back.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE``, like the engine's
+    own (see :func:`_sqlite_begin`); the commit is durable (synchronous=FULL).
+    """
+    conn = engine.raw_connection()
+    try:
+        cursor = conn.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        cursor.close()
+    finally:
+        conn.close()  # back to the pool (which rolls back anything left open)
