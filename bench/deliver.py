@@ -17,8 +17,9 @@ Everything runs on this machine, in one run, against one simulator:
   leases, no reply parsing: only the HTTP round trips. This is the figure
   ``delivery_ratio = deliver_per_s / bare_httpx_per_s`` is measured against.
 * ``bare_httpx_concurrent_per_s``: also shown, for honesty: the same bare
-  requests with as many in flight as the controller allows (``concurrency``,
-  16), i.e. the most the simulator can take on this machine; and
+  requests with as many in flight as the controller keeps to this store
+  (``min(concurrency, SetiConnector.max_in_flight)``, 4), since the controller
+  overlaps requests and a sequential loop does not; and
   ``delivery_ratio_vs_concurrent`` against it.
 
 Rounds alternate the three runs so that a noisy neighbour hurts all of them;
@@ -43,7 +44,7 @@ from pathlib import Path
 import httpx
 import yaml
 from cartstatus import StackController, StatusEngine, load_config
-from cartstatus.connectors.seti import protocol
+from cartstatus.connectors.seti import SetiConnector, protocol
 
 EVENTS = ("Order Shipped", "Order Cancelled")
 USER, PASSWORD, CODE = "om", "secret", "main"  # the simulator factory's defaults
@@ -75,9 +76,11 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("bench: the simulator did not start within 30 s")
 
 
-def write_setup(folder: Path, url: str) -> Path:
+def write_setup(folder: Path, url: str, concurrency: int | None = None) -> Path:
     path = folder / "cartstatus.yaml"
+    controller = {"concurrency": concurrency} if concurrency else {}
     path.write_text(yaml.safe_dump({
+        "controller": controller,
         "system": {"UseStatusUpdates": True},
         "status_events": [
             {"event": "Order Shipped", "order_status": "Shipped", "notify_cart": True},
@@ -137,6 +140,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=5000, help="updates per run (default 5000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the three runs (default 3)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="the controller's concurrency setting (default: the setup file's default)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="cartstatus-bench-") as tmp:
@@ -148,10 +153,13 @@ def main() -> int:
         sim = start_simulator(port)
         try:
             wait_ready(base, sim)
-            engine = StatusEngine(load_config(write_setup(folder, url)))
-            concurrency = engine.config.controller.concurrency
+            engine = StatusEngine(load_config(write_setup(folder, url, args.concurrency)))
+            # What the controller keeps in flight to this one store.
+            concurrency = min(engine.config.controller.concurrency,
+                              SetiConnector.max_in_flight or engine.config.controller.concurrency)
             print(f"bench: simulator pid {sim.pid} on {base}; fresh stack in {folder}; cpus={os.cpu_count()}, "
-                  f"load average {os.getloadavg()[0]:.2f}; controller concurrency {concurrency}, "
+                  f"load average {os.getloadavg()[0]:.2f}; controller concurrency "
+                  f"{engine.config.controller.concurrency}, {concurrency} in flight to the store, "
                   f"batch {engine.config.controller.batch_size}", flush=True)
             numbers = [f"D{i:06d}" for i in range(args.records)]
             engine.upsert_orders([{"order_number": n, "store": "main", "status": "New", "cart_order_ref": f"C{n}",
@@ -167,14 +175,23 @@ def main() -> int:
                              **protocol.update_fields(r.update)} for r in engine.stack.records()]
                 before = received_count(base)
 
+                # Client CPU per request beside each rate (this process, the database
+                # thread included): the rates also depend on the neighbours' load.
+                cpu = time.process_time()
                 sequential.append(asyncio.run(bare_sequential(url, requests)))
-                print(f"round {round_no + 1}: bare httpx loop (sequential): {sequential[-1]:,.0f} requests/s",
-                      flush=True)
+                cpu_seq = (time.process_time() - cpu) / len(requests) * 1e6
+                print(f"round {round_no + 1}: bare httpx loop (sequential): {sequential[-1]:,.0f} requests/s "
+                      f"({cpu_seq:.0f} us client CPU each; load average {os.getloadavg()[0]:.2f})", flush=True)
+                cpu = time.process_time()
                 delivered.append(asyncio.run(controller_drain(engine, len(requests))))
-                print(f"round {round_no + 1}: stack controller drain: {delivered[-1]:,.0f} updates/s", flush=True)
+                cpu_ctl = (time.process_time() - cpu) / len(requests) * 1e6
+                print(f"round {round_no + 1}: stack controller drain: {delivered[-1]:,.0f} updates/s "
+                      f"({cpu_ctl:.0f} us client CPU each)", flush=True)
+                cpu = time.process_time()
                 concurrent.append(asyncio.run(bare_concurrent(url, requests, concurrency)))
-                print(f"round {round_no + 1}: bare httpx ({concurrency} in flight): {concurrent[-1]:,.0f} requests/s",
-                      flush=True)
+                cpu_conc = (time.process_time() - cpu) / len(requests) * 1e6
+                print(f"round {round_no + 1}: bare httpx ({concurrency} in flight): {concurrent[-1]:,.0f} requests/s "
+                      f"({cpu_conc:.0f} us client CPU each)", flush=True)
 
                 got = received_count(base) - before
                 if got != 3 * len(requests):

@@ -112,6 +112,9 @@ class Connector:
     supports_batch: ClassVar[bool] = False
     #: Seconds before a request is given up as timed out.
     timeout: ClassVar[float] = 30.0
+    #: The most requests the stack controller keeps in flight to one store at
+    #: once; None leaves it to the controller's ``concurrency``.
+    max_in_flight: ClassVar[int | None] = None
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -106,6 +107,14 @@ class StackController:
             settings = store.connector
         return cls(settings, transport=self.transport)
 
+    def _cap(self, record: StackRecord) -> int:
+        """Requests in flight allowed to the record's store and destination."""
+        try:
+            cap = getattr(self.connector_for(record), "max_in_flight", None)
+        except LookupError:
+            cap = None  # the send fails at once with the reason
+        return min(cap or self.settings.concurrency, self.settings.concurrency)
+
     def connector_for(self, record: StackRecord) -> Connector:
         key = (record.store_id, record.destination)
         if key not in self._connectors:
@@ -156,91 +165,189 @@ class StackController:
 
     # -- sending -----------------------------------------------------------
 
-    async def _send(self, record: StackRecord, limit: asyncio.Semaphore) -> Outcome:
-        async with limit:
-            try:
-                connector = self.connector_for(record)
-            except LookupError as exc:
-                return Failed(str(exc))
-            try:
-                return await connector.send(record.update)
-            except httpx.HTTPError as exc:
-                return RetryLater(f"{type(exc).__name__}: {exc}")
-            except Exception as exc:  # a connector bug must not kill the controller
-                log.exception("connector %s raised", record.destination)
-                return RetryLater(f"connector {record.destination} raised {type(exc).__name__}: {exc}")
+    async def _send(self, record: StackRecord) -> Outcome:
+        try:
+            connector = self.connector_for(record)
+        except LookupError as exc:
+            return Failed(str(exc))
+        try:
+            return await connector.send(record.update)
+        except httpx.HTTPError as exc:
+            return RetryLater(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a connector bug must not kill the controller
+            log.exception("connector %s raised", record.destination)
+            return RetryLater(f"connector {record.destination} raised {type(exc).__name__}: {exc}")
 
-    async def _process(self, batch: list[StackRecord]) -> None:
-        limit = asyncio.Semaphore(self.settings.concurrency)
-        outcomes = await asyncio.gather(*(self._send(r, limit) for r in batch))
+    def _settle(self, done: list[tuple[StackRecord, Outcome]]) -> list[tuple[StackRecord, str]]:
+        """Settle sent records in one transaction (runs in the database thread)."""
         now = time.time()
         delete: list[int] = []
         reschedule: list[tuple[int, float, str]] = []
-        park: list[tuple[int, str]] = []
-        for record, outcome in zip(batch, outcomes, strict=True):
+        park: list[tuple[StackRecord, str]] = []
+        for record, outcome in done:
             if isinstance(outcome, SUCCESS):
                 delete.append(record.id)
             elif isinstance(outcome, RetryLater):
                 if self.settings.max_attempts and record.attempts >= self.settings.max_attempts:
-                    park.append((record.id, f"gave up after {record.attempts} attempts: {outcome.reason}"))
+                    park.append((record, f"gave up after {record.attempts} attempts: {outcome.reason}"))
                 else:
                     delay = backoff_delay(record.attempts, self.settings, outcome.delay, self.rng)
                     reschedule.append((record.id, now + delay, outcome.reason))
             else:
-                park.append((record.id, outcome.reason))
-        await self._db_call(self.stack.settle, delete, reschedule, park, now)
+                park.append((record, outcome.reason))
+        self.stack.settle(delete, reschedule, [(r.id, reason) for r, reason in park], now)
         self.stats.delivered += len(delete)
         self.stats.rescheduled += len(reschedule)
         self.stats.parked += len(park)
-        by_id = {r.id: r for r in batch}
-        for record, outcome in zip(batch, outcomes, strict=True):
+        return park
+
+    def _after_settle(self, done: list[tuple[StackRecord, Outcome]], parked: list[tuple[StackRecord, str]]) -> None:
+        for record, outcome in done:
             if isinstance(outcome, SUCCESS):
                 pm.hook.update_delivered(record=record, outcome=outcome)
-        for rid, reason in park:
-            log.warning("parked record %s (order %s): %s", rid, by_id[rid].order_number, reason)
-            pm.hook.update_parked(record=by_id[rid], reason=reason)
+        for record, reason in parked:
+            log.warning("parked record %s (order %s): %s", record.id, record.order_number, reason)
+            pm.hook.update_parked(record=record, reason=reason)
 
     # -- the loop ----------------------------------------------------------
 
     async def run(self, *, drain: bool = False,
                   progress: Callable[[ControllerStats, int], None] | None = None) -> ControllerStats:
-        """Run until :meth:`stop` (or, with ``drain``, until nothing but parked records remain)."""
+        """Run until :meth:`stop` (or, with ``drain``, until nothing but parked records remain).
+
+        A pipeline rather than batch by batch: up to ``concurrency`` requests are
+        in flight at all times; the next batch is claimed (leased, committed)
+        while the current one is still being sent; outcomes are settled in one
+        transaction for whatever finished while the previous settle ran. The
+        guarantees are the database's, not the timing's: a record is sent only
+        under a committed lease, deleted only after its success reply, and a
+        later record of an order cannot be claimed while an earlier one is on
+        the stack (in flight and awaiting settlement included).
+        """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = False
         started = time.time()
         watcher = asyncio.create_task(self._watch())
+        settings = self.settings
+        # Claim the next batch once fewer than this many claimed records wait to be sent.
+        low_water = max(settings.concurrency, settings.batch_size // 2)
+        # Never start a send this close to the end of its lease (another controller may take it then).
+        lease_margin = min(5.0, settings.lease_seconds / 4)
+        # Claimed records waiting to be sent, by (store, destination): each
+        # connector has its own cap on requests in flight (Connector.max_in_flight).
+        pending: dict[tuple[str, str], collections.deque[StackRecord]] = {}
+        waiting_count = 0
+        in_flight: dict[tuple[str, str], int] = {}
+        sending: dict[asyncio.Task[Outcome], StackRecord] = {}
+        done: list[tuple[StackRecord, Outcome]] = []
+        claiming: asyncio.Future[list[StackRecord]] | None = None
+        settling: asyncio.Future[list[tuple[StackRecord, str]]] | None = None
+        settled: list[tuple[StackRecord, Outcome]] = []
+        more = True  # whether a claim may find something (false after a short claim until woken)
+        waker: asyncio.Task[bool] | None = None
         last_beat = 0.0
+        last_progress = 0.0
         try:
-            while not self._stopping:
+            while True:
                 if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
                     await self._db_call(self.stack.beat, self.worker_id, self.mode, self.stats.delivered, started)
                     last_beat = time.monotonic()
-                self._wake.clear()
-                batch = await self._db_call(self.stack.claim, self.worker_id, self.settings.batch_size,
-                                            self.settings.lease_seconds)
-                if batch:
-                    await self._process(batch)
-                    if progress is not None:
-                        progress(self.stats, await self._db_call(self._unparked))
-                    continue
-                next_due = await self._db_call(self.stack.next_due)
-                if drain and next_due is None:
+                if self._wake.is_set():
+                    self._wake.clear()
+                    more = True
+                if self._stopping and not sending and claiming is None and settling is None and not done:
                     break
-                timeout = HEARTBEAT_SECONDS
-                if next_due is not None:
-                    timeout = max(0.005, min(HEARTBEAT_SECONDS, next_due - time.time()))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                # 1. Claim ahead, while the window still has records to send.
+                if claiming is None and more and not self._stopping and waiting_count < low_water:
+                    claiming = self._loop.run_in_executor(
+                        self._db, self.stack.claim, self.worker_id, settings.batch_size, settings.lease_seconds)
+                # 2. Keep the window full.
+                now = time.time()
+                for key, queue in pending.items():
+                    if self._stopping:
+                        break
+                    cap = self._cap(queue[0]) if queue else 0
+                    while queue and len(sending) < settings.concurrency and in_flight.get(key, 0) < cap:
+                        record = queue.popleft()
+                        waiting_count -= 1
+                        if record.lease_until is not None and record.lease_until - now < lease_margin:
+                            continue  # left to expire and be claimed again; never sent without a lease
+                        sending[asyncio.ensure_future(self._send(record))] = record
+                        in_flight[key] = in_flight.get(key, 0) + 1
+                # 3. Settle whatever finished, in one transaction.
+                if settling is None and done:
+                    settled, done = done, []
+                    settling = self._loop.run_in_executor(self._db, self._settle, settled)
+                # 4. Idle: drained, or asleep until the next record is due or new ones arrive.
+                if not sending and claiming is None and settling is None and not waiting_count and not done:
+                    if self._stopping:
+                        break
+                    next_due = await self._db_call(self.stack.next_due)
+                    if drain and next_due is None:
+                        break
+                    timeout = HEARTBEAT_SECONDS
+                    if next_due is not None:
+                        timeout = max(0.005, min(HEARTBEAT_SECONDS, next_due - time.time()))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    more = True
+                    continue
+                # 5. Wait for the next thing to happen.
+                if waker is None or waker.done():
+                    waker = asyncio.ensure_future(self._wake.wait())
+                waiting: set[asyncio.Future[Any]] = {*sending, waker}
+                if claiming is not None:
+                    waiting.add(claiming)
+                if settling is not None:
+                    waiting.add(settling)
+                await asyncio.wait(waiting, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in sending if t.done()]:
+                    record = sending.pop(task)
+                    in_flight[(record.store_id, record.destination)] -= 1
+                    done.append((record, task.result()))
+                if claiming is not None and claiming.done():
+                    batch = claiming.result()
+                    claiming = None
+                    for record in batch:
+                        pending.setdefault((record.store_id, record.destination), collections.deque()).append(record)
+                    waiting_count += len(batch)
+                    more = len(batch) >= settings.batch_size
+                if settling is not None and settling.done():
+                    parked = settling.result()
+                    settling = None
+                    self._after_settle(settled, parked)
+                    settled = []
+                    more = True  # deletes unblock the next record of those orders
+                    if progress is not None and time.monotonic() - last_progress >= 0.2:
+                        last_progress = time.monotonic()
+                        progress(self.stats, await self._db_call(self._unparked))
         finally:
             self._stopping = True
+            for send in sending:  # interrupted: these stay leased and go again after the lease
+                send.cancel()
+            if waker is not None:
+                waker.cancel()
+            # The database calls run on in their thread whatever happens here: wait for them.
+            unsent = [r.id for queue in pending.values() for r in queue]
+            with contextlib.suppress(Exception):
+                if claiming is not None:
+                    unsent.extend(r.id for r in await claiming)
+            with contextlib.suppress(Exception):
+                if settling is not None:
+                    self._after_settle(settled, await settling)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
             for connector in self._connectors.values():
                 await connector.aclose()
             self._connectors.clear()
+            if unsent:  # claimed but never sent: give them back at once rather than at lease expiry
+                with contextlib.suppress(Exception):
+                    await self._db_call(self.stack.release, unsent, self.worker_id)
             await self._db_call(self.stack.sign_off, self.worker_id)
+        if progress is not None:
+            progress(self.stats, await self._db_call(self._unparked))
         return self.stats
 
     def _unparked(self) -> int:

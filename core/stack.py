@@ -189,7 +189,10 @@ def _claim_select(postgres: bool) -> ClauseElement:
             sa.or_(stack.c.lease_until.is_(None), stack.c.lease_until < now),
             ~blocked,
         )
-        .order_by(stack.c.id)
+        # The order of the ix_stack_due index (parked, next_attempt_at, id): the
+        # scan stops after ``lim`` rows instead of sorting every due record.
+        # Order within an order is kept by ``blocked``, not by this.
+        .order_by(stack.c.next_attempt_at, stack.c.id)
         .limit(sa.bindparam("lim", type_=sa.Integer))
     )
     if postgres:
@@ -201,6 +204,11 @@ def _claim_lease() -> ClauseElement:
     return (stack.update().where(stack.c.id == sa.bindparam("rid"))
             .values(lease_until=sa.bindparam("until"), leased_by=sa.bindparam("worker"),
                     attempts=stack.c.attempts + 1))
+
+
+def _release() -> ClauseElement:
+    return (stack.update().where(stack.c.id == sa.bindparam("rid"), stack.c.leased_by == sa.bindparam("worker"))
+            .values(lease_until=sa.null(), leased_by=sa.null(), attempts=stack.c.attempts - 1))
 
 
 def _delete() -> ClauseElement:
@@ -284,6 +292,11 @@ class Stack:
                 cur, [{"rid": i, "at": at, "err": err} for i, at, err in reschedule])
             self._prepared("stack.park", _park).executemany(
                 cur, [{"rid": i, "err": err, "now": now} for i, err in park])
+
+    def release(self, ids: Iterable[int], worker: str) -> None:
+        """Give back records ``worker`` claimed but never sent (the attempt is not counted)."""
+        with transaction(self.engine) as cur:
+            self._prepared("stack.release", _release).executemany(cur, [{"rid": i, "worker": worker} for i in ids])
 
     def retry(self, ids: Sequence[int] | None = None, now: float | None = None) -> int:
         """Put parked records (these, or all) back in the queue; returns how many."""

@@ -101,6 +101,10 @@ def _sqlite_begin(conn: Any) -> None:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the settings the stack relies on."""
     if url.startswith("sqlite"):
+        if sa.engine.make_url(url).database not in (None, "", ":memory:"):
+            # Reuse the most recently returned connection: its page cache is
+            # still valid (WAL), where a cold one re-reads every page it touches.
+            kwargs.setdefault("pool_use_lifo", True)
         engine = sa.create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
