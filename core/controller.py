@@ -31,6 +31,9 @@ log = logging.getLogger("cartstatus.controller")
 T = TypeVar("T")
 
 HEARTBEAT_SECONDS = HEARTBEAT_STALE_SECONDS / 3
+#: Outcomes are settled (one transaction, one fsync) at most this often while
+#: the window is busy; at once when nothing else is left to send.
+SETTLE_SECONDS = 0.05
 #: How often the stack is checked for records written by other processes.
 WATCH_SECONDS = 0.1
 
@@ -85,6 +88,7 @@ class StackController:
         self._connectors: dict[tuple[str, str], Connector] = {}
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartstatus-stack")
         self._wake: asyncio.Event | None = None
+        self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -125,8 +129,14 @@ class StackController:
 
     def wake(self) -> None:
         """Tell the controller new records are on the stack (safe from any thread)."""
-        if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+        if self._changed is not None:
+            self._changed.set()
 
     def stop(self) -> None:
         self._stopping = True
@@ -158,8 +168,7 @@ class StackController:
                 marker = await self._db_call(self._change_marker, conn)
                 if marker != last:
                     last = marker
-                    assert self._wake is not None
-                    self._wake.set()
+                    self._woken()
         finally:
             await self._db_call(conn.close)
 
@@ -202,9 +211,10 @@ class StackController:
         return park
 
     def _after_settle(self, done: list[tuple[StackRecord, Outcome]], parked: list[tuple[StackRecord, str]]) -> None:
-        for record, outcome in done:
-            if isinstance(outcome, SUCCESS):
-                pm.hook.update_delivered(record=record, outcome=outcome)
+        if pm.hook.update_delivered.get_hookimpls():  # no call per record when no plugin listens
+            for record, outcome in done:
+                if isinstance(outcome, SUCCESS):
+                    pm.hook.update_delivered(record=record, outcome=outcome)
         for record, reason in parked:
             log.warning("parked record %s (order %s): %s", record.id, record.order_number, reason)
             pm.hook.update_parked(record=record, reason=reason)
@@ -226,12 +236,17 @@ class StackController:
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        # Set whenever something the loop waits for happens: a send, the claim or
+        # the settle finished, or new records arrived. One event rather than
+        # asyncio.wait() over every task: that costs a callback per task per turn.
+        changed = self._changed = asyncio.Event()
         self._stopping = False
         started = time.time()
         watcher = asyncio.create_task(self._watch())
         settings = self.settings
         # Claim the next batch once fewer than this many claimed records wait to be sent.
         low_water = max(settings.concurrency, settings.batch_size // 2)
+        settle_batch = max(1, settings.batch_size // 4)
         # Never start a send this close to the end of its lease (another controller may take it then).
         lease_margin = min(5.0, settings.lease_seconds / 4)
         # Claimed records waiting to be sent, by (store, destination): each
@@ -239,15 +254,28 @@ class StackController:
         pending: dict[tuple[str, str], collections.deque[StackRecord]] = {}
         waiting_count = 0
         in_flight: dict[tuple[str, str], int] = {}
+        caps: dict[tuple[str, str], int] = {}
+        expiring: list[int] = []
         sending: dict[asyncio.Task[Outcome], StackRecord] = {}
         done: list[tuple[StackRecord, Outcome]] = []
         claiming: asyncio.Future[list[StackRecord]] | None = None
         settling: asyncio.Future[list[tuple[StackRecord, str]]] | None = None
         settled: list[tuple[StackRecord, Outcome]] = []
         more = True  # whether a claim may find something (false after a short claim until woken)
-        waker: asyncio.Task[bool] | None = None
+
+        def sent(task: asyncio.Task[Outcome]) -> None:
+            record = sending.pop(task)
+            in_flight[(record.store_id, record.destination)] -= 1
+            if not task.cancelled():
+                done.append((record, task.result()))
+            changed.set()
+
+        def finished(_future: asyncio.Future[Any]) -> None:
+            changed.set()
+
         last_beat = 0.0
         last_progress = 0.0
+        last_settle = 0.0
         try:
             while True:
                 if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
@@ -262,23 +290,37 @@ class StackController:
                 if claiming is None and more and not self._stopping and waiting_count < low_water:
                     claiming = self._loop.run_in_executor(
                         self._db, self.stack.claim, self.worker_id, settings.batch_size, settings.lease_seconds)
+                    claiming.add_done_callback(finished)
                 # 2. Keep the window full.
                 now = time.time()
                 for key, queue in pending.items():
                     if self._stopping:
                         break
-                    cap = self._cap(queue[0]) if queue else 0
+                    if not queue:
+                        continue
+                    cap = caps.get(key) or caps.setdefault(key, self._cap(queue[0]))
                     while queue and len(sending) < settings.concurrency and in_flight.get(key, 0) < cap:
                         record = queue.popleft()
                         waiting_count -= 1
                         if record.lease_until is not None and record.lease_until - now < lease_margin:
-                            continue  # left to expire and be claimed again; never sent without a lease
-                        sending[asyncio.ensure_future(self._send(record))] = record
+                            expiring.append(record.id)  # never sent without a lease: given back
+                            continue
+                        task = asyncio.ensure_future(self._send(record))
+                        sending[task] = record
                         in_flight[key] = in_flight.get(key, 0) + 1
+                        task.add_done_callback(sent)
+                if expiring and claiming is None:
+                    await self._db_call(self.stack.release, expiring, self.worker_id)
+                    expiring = []
                 # 3. Settle whatever finished, in one transaction.
-                if settling is None and done:
-                    settled, done = done, []
+                if settling is None and done and (
+                        not waiting_count or self._stopping or len(done) >= settle_batch
+                        or time.monotonic() - last_settle >= SETTLE_SECONDS):
+                    last_settle = time.monotonic()
+                    settled = done[:]
+                    done.clear()
                     settling = self._loop.run_in_executor(self._db, self._settle, settled)
+                    settling.add_done_callback(finished)
                 # 4. Idle: drained, or asleep until the next record is due or new ones arrive.
                 if not sending and claiming is None and settling is None and not waiting_count and not done:
                     if self._stopping:
@@ -293,19 +335,15 @@ class StackController:
                         await asyncio.wait_for(self._wake.wait(), timeout=timeout)
                     more = True
                     continue
-                # 5. Wait for the next thing to happen.
-                if waker is None or waker.done():
-                    waker = asyncio.ensure_future(self._wake.wait())
-                waiting: set[asyncio.Future[Any]] = {*sending, waker}
-                if claiming is not None:
-                    waiting.add(claiming)
-                if settling is not None:
-                    waiting.add(settling)
-                await asyncio.wait(waiting, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-                for task in [t for t in sending if t.done()]:
-                    record = sending.pop(task)
-                    in_flight[(record.store_id, record.destination)] -= 1
-                    done.append((record, task.result()))
+                # 5. Wait for the next thing to happen (sends report through ``sent``).
+                if not changed.is_set():
+                    timeout = HEARTBEAT_SECONDS
+                    if done and settling is None:  # outcomes waiting for the next settle
+                        timeout = max(0.0, last_settle + SETTLE_SECONDS - time.monotonic())
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await changed.wait()
+                changed.clear()
                 if claiming is not None and claiming.done():
                     batch = claiming.result()
                     claiming = None
@@ -324,18 +362,20 @@ class StackController:
                         progress(self.stats, await self._db_call(self._unparked))
         finally:
             self._stopping = True
-            for send in sending:  # interrupted: these stay leased and go again after the lease
+            for send in list(sending):  # interrupted: these stay leased and go again after the lease
                 send.cancel()
-            if waker is not None:
-                waker.cancel()
             # The database calls run on in their thread whatever happens here: wait for them.
-            unsent = [r.id for queue in pending.values() for r in queue]
+            unsent = [*expiring, *(r.id for queue in pending.values() for r in queue)]
             with contextlib.suppress(Exception):
                 if claiming is not None:
                     unsent.extend(r.id for r in await claiming)
             with contextlib.suppress(Exception):
                 if settling is not None:
                     self._after_settle(settled, await settling)
+            with contextlib.suppress(Exception):
+                if done:  # replies already in: record them, so they are not sent again
+                    settled = done[:]
+                    self._after_settle(settled, await self._db_call(self._settle, settled))
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher

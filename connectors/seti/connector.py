@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 from cartstatus.connector import (
     ConnectionResult,
@@ -43,6 +45,11 @@ class SetiConnector(Connector):
         return protocol.base_fields(function, str(self.settings["user"]), self.secret("password"),
                                     str(self.settings.get("code", "")))
 
+    @functools.cached_property
+    def _update_base(self) -> dict[str, str]:
+        # The same login fields go with every update: built once per connector.
+        return self._fields("updatestatus")
+
     async def _post(self, fields: dict[str, str]) -> httpx.Response:
         timeout = self.settings.get("timeout", self.timeout)
         return await self.client.post(str(self.settings["url"]), data=fields, timeout=timeout)
@@ -51,8 +58,7 @@ class SetiConnector(Connector):
         refused = self.check_status(update)
         if refused is not None:
             return refused
-        fields = self._fields("updatestatus")
-        fields.update(protocol.update_fields(update, bool(self.settings.get("send_xml"))))
+        fields = {**self._update_base, **protocol.update_fields(update, bool(self.settings.get("send_xml")))}
         try:
             response = await self._post(fields)
         except httpx.HTTPError as exc:
