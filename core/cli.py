@@ -358,3 +358,10 @@ def command_names() -> list[str]:
 
 
 ProgressFn = Callable[[int], None]
+
+
+# -- registered command groups (each in its own module) ----------------------
+
+from .matrix.cli import matrix_group  # noqa: E402
+
+main.add_command(matrix_group)
