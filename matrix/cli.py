@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from cartstatus.plugins import get_connectors
 from rich.console import Console
 from rich.table import Table
-
-from cartstatus.plugins import get_connectors
 
 from .export import FORMATS, export
 from .loader import MATRIX_ENV, UPDATE_KINDS, UPDATE_WORDS, Matrix, MatrixError, load_matrix, read_matrix_file

@@ -21,7 +21,6 @@ from typing import Any
 
 import jsonschema
 import yaml
-
 from cartstatus.config import Problem
 from cartstatus.yamlfile import Locator, YamlSyntaxError, dotted, load_yaml
 
