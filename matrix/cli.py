@@ -185,7 +185,7 @@ def validate(file: Path) -> None:
         if row.connector is not None and row.connector not in installed:
             err_console.print(f"[yellow]warning:[/] {file}:{line}: {row.key}: connector {row.connector!r} is not "
                               "installed; the cart routes to the OSS until it is", highlight=False, soft_wrap=True)
-    console.print(f"{file}: OK, {len(rows)} carts", highlight=False)
+    console.print(f"{file}: OK, {len(rows)} carts", highlight=False, soft_wrap=True)
 
 
 @matrix_group.command("export")
@@ -201,4 +201,4 @@ def export_cmd(fmt: str, output: Path | None, matrix_file: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        err_console.print(f"wrote {len(rows)} carts to {output}", highlight=False)
+        err_console.print(f"wrote {len(rows)} carts to {output}", highlight=False, soft_wrap=True)

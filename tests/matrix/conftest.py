@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from cartstatus.connector import Connector, StatusUpdate
 from cartstatus.hookspecs import hookimpl
 from cartstatus.outcomes import Delivered, Outcome

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cartstatus.matrix import find_cart, load_matrix
 from cartstatus.plugins import get_connectors
 from cartstatus.routing import OSS_CONNECTOR

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cartstatus.matrix import MatrixError, load_matrix, read_matrix_file
 
 from .conftest import row

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cartstatus import StatusEngine, load_config
 from cartstatus.config import OssSettings, Store
 from cartstatus.connector import Connector
