@@ -358,3 +358,12 @@ def command_names() -> list[str]:
 
 
 ProgressFn = Callable[[int], None]
+
+
+# -- registered command groups (each in its own module) ----------------------
+
+from .diagnose import diagnose_command  # noqa: E402
+from .matrix.cli import matrix_group  # noqa: E402
+
+main.add_command(matrix_group)
+main.add_command(diagnose_command)
