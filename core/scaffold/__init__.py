@@ -1,0 +1,1 @@
+"""The ``cartstatus new-connector`` scaffold."""
