@@ -353,6 +353,12 @@ def controller(ctx: Context, drain: bool, mode: str) -> None:
         sys.exit(1)
 
 
+from .plugin_commands import new_connector_command, plugins_command  # noqa: E402
+
+main.add_command(plugins_command)
+main.add_command(new_connector_command)
+
+
 def command_names() -> list[str]:
     return sorted(main.commands)
 
