@@ -28,7 +28,7 @@ class Names:
     key: str  # connector name, matrix row key, entry-point name
     dist: str  # the distribution: cartstatus-<key>
     module: str  # the import package: cartstatus_<key>
-    Class: str  # noqa: N815 - the class-name stem, as in the templates
+    Class: str  # the class-name stem, spelt as in the templates
     title: str  # the cart's display name
 
     @classmethod
