@@ -13,7 +13,6 @@ from rich.table import Table
 from .plugins import LOAD_ENV, plugin_info
 from .scaffold import ScaffoldError, generate
 
-console = Console()
 err_console = Console(stderr=True)
 
 
@@ -40,7 +39,7 @@ def plugins_command(as_json: bool) -> None:
             errors = "\n".join(f"[red]{e}[/]" for e in i.errors)
             table.add_row(name, i.version or "-", "\n".join(i.hooks), ", ".join(i.connectors),
                           ", ".join(i.matrix_rows), errors)
-        console.print(table)
+        Console().print(table)  # made here, so that it measures the terminal it prints to
         if failed:
             err_console.print(f"[red]some plugins failed to load or register[/] (the others are in use); "
                               f"fix or uninstall them, or leave them out with {LOAD_ENV}", highlight=False)

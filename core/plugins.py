@@ -255,14 +255,14 @@ def get_connectors() -> dict[str, type[Connector]]:
 
 
 def get_connector_plugins() -> list[tuple[str, type[Connector]]]:
-    """(plugin name, connector class) pairs, for listing."""
+    """(plugin name, connector class) pairs, for listing; a plugin is named by its distribution."""
     registry = _registry()
-    return [(registry.connector_plugins[name], cls) for name, cls in registry.connectors.items()]
+    return [(_display(registry.connector_plugins[name]), cls) for name, cls in registry.connectors.items()]
 
 
 def get_matrix_rows() -> list[tuple[str, dict[str, Any]]]:
-    """(plugin name, row) pairs registered through ``register_matrix_rows``."""
-    return [(p, copy.deepcopy(r)) for p, r in _registry().matrix_rows]
+    """(plugin name, row) pairs registered through ``register_matrix_rows``; a plugin is named by its distribution."""
+    return [(_display(p), copy.deepcopy(r)) for p, r in _registry().matrix_rows]
 
 
 # -- observers -----------------------------------------------------------------
