@@ -42,7 +42,8 @@ def plugins_command(as_json: bool) -> None:
         Console().print(table)  # made here, so that it measures the terminal it prints to
         if failed:
             err_console.print(f"[red]some plugins failed to load or register[/] (the others are in use); "
-                              f"fix or uninstall them, or leave them out with {LOAD_ENV}", highlight=False)
+                              f"fix or uninstall them, or leave them out with {LOAD_ENV}",
+                              highlight=False, soft_wrap=True)
     if failed:
         sys.exit(1)
 
@@ -61,6 +62,6 @@ def new_connector_command(name: str, directory: Path) -> None:
     try:
         target = generate(name, directory)
     except ScaffoldError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     click.echo(f"wrote {target}\nnext: pip install -e '{target}[test]' && pytest {target}")
