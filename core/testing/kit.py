@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime as dt
 import logging
 import re
@@ -184,6 +185,10 @@ class ConnectorConformance:
         async with self.connector(transport or self.transport(sim)) as connector:
             return await connector.send(update)
 
+    def state(self, sim: CartSimulator, ref: str) -> Any:
+        """A snapshot of the cart's order (a copy, so that later changes cannot alter it)."""
+        return copy.deepcopy(sim.order_state(ref))
+
     def assert_outcome(self, outcome: Any, what: str) -> None:
         assert isinstance(outcome, OUTCOME_TYPES), (
             f"{what}: send() returned {outcome!r}; it must return exactly one of Delivered, AlreadyDone, "
@@ -304,7 +309,7 @@ class ConnectorConformance:
         label = self.labels()[0]
         outcome = self.run(self.send_one(sim, make_update("K-100", label, tracking=self.tracking(), note="kit")))
         assert isinstance(outcome, Delivered), f"a good update to a known order gave {outcome!r}, not Delivered"
-        state = sim.order_state("K-100")
+        state = self.state(sim, "K-100")
         assert state is not None and state.get("status") == label, (
             f"the cart says the order is {state!r}; it should have status {label!r}")
 
@@ -358,7 +363,7 @@ class ConnectorConformance:
         if self.connector_class.status_vocabulary is None:
             # A cart with no fixed vocabulary takes any label: the connector must pass it through.
             assert isinstance(outcome, Delivered), f"a cart that takes any label refused {UNKNOWN_LABEL!r}: {outcome!r}"
-            state = sim.order_state("K-100")
+            state = self.state(sim, "K-100")
             assert state is not None and state.get("status") == UNKNOWN_LABEL, f"the cart holds {state!r}"
         else:
             assert isinstance(outcome, Failed), f"a label outside status_vocabulary gave {outcome!r}, not Failed"
@@ -369,10 +374,10 @@ class ConnectorConformance:
         sim.add_order("K-100")
         update = make_update("K-100", self.labels()[0], tracking=self.tracking(), note="kit")
         first = self.run(self.send_one(sim, update))
-        once = sim.order_state("K-100")
+        once = self.state(sim, "K-100")
         # A controller that crashed after sending sends the same record again, from a new connector.
         second = self.run(self.send_one(sim, update))
-        twice = sim.order_state("K-100")
+        twice = self.state(sim, "K-100")
         assert isinstance(first, SUCCESS), f"the first delivery gave {first!r}"
         assert isinstance(second, SUCCESS), f"delivering the same update again gave {second!r}; it must succeed"
         assert once == twice, f"a repeated delivery changed the cart: {once!r} became {twice!r}"
@@ -405,7 +410,7 @@ class ConnectorConformance:
             self.assert_outcome(outcome, "send_batch")
         assert [type(o) for o in together] == [type(o) for o in one_by_one], (
             f"batch and single sending disagree: {together!r} vs {one_by_one!r}")
-        states = [[sim.order_state(ref) for ref in refs] for sim in sims]
+        states = [[self.state(sim, ref) for ref in refs] for sim in sims]
         assert states[0] == states[1], f"the cart ends differently: single {states[0]!r}, batch {states[1]!r}"
         if self.connector_class.supports_batch:
             assert sims[1].requests < sims[0].requests, (
@@ -447,7 +452,7 @@ class ConnectorConformance:
             pass
         else:
             raise AssertionError("fail_next() must raise ValueError for a fault kind it does not know")
-        assert sim.order_state("never-added") is None, "order_state must be None for an order the cart lacks"
+        assert self.state(sim, "never-added") is None, "order_state must be None for an order the cart lacks"
 
     def test_registered_through_the_plugin_hooks(self) -> None:
         if not self.check_registration:
