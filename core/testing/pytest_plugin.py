@@ -10,10 +10,15 @@ fixture for a plugin's own tests. It loads no cartstatus plugins itself, so
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from cartstatus.connector import StatusUpdate
+
+if TYPE_CHECKING:
+    from cartstatus.connector import StatusUpdate
+
+# Nothing from cartstatus is imported at load time: this module loads in every pytest run
+# of the environment, and a pytest plugin that fails to import stops them all.
 
 
 def pytest_configure(config: pytest.Config) -> None:
