@@ -34,8 +34,8 @@ LOAD_ENV = "CARTSTATUS_LOAD_PLUGINS"
 #: Built-in plugin modules, registered exactly as third-party plugins are.
 DEFAULT_PLUGINS = ("cartstatus.connectors.seti.plugin",)
 
-#: A connector name and a matrix row key: what a store's ``cart`` holds.
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
+#: A connector's name, as the shopping-cart matrix's ``connector`` field takes it.
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 @dataclass
@@ -177,8 +177,7 @@ def _check_connector(item: Any) -> str | None:
         return f"{item!r} is not a Connector subclass"
     name = getattr(item, "name", None)
     if not isinstance(name, str) or not KEY_PATTERN.match(name):
-        return (f"{item.__name__}.name is {name!r}: it must be a key of lowercase letters, digits, "
-                "'_' or '-', starting with a letter")
+        return f"{item.__name__}.name is {name!r}: it must be lowercase letters, digits, '_' or '-'"
     if item.send is Connector.send:
         return f"{item.__name__} does not implement send()"
     schema = item.settings_schema
@@ -191,12 +190,8 @@ def _check_connector(item: Any) -> str | None:
     return None
 
 
-def _check_row(item: Any) -> str | None:
-    if not isinstance(item, dict):
-        return f"matrix row {item!r} is not a mapping"
-    key = item.get("key")
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
-        return f"matrix row has key {key!r}: it must be lowercase letters, digits, '_' or '-'"
+def _any_row(item: Any) -> str | None:
+    """Rows are checked by the matrix loader against matrix/schema.json, which reports bad ones."""
     return None
 
 
@@ -234,7 +229,7 @@ def _build_registry() -> Registry:
             registry.errors.append(PluginError(
                 _display(plugin_name), f"register_connectors: connector {cls.name!r} is already registered by "
                 f"{_display(owner)}; this one is ignored"))
-    for plugin_name, row in _call_register("register_matrix_rows", _check_row, registry):
+    for plugin_name, row in _call_register("register_matrix_rows", _any_row, registry):
         registry.matrix_rows.append((plugin_name, copy.deepcopy(row)))
     return registry
 
@@ -321,7 +316,7 @@ def plugin_info() -> list[PluginInfo]:
     from . import __version__
 
     registry = _registry()
-    errors = [*state.load_errors, *registry.errors]
+    errors = [*state.load_errors, *registry.errors, *_matrix_problems()]
     infos: list[PluginInfo] = []
     for plugin_name, plugin in pm.list_name_plugin():
         if plugin is None:
@@ -329,7 +324,8 @@ def plugin_info() -> list[PluginInfo]:
         display = _display(plugin_name)
         origin = state.origins.get(plugin_name)
         builtin = origin is None
-        rows = [r["key"] for p, r in registry.matrix_rows if p == plugin_name]
+        rows = [r["key"] for p, r in registry.matrix_rows
+                if p == plugin_name and isinstance(r, dict) and isinstance(r.get("key"), str)]
         infos.append(PluginInfo(
             name=display,
             entry_point=origin.entry_point if origin else None,
@@ -348,3 +344,21 @@ def plugin_info() -> list[PluginInfo]:
             infos.append(PluginInfo(err.name, None, None, False, False, [], [], [],
                                     [e.error for e in errors if e.name == err.name]))
     return infos
+
+
+def _matrix_problems() -> list[PluginError]:
+    """What the matrix loader found wrong with plugins' rows (bad fields, collisions), by plugin."""
+    try:
+        from .matrix import MatrixError, load_matrix
+    except ImportError:  # the matrix package is optional for the listing
+        return []
+    try:
+        problems = load_matrix().problems
+    except MatrixError as exc:
+        problems = exc.problems
+    found: list[PluginError] = []
+    for problem in problems:
+        match = re.fullmatch(r"<plugin (.+)>", str(problem.path))
+        if match:
+            found.append(PluginError(match.group(1), f"register_matrix_rows: {problem.field}: {problem.message}"))
+    return found

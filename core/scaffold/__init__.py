@@ -14,7 +14,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from string import Template
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
+#: A matrix key (matrix/schema.json) that also makes a Python name.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 class ScaffoldError(ValueError):
@@ -35,15 +36,15 @@ class Names:
     def from_key(cls, key: str) -> Names:
         if not NAME_PATTERN.match(key):
             raise ScaffoldError(
-                f"connector name {key!r} must be the cart's key: lowercase letters, digits, '_' or '-', "
-                "starting with a letter (for example 'mycart')")
-        parts = [p for p in re.split(r"[-_]", key) if p]
-        return cls(key=key, dist="cartstatus-" + key.replace("_", "-"), module="cartstatus_" + key.replace("-", "_"),
+                f"connector name {key!r} must be the cart's matrix key: lowercase letters, digits and '_', "
+                "starting with a letter, at most 64 (for example 'mycart' or 'my_cart')")
+        parts = [p for p in key.split("_") if p]
+        return cls(key=key, dist="cartstatus-" + key.replace("_", "-"), module="cartstatus_" + key,
                    Class="".join(p.capitalize() for p in parts), title=" ".join(p.capitalize() for p in parts))
 
     def values(self) -> dict[str, str]:
         return {"key": self.key, "dist": self.dist, "module": self.module, "Class": self.Class, "title": self.title,
-                "env": self.key.upper().replace("-", "_"), "today": dt.date.today().isoformat()}
+                "env": self.key.upper(), "today": dt.date.today().isoformat()}
 
 
 def _walk(node: Traversable, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Traversable]]:

@@ -204,8 +204,9 @@ class ConnectorConformance:
 
     def test_declares_the_contract(self) -> None:
         cls = self.connector_class
-        assert isinstance(cls.name, str) and re.match(r"^[a-z][a-z0-9_-]*$", cls.name), (
-            f"{cls.__name__}.name must be the cart's key (lowercase letters, digits, '_' or '-'), got {cls.name!r}")
+        assert isinstance(cls.name, str) and re.match(r"^[a-z0-9][a-z0-9_-]*$", cls.name), (
+            f"{cls.__name__}.name must be lowercase letters, digits, '_' or '-' (the matrix's connector), "
+            f"got {cls.name!r}")
         assert cls.send is not Connector.send, f"{cls.__name__} must implement async send(update)"
         assert asyncio.iscoroutinefunction(cls.send), f"{cls.__name__}.send must be async"
         assert asyncio.iscoroutinefunction(cls.send_batch), f"{cls.__name__}.send_batch must be async"

@@ -255,4 +255,12 @@ class Rude(SetiConnector):
 
 
 def test_a_bad_name_fails() -> None:
-    fails(kit(Rude).test_declares_the_contract, "must be the cart's key")
+    fails(kit(Rude).test_declares_the_contract, "must be lowercase letters")
+
+
+def test_the_pytest_plugin_registers_the_marker_and_the_update_factory(
+        pytestconfig: pytest.Config, cartstatus_update: Any) -> None:
+    assert any(m.startswith("cartstatus_conformance:") for m in pytestconfig.getini("markers"))
+    update = cartstatus_update("C-9", "shipped", note="hello")
+    assert (update.cart_order_ref, update.cart_status, update.note) == ("C-9", "shipped", "hello")
+    assert isinstance(update, StatusUpdate)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from cartstatus import StackController, StatusEngine, load_config, plugins, route_for_store
 from cartstatus.cli import main
+from cartstatus.matrix import load_matrix
 from click.testing import CliRunner
 
 from ..conftest import base_setup
@@ -56,8 +57,17 @@ def test_the_example_registers_its_matrix_row(acmecart_installed: Path) -> None:
     rows = {row["key"]: (plugin, row) for plugin, row in plugins.get_matrix_rows()}
     plugin, row = rows["acmecart"]
     assert plugin == "cartstatus-acmecart"
-    assert (row["connector"], row["updates"]) == ("acmecart", "native")
-    assert row["status_vocabulary"] == ["pending", "processing", "shipped", "delivered", "cancelled"]
+    assert (row["connector"], row["updates"]) == ("acmecart", "native_api")
+    # The matrix takes it: valid against matrix/schema.json, no collision, and support can look it up.
+    matrix = load_matrix()
+    assert [p for p in matrix.problems if "acmecart" in str(p.path)] == []
+    cart = matrix.get("acmecart")
+    assert cart is not None and cart.connector == "acmecart"
+    assert cart.status_vocabulary is not None
+    assert list(cart.status_vocabulary) == ["pending", "processing", "shipped", "delivered", "cancelled"]
+    check = CliRunner().invoke(main, ["matrix", "check", "acme commerce"], env={"COLUMNS": "300"})
+    assert check.exit_code == 0, check.output  # 0: takes updates directly
+    assert "AcmeCart" in check.output
 
 
 def test_the_example_is_left_out_by_cartstatus_load_plugins(acmecart_installed: Path,

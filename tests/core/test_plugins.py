@@ -30,9 +30,13 @@ class GoodConnector(Connector):
 def register_connectors(register):
     register(GoodConnector)
 
+ROW = {"key": "goodcart", "name": "Good Cart", "updates": "native_api", "connector": "goodcart",
+       "capabilities": {"tracking_numbers": False, "inventory": False}, "caveats": [],
+       "sources": ["https://example.com/goodcart"], "verified": "2026-01-01"}
+
 @hookimpl
 def register_matrix_rows(register):
-    register({"key": "goodcart", "name": "Good Cart", "connector": "goodcart"})
+    register(ROW)
 """
 
 BROKEN_IMPORT = """
@@ -138,8 +142,10 @@ def test_broken_plugins_do_not_stop_the_others(fake_plugins: Callable[..., None]
     # The good plugin, the good part of the garbage plugin and the built-in all load.
     assert sorted(connectors) == ["finecart", "goodcart", "seti"]
     assert connectors["seti"] is SetiConnector  # an impostor never replaces a built-in
-    rows = [(p, r["key"]) for p, r in plugins.get_matrix_rows()]
-    assert rows == [("cs-garbage", "finecart"), ("cs-good", "goodcart")]
+    # Rows go to the matrix loader as given: it checks them against matrix/schema.json and reports.
+    rows = [(p, r) for p, r in plugins.get_matrix_rows()]
+    assert [p for p, _ in rows] == ["cs-garbage", "cs-garbage", "cs-garbage", "cs-good"]
+    assert rows[0][1] == "not a row" and rows[3][1]["key"] == "goodcart"
     errors = errors_by_plugin()
     assert "cs-good" not in errors
     assert errors["cs-broken"] == ["ModuleNotFoundError: No module named 'no_such_module_anywhere'"]
@@ -148,10 +154,9 @@ def test_broken_plugins_do_not_stop_the_others(fake_plugins: Callable[..., None]
     for expected in ("42 is not a Connector subclass", "dict'> is not a Connector subclass",
                      "Nameless.name is ''", "Lazy does not implement send()",
                      "BadSchema.settings_schema is not a valid JSON Schema",
-                     "connector 'seti' is already registered by cartstatus.connectors.seti.plugin",
-                     "matrix row 'not a row' is not a mapping", "matrix row has key None"):
+                     "connector 'seti' is already registered by cartstatus.connectors.seti.plugin"):
         assert expected in garbage
-    assert len(errors["cs-garbage"]) == 8
+    assert len(errors["cs-garbage"]) == 6
     assert errors["cs-typo"] == [
         "implements register_conectors(), which is not a cartstatus hook (the hooks are: register_connectors, "
         "register_matrix_rows, update_delivered, update_parked)"]
@@ -203,7 +208,14 @@ def test_plugins_command_lists_plugins_and_errors(fake_plugins: Callable[..., No
     assert (seti["builtin"], seti["connectors"], seti["errors"]) == (True, ["seti"], [])
     assert listed["cs-broken"]["loaded"] is False
     assert listed["cs-broken"]["errors"] == ["ModuleNotFoundError: No module named 'no_such_module_anywhere'"]
-    assert listed["cs-garbage"]["connectors"] == ["finecart"] and len(listed["cs-garbage"]["errors"]) == 8
+    garbage = listed["cs-garbage"]
+    assert garbage["connectors"] == ["finecart"] and garbage["matrix_rows"] == ["finecart"]
+    # Six refused connectors, and the matrix loader's word on its three bad rows (a field at a time).
+    assert len([e for e in garbage["errors"] if e.startswith("register_connectors: ")]) == 6
+    row_errors = [e for e in garbage["errors"] if e.startswith("register_matrix_rows: ")]
+    assert "register_matrix_rows: (row): expected a mapping, got str" in row_errors
+    assert any("'key' is a required property" in e or "key" in e.split(":")[1] for e in row_errors)
+    assert any("name" in e for e in row_errors) and len(row_errors) >= 3
     assert listed["cs-raises"]["connectors"] == [] and listed["cs-raises"]["loaded"] is True
 
     table = CliRunner().invoke(main, ["plugins"], env={"COLUMNS": "300"})
@@ -238,7 +250,7 @@ def test_hook_register_matrix_rows_rows_are_copies(fake_plugins: Callable[..., N
     fake_plugins("cs-good", {"cs_good": GOOD}, {"good": "cs_good"})
     rows = plugins.get_matrix_rows()
     rows[0][1]["key"] = "changed by a caller"
-    assert plugins.get_matrix_rows() == [("cs-good", {"key": "goodcart", "name": "Good Cart", "connector": "goodcart"})]
+    assert plugins.get_matrix_rows()[0][1]["key"] == "goodcart"
 
 
 class Observer:

@@ -20,16 +20,16 @@ from .conftest import pip_install
 
 
 def test_names_come_from_the_key() -> None:
-    names = Names.from_key("acme-shop")
+    names = Names.from_key("acme_shop")
     assert (names.key, names.dist, names.module, names.Class, names.title) == (
-        "acme-shop", "cartstatus-acme-shop", "cartstatus_acme_shop", "AcmeShop", "Acme Shop")
+        "acme_shop", "cartstatus-acme-shop", "cartstatus_acme_shop", "AcmeShop", "Acme Shop")
 
 
-@pytest.mark.parametrize("bad", ["MyCart", "9cart", "my cart", "", "cart!"])
+@pytest.mark.parametrize("bad", ["MyCart", "9cart", "my cart", "my-cart", "", "cart!", "c" * 65])
 def test_a_bad_name_is_refused_with_what_to_do(bad: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["new-connector", bad, "--dir", str(tmp_path)])
     assert result.exit_code == 2
-    assert "lowercase letters, digits" in result.output
+    assert "must be the cart's matrix key: lowercase letters, digits and '_'" in result.output
     assert list(tmp_path.iterdir()) == []
 
 

@@ -14,16 +14,20 @@ def register_connectors(register: Any) -> None:
 
 @hookimpl
 def register_matrix_rows(register: Any) -> None:
+    # The row's fields are those of cartstatus's matrix/schema.json.
     register({
         "key": "acmecart",
         "name": "AcmeCart",
-        "aliases": ["acme cart", "acme"],
-        "updates": "native",
+        "aliases": ["acme cart", "acme commerce"],
+        "updates": "native_api",
+        "api": "REST: PUT /api/v1/orders/{ref}/status; shipments POST /api/v1/orders/{ref}/shipments; "
+               "batch POST /api/v1/orders/batch",
         "connector": "acmecart",
-        "tracking": True,
-        "inventory": False,
+        "capabilities": {"tracking_numbers": True, "inventory": False},
         "status_vocabulary": list(VOCABULARY),
         "caveats": ["map every order-manager label to one of AcmeCart's five statuses with status_map"],
-        "rate_limit": "120 requests a minute per API key; 429 with Retry-After",
-        "source": {"url": "https://example.com/acmecart/api/v1", "verified": "2026-01-15"},
+        "rate_limit": {"summary": "120 requests a minute per API key; 429 with Retry-After",
+                       "requests": 120, "per_seconds": 60},
+        "sources": ["https://example.com/acmecart/api/v1"],
+        "verified": "2026-01-15",
     })
