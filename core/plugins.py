@@ -17,7 +17,7 @@ ENTRY_POINT_GROUP = "cartstatus"
 LOAD_ENV = "CARTSTATUS_LOAD_PLUGINS"
 
 #: Built-in plugin modules, registered exactly as third-party plugins are.
-DEFAULT_PLUGINS = ("cartstatus.connectors.seti.plugin",)
+DEFAULT_PLUGINS = ("cartstatus.connectors.seti.plugin", "cartstatus.connectors.oss.plugin")
 
 
 @dataclass

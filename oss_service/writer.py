@@ -1,0 +1,100 @@
+"""Group commit: updates from concurrent requests are written together, one transaction per batch.
+
+A store is answered OK only after its update is committed (the stack deletes
+the record on OK), so each write must reach the disk; sharing one commit
+between the requests that arrive together keeps that cost per batch, not per
+update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .service import IngestJob, IngestResult, OssStore
+
+log = logging.getLogger("cartstatus.oss.writer")
+
+_STOP = object()
+
+
+class BatchWriter:
+    """One writer thread that drains a queue of jobs in batches of up to ``max_batch``."""
+
+    def __init__(self, store: OssStore, max_batch: int = 256) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.jobs = 0
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="oss-writer", daemon=True)
+                    self._thread.start()
+
+    async def submit(self, job: IngestJob) -> IngestResult:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IngestResult] = loop.create_future()
+        self._ensure_started()
+        self._queue.put((job, loop, future))
+        return await future
+
+    def close(self) -> None:
+        """Finish what is queued and stop the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                batch.append(more)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: Sequence[Any]) -> None:
+        try:
+            results: list[Any] = list(self.store.ingest([job for job, _, _ in batch]))
+        except Exception as exc:  # the database is down: every request of the batch gets the error
+            log.error("storing %d updates failed: %s: %s", len(batch), type(exc).__name__, exc)
+            results = [exc] * len(batch)
+        self.batches += 1
+        self.jobs += len(batch)
+        for (_, loop, future), result in zip(batch, results, strict=True):
+            # RuntimeError: the request's loop has closed, nobody is waiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future, result)
+
+
+def _resolve(future: asyncio.Future[IngestResult], result: Any) -> None:
+    if future.done():  # the client went away
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
