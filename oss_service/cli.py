@@ -114,7 +114,7 @@ def serve(db: str, host: str, port: int, workers: int, max_body: int, ingest_rat
                               ingest_burst=max(1.0, ingest_rate * 4), lookup_rate_per_minute=lookup_rate)
     os.environ["CARTSTATUS_OSS_SETTINGS"] = json.dumps(settings.__dict__)
     logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
-    err_console.print(f"OSS serving {_safe_url(db)} on http://{host}:{port} ({workers} worker(s))", highlight=False)
+    click.echo(err=True, message=f"OSS serving {_safe_url(db)} on http://{host}:{port} ({workers} worker(s))")
     # uvicorn's own access log prints query strings (lookups carry emails): ours does not.
     uvicorn.run("cartstatus.oss.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
@@ -133,9 +133,9 @@ def migrate_command(db: str) -> None:
         fail(f"cannot migrate {_safe_url(db)}: {type(exc).__name__}: {getattr(exc, 'orig', exc)}")
     head = head_revision()
     if applied:
-        console.print(f"migrated {_safe_url(db)} from {before or 'empty'} to {head}", highlight=False)
+        click.echo(f"migrated {_safe_url(db)} from {before or 'empty'} to {head}")
     else:
-        console.print(f"{_safe_url(db)} is at the newest revision ({head})", highlight=False)
+        click.echo(f"{_safe_url(db)} is at the newest revision ({head})")
 
 
 # -- accounts --------------------------------------------------------------
@@ -149,10 +149,9 @@ def _print_token(account: Account, token: str, as_json: bool, action: str) -> No
     if as_json:
         click.echo(json.dumps({**account.as_dict(), "token": token}))
         return
-    console.print(f"{action} account [bold]{account.merchant}[/] (subscription until {account.expires}).",
-                  highlight=False)
-    console.print("Its token, shown this once (only a hash is kept); put it in the store's "
-                  "oss.token in cartstatus.yaml:", highlight=False)
+    click.echo(f"{action} account {account.merchant} (subscription until {account.expires}).")
+    click.echo("Its token, shown this once (only a hash is kept); put it in the store's oss.token in "
+               "cartstatus.yaml:")
     click.echo(token)
 
 
@@ -207,7 +206,7 @@ def accounts_renew(merchant: str, expires: dt.date, db: str, as_json: bool) -> N
     if as_json:
         click.echo(json.dumps(account.as_dict()))
     else:
-        console.print(f"{merchant}: subscription until {account.expires}", highlight=False)
+        click.echo(f"{merchant}: subscription until {account.expires}")
 
 
 @accounts.command("revoke")
@@ -223,8 +222,8 @@ def accounts_revoke(merchant: str, db: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(account.as_dict()))
     else:
-        console.print(f"{merchant}: token revoked; `cartstatus-oss accounts rotate-token {merchant}` issues "
-                      "a new one", highlight=False)
+        click.echo(f"{merchant}: token revoked; `cartstatus-oss accounts rotate-token {merchant}` issues "
+                      "a new one")
 
 
 @accounts.command("rotate-token")
@@ -258,7 +257,7 @@ def accounts_page(merchant: str, header: Path | None, footer: Path | None, name:
         fail(str(exc))
     except UnicodeDecodeError:
         fail("the header and footer files must be UTF-8 text")
-    console.print(f"{merchant}: shopper page updated", highlight=False)
+    click.echo(f"{merchant}: shopper page updated")
 
 
 @accounts.command("snippet")
