@@ -16,8 +16,6 @@ from starlette.applications import Starlette
 
 from .conftest import Clock, bearer, client_for, update_body
 
-pytestmark = pytest.mark.asyncio
-
 
 def count(store: OssStore, table: sa.Table) -> int:
     with store.engine.connect() as conn:

@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-import pytest
 from cartstatus.oss import OssStore, tracking_url
 
 from .conftest import bearer, update_body
-
-pytestmark = pytest.mark.asyncio
 
 
 async def test_the_form_page_has_the_lookup_form_and_security_headers(client: httpx.AsyncClient,
