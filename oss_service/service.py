@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from .storage import accounts, orders, updates
+from .storage import accounts, orders, updates, write_transaction
 
 MERCHANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 TOKEN_PREFIX = "oss_"
@@ -27,6 +27,35 @@ TOKEN_PREFIX = "oss_"
 PAGE_TAGS = {"a", "b", "br", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "img", "li", "ol", "p",
              "small", "span", "strong", "ul"}
 PAGE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}, "*": {"class"}}
+
+
+_ACCOUNTS_BY_HASH = sa.select(accounts).where(accounts.c.token_hash.in_(sa.bindparam("hashes", expanding=True)))
+_KEYS_SEEN = sa.select(updates.c.idempotency_key, updates.c.body_digest).where(
+    updates.c.account_id == sa.bindparam("account_id"),
+    updates.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)))
+_ORDERS_FOUND = sa.select(orders.c.id, orders.c.order_number, orders.c.status_at).where(
+    orders.c.account_id == sa.bindparam("account_id"),
+    orders.c.order_number.in_(sa.bindparam("numbers", expanding=True)))
+# NULL keeps the stored value: an update without an email keeps the order's email.
+_ORDER_UPDATE = orders.update().where(orders.c.id == sa.bindparam("oid")).values(
+    status=sa.func.coalesce(sa.bindparam("new_status", type_=sa.String), orders.c.status),
+    status_at=sa.func.coalesce(sa.bindparam("new_status_at", type_=sa.Float), orders.c.status_at),
+    email_digest=sa.func.coalesce(sa.bindparam("new_email", type_=sa.String), orders.c.email_digest),
+    zip_digest=sa.func.coalesce(sa.bindparam("new_zip", type_=sa.String), orders.c.zip_digest),
+    reference=sa.func.coalesce(sa.bindparam("new_reference", type_=sa.String), orders.c.reference),
+    updated_at=sa.bindparam("now", type_=sa.Float))
+_LOOKUP_SQL = """
+SELECT o.id, o.order_number, o.status, o.status_at, o.email_digest, o.zip_digest, o.account_id, a.revoked_at,
+       u.status, u.previous_status, u.occurred_at, u.note, u.tracking
+FROM oss_orders o
+JOIN oss_accounts a ON a.id = o.account_id
+LEFT JOIN oss_updates u ON u.order_id = o.id
+WHERE a.merchant = :merchant AND o.order_number = :number
+ORDER BY u.occurred_at, u.id
+"""
+_HISTORY = (sa.select(updates.c.status, updates.c.previous_status, updates.c.occurred_at, updates.c.note,
+                      updates.c.tracking)
+            .where(updates.c.order_id == sa.bindparam("order_id")).order_by(updates.c.occurred_at, updates.c.id))
 
 
 class AccountError(ValueError):
@@ -189,7 +218,7 @@ class OssStore:
                                "and -, starting with a letter or digit (it is part of the shopper's URL)")
         token = new_token()
         try:
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 conn.execute(accounts.insert().values(
                     merchant=merchant, display_name=display_name, token_hash=hash_token(token),
                     token_hint=token[:8], expires=expires, created_at=time.time()))
@@ -214,7 +243,7 @@ class OssStore:
             return [_account(r) for r in conn.execute(sa.select(accounts).order_by(accounts.c.merchant))]
 
     def _change(self, merchant: str, **values: Any) -> Account:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             done = conn.execute(accounts.update().where(accounts.c.merchant == merchant).values(**values))
         if done.rowcount == 0:
             raise AccountError(f"no account for merchant {merchant!r} (see `cartstatus-oss accounts list`)")
@@ -261,78 +290,97 @@ class OssStore:
         same instant), each job is retried alone so one collision fails nobody.
         """
         try:
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 return self._ingest(conn, jobs)
         except IntegrityError:
             if len(jobs) == 1:
                 # The row that collided is committed now: reading it answers replay or conflict.
-                with self.engine.begin() as conn:
+                with write_transaction(self.engine) as conn:
                     return self._ingest(conn, jobs)
             return [self.ingest([job])[0] for job in jobs]
 
     def _ingest(self, conn: Connection, jobs: Sequence[IngestJob]) -> list[IngestResult]:
+        # A handful of statements per batch, whatever its size: statements are
+        # built once (module level) and rows go in with executemany.
         now = time.time()
         today = self.today()
-        by_token: dict[str, Account | None] = {}
-        results: list[IngestResult] = []
-        for job in jobs:
-            if job.token_hash not in by_token:
-                row = conn.execute(sa.select(accounts).where(accounts.c.token_hash == job.token_hash)).first()
-                by_token[job.token_hash] = _account(row) if row is not None else None
-            account = by_token[job.token_hash]
+        found_accounts = {r.token_hash: _account(r) for r in conn.execute(
+            _ACCOUNTS_BY_HASH, {"hashes": sorted({j.token_hash for j in jobs})})}
+        results: list[IngestResult | None] = [None] * len(jobs)
+        accepted: dict[int, list[tuple[int, IngestJob]]] = {}
+        by_id: dict[int, Account] = {}
+        for i, job in enumerate(jobs):
+            account = found_accounts.get(job.token_hash)
             if account is None or account.revoked:
-                results.append(IngestResult("unauthorized"))
-                continue
-            if not account.active(today):
-                results.append(IngestResult("lapsed", account))
-                continue
-            body = job.body
-            if body.get("merchant") not in (None, account.merchant):
-                results.append(IngestResult("wrong_merchant", account))
-                continue
-            results.append(self._store(conn, account, job, now))
-        return results
+                results[i] = IngestResult("unauthorized")
+            elif not account.active(today):
+                results[i] = IngestResult("lapsed", account)
+            elif job.body.get("merchant") not in (None, account.merchant):
+                results[i] = IngestResult("wrong_merchant", account)
+            else:
+                accepted.setdefault(account.id, []).append((i, job))
+                by_id[account.id] = account
 
-    def _store(self, conn: Connection, account: Account, job: IngestJob, now: float) -> IngestResult:
-        body = job.body
-        key = body["idempotency_key"]
-        reply = {"result": "OK", "idempotency_key": key, "order_number": body["order_number"],
-                 "status": body["status"]}
-        seen = conn.execute(sa.select(updates.c.body_digest).where(
-            updates.c.account_id == account.id, updates.c.idempotency_key == key)).first()
-        if seen is not None:
-            if hmac.compare_digest(seen.body_digest, job.digest):
-                return IngestResult("replayed", account, reply)
-            return IngestResult("conflict", account)
-        occurred = parse_instant(body["occurred_at"])
-        order = conn.execute(sa.select(orders.c.id, orders.c.status_at).where(
-            orders.c.account_id == account.id, orders.c.order_number == body["order_number"])).first()
-        lookup: dict[str, Any] = {}
-        if body.get("email"):
-            lookup["email_digest"] = lookup_digest(account.id, "email", body["email"])
-        if body.get("zip"):
-            lookup["zip_digest"] = lookup_digest(account.id, "zip", body["zip"])
-        if body.get("reference"):
-            lookup["reference"] = body["reference"]
-        if order is None:
-            inserted = conn.execute(orders.insert().values(
-                account_id=account.id, order_number=body["order_number"], status=body["status"],
-                status_at=occurred, created_at=now, updated_at=now, **lookup)).inserted_primary_key
-            assert inserted is not None
-            order_id = inserted[0]
-        else:
-            order_id = order.id
-            values = dict(lookup, updated_at=now)
-            # An update that arrives late does not overwrite a newer status.
-            if occurred >= order.status_at:
-                values.update(status=body["status"], status_at=occurred)
-            conn.execute(orders.update().where(orders.c.id == order_id).values(**values))
-        conn.execute(updates.insert().values(
-            account_id=account.id, order_id=order_id, idempotency_key=key, body_digest=job.digest,
-            status=body["status"], previous_status=body.get("previous_status"), occurred_at=occurred,
-            received_at=now, note=body.get("note"),
-            tracking=json.dumps(body["tracking"], separators=(",", ":")) if body.get("tracking") else None))
-        return IngestResult("stored", account, reply)
+        new_updates: list[dict[str, Any]] = []
+        for account_id, group in accepted.items():
+            account = by_id[account_id]
+            keys = sorted({j.body["idempotency_key"] for _, j in group})
+            numbers = sorted({j.body["order_number"] for _, j in group})
+            seen = {r.idempotency_key: r.body_digest
+                    for r in conn.execute(_KEYS_SEEN, {"account_id": account_id, "keys": keys})}
+            known = {r.order_number: [r.id, r.status_at]
+                     for r in conn.execute(_ORDERS_FOUND, {"account_id": account_id, "numbers": numbers})}
+            changes: dict[str, dict[str, Any]] = {}
+            for i, job in group:
+                body = job.body
+                key = body["idempotency_key"]
+                reply = {"result": "OK", "idempotency_key": key, "order_number": body["order_number"],
+                         "status": body["status"]}
+                if key in seen:
+                    same = hmac.compare_digest(seen[key], job.digest)
+                    results[i] = IngestResult("replayed", account, reply) if same else IngestResult("conflict", account)
+                    continue
+                seen[key] = job.digest
+                occurred = parse_instant(body["occurred_at"])
+                number = body["order_number"]
+                change = changes.setdefault(number, {
+                    "new_status": None, "new_status_at": None, "new_email": None, "new_zip": None,
+                    "new_reference": None, "latest": known[number][1] if number in known else float("-inf")})
+                # An update that arrives late does not overwrite a newer status.
+                if occurred >= change["latest"]:
+                    change.update(new_status=body["status"], new_status_at=occurred, latest=occurred)
+                if body.get("email"):
+                    change["new_email"] = lookup_digest(account_id, "email", body["email"])
+                if body.get("zip"):
+                    change["new_zip"] = lookup_digest(account_id, "zip", body["zip"])
+                if body.get("reference"):
+                    change["new_reference"] = body["reference"]
+                new_updates.append({
+                    "account_id": account_id, "order_number": number, "idempotency_key": key,
+                    "body_digest": job.digest, "status": body["status"],
+                    "previous_status": body.get("previous_status"), "occurred_at": occurred, "received_at": now,
+                    "note": body.get("note"),
+                    "tracking": json.dumps(body["tracking"], separators=(",", ":")) if body.get("tracking") else None})
+                results[i] = IngestResult("stored", account, reply)
+            inserts = [{"account_id": account_id, "order_number": n, "status": c["new_status"],
+                        "status_at": c["new_status_at"], "email_digest": c["new_email"], "zip_digest": c["new_zip"],
+                        "reference": c["new_reference"], "created_at": now, "updated_at": now}
+                       for n, c in changes.items() if n not in known]
+            if inserts:
+                conn.execute(orders.insert(), inserts)
+                known.update({r.order_number: [r.id, r.status_at] for r in conn.execute(
+                    _ORDERS_FOUND, {"account_id": account_id, "numbers": [r["order_number"] for r in inserts]})})
+            edits = [{"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
+                     for n, c in changes.items() if n not in {r["order_number"] for r in inserts}]
+            if edits:
+                conn.execute(_ORDER_UPDATE, edits)
+            for row in new_updates:
+                if row["account_id"] == account_id:
+                    row["order_id"] = known[row["order_number"]][0]
+        if new_updates:
+            conn.execute(updates.insert(), [{k: v for k, v in row.items() if k != "order_number"}
+                                            for row in new_updates])
+        return [r if r is not None else IngestResult("unauthorized") for r in results]
 
     # -- reading -----------------------------------------------------------
 
@@ -345,20 +393,34 @@ class OssStore:
         """
         if not (email or zip_code):
             return None
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(orders, accounts.c.merchant, accounts.c.revoked_at)
-                .join(accounts, accounts.c.id == orders.c.account_id)
-                .where(accounts.c.merchant == merchant, orders.c.order_number == order_number)).first()
-            # Compare a digest even when nothing was found, so both take the same time.
-            account_id = row.account_id if row is not None else 0
-            given = lookup_digest(account_id, "email", email) if email else lookup_digest(account_id, "zip",
-                                                                                          zip_code or "")
-            stored = (row.email_digest if email else row.zip_digest) if row is not None else None
-            matched = hmac.compare_digest(given, stored or "0" * 64)
-            if row is None or row.revoked_at is not None or not matched:
-                return None
-            return self._view(conn, row, merchant)
+        # The hottest read: one statement (order, account, history), straight
+        # through the driver, so a lookup costs little more than the query.
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(self._lookup_sql, {"merchant": merchant, "number": order_number})
+            rows = cur.fetchall()
+            cur.close()
+        finally:
+            raw.close()
+        # Compare a digest even when nothing was found, so both take the same time.
+        first = rows[0] if rows else None
+        account_id = first[6] if first is not None else 0
+        given = (lookup_digest(account_id, "email", email) if email
+                 else lookup_digest(account_id, "zip", zip_code or ""))
+        stored = (first[4] if email else first[5]) if first is not None else None
+        matched = hmac.compare_digest(given, stored or "0" * 64)
+        if first is None or first[7] is not None or not matched:
+            return None
+        history = [HistoryEntry(r[8], r[9], r[10], r[11]) for r in rows if r[8] is not None]
+        return _order_view(merchant, first[1], first[2], first[3], history, [r[12] for r in rows])
+
+    @property
+    def _lookup_sql(self) -> str:
+        sql = _LOOKUP_SQL
+        if self.engine.dialect.paramstyle == "pyformat":
+            sql = re.sub(r":(\w+)", r"%(\1)s", sql)
+        return sql
 
     def order_for_account(self, account: Account, order_number: str) -> OrderView | None:
         """The store's own order (authenticated by its token): never another account's."""
@@ -369,20 +431,22 @@ class OssStore:
 
     @staticmethod
     def _view(conn: Connection, row: Any, merchant: str) -> OrderView:
-        history = conn.execute(sa.select(updates.c.status, updates.c.previous_status, updates.c.occurred_at,
-                                         updates.c.note, updates.c.tracking)
-                               .where(updates.c.order_id == row.id)
-                               .order_by(updates.c.occurred_at, updates.c.id)).all()
-        tracking: dict[tuple[str, str], TrackingView] = {}
-        for h in history:
-            for t in json.loads(h.tracking) if h.tracking else ():
-                key = (t["carrier"].upper(), t["number"])
-                tracking[key] = TrackingView(t["carrier"], t["number"], t.get("ship_date"),
-                                             tracking_url(t["carrier"], t["number"]))
-        return OrderView(
-            merchant=merchant, order_number=row.order_number, status=row.status, status_at=row.status_at,
-            history=tuple(HistoryEntry(h.status, h.previous_status, h.occurred_at, h.note) for h in history),
-            tracking=tuple(tracking.values()))
+        history = conn.execute(_HISTORY, {"order_id": row.id}).all()
+        return _order_view(merchant, row.order_number, row.status, row.status_at,
+                           [HistoryEntry(h.status, h.previous_status, h.occurred_at, h.note) for h in history],
+                           [h.tracking for h in history])
+
+
+def _order_view(merchant: str, number: str, status: str, status_at: float, history: Sequence[HistoryEntry],
+                tracking_json: Sequence[str | None]) -> OrderView:
+    tracking: dict[tuple[str, str], TrackingView] = {}
+    for text in tracking_json:
+        for t in json.loads(text) if text else ():
+            key = (t["carrier"].upper(), t["number"])
+            tracking[key] = TrackingView(t["carrier"], t["number"], t.get("ship_date"),
+                                         tracking_url(t["carrier"], t["number"]))
+    return OrderView(merchant=merchant, order_number=number, status=status, status_at=status_at,
+                     history=tuple(history), tracking=tuple(tracking.values()))
 
 
 #: Carriers' public tracking pages; ``{}`` is the URL-encoded tracking number.

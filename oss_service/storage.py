@@ -8,12 +8,14 @@ without either touching the other's schema.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
-from cartstatus.storage import make_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 
 DB_ENV = "CARTSTATUS_OSS_DB"
 DEFAULT_DB = "sqlite:///oss.db"
@@ -112,15 +114,62 @@ def migrate(engine: Engine) -> bool:
     if current_revision(engine) == head_revision():
         return False
     cfg = _alembic_config()
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return True
 
 
+WRITE_OPTION = "oss_write"
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # SQLAlchemy's "begin" event issues BEGIN itself (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # FULL: an update answered OK is on disk (the store deletes its record on OK).
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take the write lock up front (no deadlock upgrading a read lock);
+    # readers begin deferred, so shopper lookups never queue behind the writer.
+    immediate = conn.get_execution_options().get(WRITE_OPTION)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_oss_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the OSS: SQLite in WAL mode with deferred reads, or PostgreSQL through psycopg."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 20)
+        engine = sa.create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes (on SQLite it holds the write lock from its start)."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
 def open_oss_database(url: str | None = None, *, run_migrations: bool = True, **kwargs: Any) -> Engine:
     """An engine on the OSS database (``url`` or the default), migrated unless told not to."""
-    engine = make_engine(db_url(url), **kwargs)
+    engine = make_oss_engine(db_url(url), **kwargs)
     if run_migrations:
         migrate(engine)
     return engine

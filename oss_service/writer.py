@@ -85,16 +85,21 @@ class BatchWriter:
             results = [exc] * len(batch)
         self.batches += 1
         self.jobs += len(batch)
+        # One wake-up per event loop for the whole batch, not one per request.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[IngestResult], Any]]] = {}
         for (_, loop, future), result in zip(batch, results, strict=True):
-            # RuntimeError: the request's loop has closed, nobody is waiting.
+            by_loop.setdefault(loop, []).append((future, result))
+        for loop, pairs in by_loop.items():
+            # RuntimeError: the loop has closed, nobody is waiting.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, future, result)
+                loop.call_soon_threadsafe(_resolve, pairs)
 
 
-def _resolve(future: asyncio.Future[IngestResult], result: Any) -> None:
-    if future.done():  # the client went away
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+def _resolve(pairs: list[tuple[asyncio.Future[IngestResult], Any]]) -> None:
+    for future, result in pairs:
+        if future.done():  # the client went away
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
