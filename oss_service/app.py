@@ -29,7 +29,7 @@ from .ratelimit import RateLimiter
 from .service import Account, IngestJob, OrderView, OssStore, hash_token
 from .storage import db_url, open_oss_database
 from .wire import body_digest, validate
-from .writer import BatchWriter
+from .writer import BatchWriter, InlineWriter
 
 access_log = logging.getLogger("cartstatus.oss.access")
 VERSION = "1.0.0"
@@ -61,10 +61,11 @@ class ServerSettings:
     lookup_burst: float = 10.0
     #: Updates written per transaction at most.
     max_batch: int = 256
-    #: Run shopper lookups on the event loop instead of a thread: right for SQLite
-    #: (a local read of well under a millisecond), wrong for a database across a
-    #: network. None decides by the database.
-    inline_reads: bool | None = None
+    #: Do the database work (lookups, group commits) on the event loop instead of
+    #: threads: right for SQLite (local reads and commits of well under a
+    #: millisecond, and no thread waiting for the interpreter lock), wrong for a
+    #: database across a network. None decides by the database.
+    inline_db: bool | None = None
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -141,13 +142,14 @@ class AccessMiddleware:
             self.metrics.latency.labels(route).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
-                access_log.info(json.dumps({
+                # makeRecord + handle: a log line without logging's stack walk for the caller.
+                access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, json.dumps({
                     "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
                     "request_id": request_id, "method": scope["method"], "path": scope["path"],
                     "route": route, "status": status, "ms": round(elapsed * 1000, 2),
                     "client": client[0] if client else None,
                     "merchant": scope.get("state", {}).get("merchant"),
-                }, separators=(",", ":")))
+                }, separators=(",", ":")), (), None))
 
 
 class OssApp:
@@ -156,16 +158,18 @@ class OssApp:
     def __init__(self, store: OssStore, settings: ServerSettings) -> None:
         self.store = store
         self.settings = settings
-        self.writer = BatchWriter(store, settings.max_batch)
+        inline = settings.inline_db
+        self.inline_db = store.engine.dialect.name == "sqlite" if inline is None else inline
+        self.writer: BatchWriter | InlineWriter = (InlineWriter(store, settings.max_batch) if self.inline_db
+                                                   else BatchWriter(store, settings.max_batch))
         self.metrics = Metrics()
         self.ingest_limit = RateLimiter(settings.ingest_rate, settings.ingest_burst)
         self.lookup_limit = RateLimiter(settings.lookup_rate_per_minute / 60.0, settings.lookup_burst)
         self._openapi: bytes | None = None
-        inline = settings.inline_reads
-        self.inline_reads = store.engine.dialect.name == "sqlite" if inline is None else inline
 
     def close(self) -> None:
         self.writer.close()
+        self.store.close()
 
     # -- helpers -----------------------------------------------------------
 
@@ -303,7 +307,7 @@ class OssApp:
 
     async def _lookup(self, merchant: str, order: str, *, email: str | None,
                       zip_code: str | None) -> OrderView | None:
-        if self.inline_reads:
+        if self.inline_db:
             return self.store.lookup(merchant, order, email=email, zip_code=zip_code)
         return await run_in_threadpool(self.store.lookup, merchant, order, email=email, zip_code=zip_code)
 

@@ -8,10 +8,12 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 import nh3
 import sqlalchemy as sa
@@ -29,21 +31,35 @@ PAGE_TAGS = {"a", "b", "br", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "im
 PAGE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}, "*": {"class"}}
 
 
-_ACCOUNTS_BY_HASH = sa.select(accounts).where(accounts.c.token_hash.in_(sa.bindparam("hashes", expanding=True)))
-_KEYS_SEEN = sa.select(updates.c.idempotency_key, updates.c.body_digest).where(
-    updates.c.account_id == sa.bindparam("account_id"),
-    updates.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)))
-_ORDERS_FOUND = sa.select(orders.c.id, orders.c.order_number, orders.c.status_at).where(
-    orders.c.account_id == sa.bindparam("account_id"),
-    orders.c.order_number.in_(sa.bindparam("numbers", expanding=True)))
+# The ingest path speaks to the driver directly (executemany, no per-row
+# statement processing): written with :name parameters, turned into %(name)s
+# for PostgreSQL's driver by OssStore._sql.
+_ACCOUNT_COLUMNS = ("id, merchant, display_name, token_hint, expires, revoked_at, created_at, header_html, "
+                    "footer_html, token_hash")
+_ACCOUNTS_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_hash IN ({{hashes}})"
+_KEYS_SEEN = ("SELECT idempotency_key, body_digest FROM oss_updates "
+              "WHERE account_id = :account_id AND idempotency_key IN ({keys})")
+_ORDERS_FOUND = ("SELECT order_number, id, status_at FROM oss_orders "
+                 "WHERE account_id = :account_id AND order_number IN ({numbers})")
+_ORDER_INSERT = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
+                 "reference, created_at, updated_at) VALUES (:account_id, :order_number, :new_status, "
+                 ":new_status_at, :new_email, :new_zip, :new_reference, :now, :now)")
 # NULL keeps the stored value: an update without an email keeps the order's email.
-_ORDER_UPDATE = orders.update().where(orders.c.id == sa.bindparam("oid")).values(
-    status=sa.func.coalesce(sa.bindparam("new_status", type_=sa.String), orders.c.status),
-    status_at=sa.func.coalesce(sa.bindparam("new_status_at", type_=sa.Float), orders.c.status_at),
-    email_digest=sa.func.coalesce(sa.bindparam("new_email", type_=sa.String), orders.c.email_digest),
-    zip_digest=sa.func.coalesce(sa.bindparam("new_zip", type_=sa.String), orders.c.zip_digest),
-    reference=sa.func.coalesce(sa.bindparam("new_reference", type_=sa.String), orders.c.reference),
-    updated_at=sa.bindparam("now", type_=sa.Float))
+_ORDER_UPDATE = ("UPDATE oss_orders SET status = COALESCE(:new_status, status), "
+                 "status_at = COALESCE(:new_status_at, status_at), email_digest = COALESCE(:new_email, email_digest), "
+                 "zip_digest = COALESCE(:new_zip, zip_digest), reference = COALESCE(:new_reference, reference), "
+                 "updated_at = :now WHERE id = :oid")
+_UPDATE_INSERT = ("INSERT INTO oss_updates (account_id, order_id, idempotency_key, body_digest, status, "
+                  "previous_status, occurred_at, received_at, note, tracking) VALUES (:account_id, :order_id, "
+                  ":idempotency_key, :body_digest, :status, :previous_status, :occurred_at, :received_at, :note, "
+                  ":tracking)")
+
+
+def _placeholders(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    names = [f"{prefix}{i}" for i in range(len(values))]
+    return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
+
+
 _LOOKUP_SQL = """
 SELECT o.id, o.order_number, o.status, o.status_at, o.email_digest, o.zip_digest, o.account_id, a.revoked_at,
        u.status, u.previous_status, u.occurred_at, u.note, u.tracking
@@ -134,9 +150,15 @@ class Account:
 
 
 def _account(row: Any) -> Account:
-    expires = row.expires if isinstance(row.expires, dt.date) else dt.date.fromisoformat(str(row.expires))
-    return Account(row.id, row.merchant, row.display_name, row.token_hint, expires, row.revoked_at,
-                   row.created_at, row.header_html, row.footer_html)
+    """An account from a SQLAlchemy row of the accounts table."""
+    return _account_from_tuple((row.id, row.merchant, row.display_name, row.token_hint, row.expires,
+                                row.revoked_at, row.created_at, row.header_html, row.footer_html))
+
+
+def _account_from_tuple(row: Sequence[Any]) -> Account:
+    """An account from a driver row in the order of _ACCOUNT_COLUMNS."""
+    expires = row[4] if isinstance(row[4], dt.date) else dt.date.fromisoformat(str(row[4]))
+    return Account(row[0], row[1], row[2], row[3], expires, row[5], row[6], row[7], row[8])
 
 
 @dataclass(frozen=True)
@@ -208,6 +230,54 @@ class OssStore:
     def __init__(self, engine: Engine, today: Any = dt.date.today) -> None:
         self.engine = engine
         self.today = today
+        # SQLite: each thread that looks orders up keeps one connection (no pool
+        # round trip per lookup); in WAL mode each read sees the latest commit.
+        self._pin_readers = engine.dialect.name == "sqlite"
+        self._readers = threading.local()
+        self._pinned: list[Any] = []
+        self._pyformat = engine.dialect.paramstyle == "pyformat"
+        self._sql_cache: dict[str, str] = {}
+        self._lookup_sql = self._sql(_LOOKUP_SQL)
+
+    def _sql(self, text: str) -> str:
+        """``text`` in the driver's parameter style (sqlite3 takes :name as written)."""
+        if not self._pyformat:
+            return text
+        found = self._sql_cache.get(text)
+        if found is None:
+            if len(self._sql_cache) > 4096:
+                self._sql_cache.clear()
+            found = self._sql_cache[text] = re.sub(r"(?<!:):(\w+)", r"%(\1)s", text)
+        return found
+
+    def close(self) -> None:
+        """Give back the connections held for lookups."""
+        pinned, self._pinned = self._pinned, []
+        for conn in pinned:
+            conn.close()
+        self._readers = threading.local()
+
+    def _read(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        if self._pin_readers:
+            conn = getattr(self._readers, "conn", None)
+            if conn is None:
+                conn = self._readers.conn = self.engine.raw_connection()
+                self._pinned.append(conn)
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(sql, params)
+            rows = list(cur.fetchall())
+            cur.close()
+            return rows
+        finally:
+            raw.close()
 
     # -- accounts ----------------------------------------------------------
 
@@ -304,8 +374,15 @@ class OssStore:
         # built once (module level) and rows go in with executemany.
         now = time.time()
         today = self.today()
-        found_accounts = {r.token_hash: _account(r) for r in conn.execute(
-            _ACCOUNTS_BY_HASH, {"hashes": sorted({j.token_hash for j in jobs})})}
+        cur = conn.connection.cursor()  # the driver's cursor, inside SQLAlchemy's transaction
+
+        def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> list[Any]:
+            marks, more = _placeholders(prefix, values)
+            cur.execute(self._sql(template.format(**{prefix: marks})), {**params, **more})
+            return list(cur.fetchall())
+
+        found_accounts = {r[9]: _account_from_tuple(r)
+                          for r in fetch(_ACCOUNTS_BY_HASH, "hashes", sorted({j.token_hash for j in jobs}))}
         results: list[IngestResult | None] = [None] * len(jobs)
         accepted: dict[int, list[tuple[int, IngestJob]]] = {}
         by_id: dict[int, Account] = {}
@@ -326,10 +403,8 @@ class OssStore:
             account = by_id[account_id]
             keys = sorted({j.body["idempotency_key"] for _, j in group})
             numbers = sorted({j.body["order_number"] for _, j in group})
-            seen = {r.idempotency_key: r.body_digest
-                    for r in conn.execute(_KEYS_SEEN, {"account_id": account_id, "keys": keys})}
-            known = {r.order_number: [r.id, r.status_at]
-                     for r in conn.execute(_ORDERS_FOUND, {"account_id": account_id, "numbers": numbers})}
+            seen = {r[0]: r[1] for r in fetch(_KEYS_SEEN, "keys", keys, account_id=account_id)}
+            known = {r[0]: [r[1], r[2]] for r in fetch(_ORDERS_FOUND, "numbers", numbers, account_id=account_id)}
             changes: dict[str, dict[str, Any]] = {}
             for i, job in group:
                 body = job.body
@@ -362,24 +437,24 @@ class OssStore:
                     "note": body.get("note"),
                     "tracking": json.dumps(body["tracking"], separators=(",", ":")) if body.get("tracking") else None})
                 results[i] = IngestResult("stored", account, reply)
-            inserts = [{"account_id": account_id, "order_number": n, "status": c["new_status"],
-                        "status_at": c["new_status_at"], "email_digest": c["new_email"], "zip_digest": c["new_zip"],
-                        "reference": c["new_reference"], "created_at": now, "updated_at": now}
-                       for n, c in changes.items() if n not in known]
-            if inserts:
-                conn.execute(orders.insert(), inserts)
-                known.update({r.order_number: [r.id, r.status_at] for r in conn.execute(
-                    _ORDERS_FOUND, {"account_id": account_id, "numbers": [r["order_number"] for r in inserts]})})
+            fresh = [n for n in changes if n not in known]
             edits = [{"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
-                     for n, c in changes.items() if n not in {r["order_number"] for r in inserts}]
+                     for n, c in changes.items() if n in known]
+            if fresh:
+                cur.executemany(self._sql(_ORDER_INSERT), [
+                    {"account_id": account_id, "order_number": n, "now": now,
+                     **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh])
+                known.update({r[0]: [r[1], r[2]]
+                              for r in fetch(_ORDERS_FOUND, "numbers", fresh, account_id=account_id)})
             if edits:
-                conn.execute(_ORDER_UPDATE, edits)
+                cur.executemany(self._sql(_ORDER_UPDATE), edits)
             for row in new_updates:
                 if row["account_id"] == account_id:
                     row["order_id"] = known[row["order_number"]][0]
         if new_updates:
-            conn.execute(updates.insert(), [{k: v for k, v in row.items() if k != "order_number"}
-                                            for row in new_updates])
+            cur.executemany(self._sql(_UPDATE_INSERT), [{k: v for k, v in row.items() if k != "order_number"}
+                                                        for row in new_updates])
+        cur.close()
         return [r if r is not None else IngestResult("unauthorized") for r in results]
 
     # -- reading -----------------------------------------------------------
@@ -395,14 +470,7 @@ class OssStore:
             return None
         # The hottest read: one statement (order, account, history), straight
         # through the driver, so a lookup costs little more than the query.
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute(self._lookup_sql, {"merchant": merchant, "number": order_number})
-            rows = cur.fetchall()
-            cur.close()
-        finally:
-            raw.close()
+        rows = self._read(self._lookup_sql, {"merchant": merchant, "number": order_number})
         # Compare a digest even when nothing was found, so both take the same time.
         first = rows[0] if rows else None
         account_id = first[6] if first is not None else 0
@@ -414,13 +482,6 @@ class OssStore:
             return None
         history = [HistoryEntry(r[8], r[9], r[10], r[11]) for r in rows if r[8] is not None]
         return _order_view(merchant, first[1], first[2], first[3], history, [r[12] for r in rows])
-
-    @property
-    def _lookup_sql(self) -> str:
-        sql = _LOOKUP_SQL
-        if self.engine.dialect.paramstyle == "pyformat":
-            sql = re.sub(r":(\w+)", r"%(\1)s", sql)
-        return sql
 
     def order_for_account(self, account: Account, order_number: str) -> OrderView | None:
         """The store's own order (authenticated by its token): never another account's."""
@@ -462,11 +523,12 @@ _CARRIER_ALIASES = {"UNITEDPARCELSERVICE": "UPS", "USPOSTALSERVICE": "USPS", "UN
                     "FEDERALEXPRESS": "FEDEX", "DHLEXPRESS": "DHL"}
 
 
+_NOT_LETTERS = re.compile(r"[^A-Z]")
+
+
 def tracking_url(carrier: str, number: str) -> str | None:
     """The carrier's tracking page for ``number``, or None for a carrier it does not know."""
-    from urllib.parse import quote
-
-    key = re.sub(r"[^A-Z]", "", carrier.upper())
+    key = _NOT_LETTERS.sub("", carrier.upper())
     key = _CARRIER_ALIASES.get(key, key)
     template = CARRIER_URLS.get(key)
     return template.format(quote(number.replace(" ", ""), safe="")) if template else None
