@@ -231,8 +231,9 @@ WRK_SCRIPT = textwrap.dedent("""
 
 def run_wrk(wrk: str, port: int, kind: str, seconds: float, conns: int, token: str, script: Path) -> tuple[float, int]:
     env = dict(os.environ, BENCH_KIND=kind, BENCH_TOKEN=token)
-    out = subprocess.run([wrk, "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script),
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, env=env, check=True).stdout
+    command = [wrk, "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script),
+               f"http://127.0.0.1:{port}/"]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
     errs = re.search(r"Socket errors:.*?read (\d+), write (\d+), timeout (\d+)", out)

@@ -90,6 +90,16 @@ class Metrics:
         self.updates = Counter("oss_updates", "Status updates received, by result", ["result"],
                                registry=self.registry)
         self.lookups = Counter("oss_lookups", "Shopper lookups, by result", ["result"], registry=self.registry)
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: str, seconds: float) -> None:
+        # Labelled children are looked up once per combination, not per request.
+        key = (route, method, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (self.requests.labels(route, method, status), self.latency.labels(route))
+        pair[0].inc()
+        pair[1].observe(seconds)
 
 
 def route_label(path: str) -> str:
@@ -138,8 +148,7 @@ class AccessMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = route_label(scope["path"])
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
+            self.metrics.observe(route, scope["method"], str(status), elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 # makeRecord + handle: a log line without logging's stack walk for the caller.

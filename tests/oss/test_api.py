@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -299,3 +300,26 @@ async def test_access_logs_are_structured_and_hold_no_secrets(client: httpx.Asyn
     assert token not in caplog.text
     assert token[4:20] not in caplog.text
     assert "pat@example.com" not in caplog.text and "12345" not in caplog.text
+
+
+@pytest.mark.parametrize("inline_db", [True, False], ids=["on-the-loop", "writer-thread"])
+async def test_concurrent_updates_share_commits_and_are_stored_once_each(
+        make_app: Callable[..., Starlette], account: Callable[..., str], oss_store: OssStore, inline_db: bool) -> None:
+    token = account()
+    app = make_app(ServerSettings(inline_db=inline_db, ingest_rate=1000, ingest_burst=1000))
+    bodies = [update_body(order_number=f"{2000 + i % 5}", occurred_at=f"2026-06-01T10:{i:02d}:00Z", status=f"S{i}")
+              for i in range(30)]
+    async with client_for(app) as c:
+        # Ten repeats travel with their originals, often in the same batch.
+        replies = await asyncio.gather(*(c.post("/api/v1/updates", json=b, headers=bearer(token))
+                                         for b in bodies + bodies[:10]))
+    assert [r.status_code for r in replies] == [200] * 40
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in replies) == 10
+    assert count(oss_store, updates) == 30
+    assert count(oss_store, orders) == 5
+    writer = app.state.oss.writer
+    assert writer.jobs == 40 and writer.batches < writer.jobs
+    for k in range(5):
+        view = oss_store.lookup("acme", f"{2000 + k}", zip_code="12345")
+        assert view is not None and view.status == f"S{25 + k}"
+        assert [h.status for h in view.history] == [f"S{i}" for i in range(k, 30, 5)]
