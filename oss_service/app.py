@@ -34,6 +34,9 @@ from .writer import BatchWriter, InlineWriter
 access_log = logging.getLogger("cartstatus.oss.access")
 VERSION = "1.0.0"
 
+#: Sent with every response.
+BASE_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+#: Sent with HTML pages: what a browser needs to keep the shopper's page to itself.
 SECURITY_HEADERS = [
     (b"content-security-policy",
      b"default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; "
@@ -115,7 +118,7 @@ def route_label(path: str) -> str:
 
 
 class AccessMiddleware:
-    """Security headers, metrics and one structured access-log line per request.
+    """Security headers (the full set on HTML), metrics and one structured access-log line per request.
 
     The log line has the path without its query string (lookups carry emails and
     ZIPs there) and never a header, so no token or shopper data is written.
@@ -138,7 +141,8 @@ class AccessMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.extend(SECURITY_HEADERS)
+                html = any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers)
+                headers.extend(SECURITY_HEADERS if html else BASE_HEADERS)
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
             await send(message)
