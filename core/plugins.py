@@ -32,7 +32,7 @@ ENTRY_POINT_GROUP = "cartstatus"
 LOAD_ENV = "CARTSTATUS_LOAD_PLUGINS"
 
 #: Built-in plugin modules, registered exactly as third-party plugins are.
-DEFAULT_PLUGINS = ("cartstatus.connectors.seti.plugin",)
+DEFAULT_PLUGINS = ("cartstatus.connectors.seti.plugin", "cartstatus.connectors.oss.plugin")
 
 #: A connector's name, as the shopping-cart matrix's ``connector`` field takes it.
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
