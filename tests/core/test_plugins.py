@@ -10,6 +10,7 @@ import httpx
 import pytest
 from cartstatus import StackController, StatusEngine, plugins
 from cartstatus.cli import main
+from cartstatus.connectors.oss import OssConnector
 from cartstatus.connectors.seti import SetiConnector, SetiSimulator
 from cartstatus.hookspecs import hookimpl
 from click.testing import CliRunner
@@ -131,8 +132,9 @@ def errors_by_plugin() -> dict[str, list[str]]:
 
 
 def test_builtins_register_through_the_same_hooks(fresh_plugins: None) -> None:
-    assert plugins.get_connectors() == {"seti": SetiConnector}
-    assert plugins.get_connector_plugins() == [("cartstatus.connectors.seti.plugin", SetiConnector)]
+    assert plugins.get_connectors() == {"seti": SetiConnector, "oss": OssConnector}
+    assert plugins.get_connector_plugins() == [("cartstatus.connectors.seti.plugin", SetiConnector),
+                                               ("cartstatus.connectors.oss.plugin", OssConnector)]
     assert plugins.state.errors == []
 
 
@@ -140,7 +142,7 @@ def test_broken_plugins_do_not_stop_the_others(fake_plugins: Callable[..., None]
     install_zoo(fake_plugins)
     connectors = plugins.get_connectors()
     # The good plugin, the good part of the garbage plugin and the built-in all load.
-    assert sorted(connectors) == ["finecart", "goodcart", "seti"]
+    assert sorted(connectors) == ["finecart", "goodcart", "oss", "seti"]
     assert connectors["seti"] is SetiConnector  # an impostor never replaces a built-in
     # Rows go to the matrix loader as given: it checks them against matrix/schema.json and reports.
     rows = [(p, r) for p, r in plugins.get_matrix_rows()]
@@ -173,10 +175,10 @@ def test_errors_are_reported_once_however_often_asked(fake_plugins: Callable[...
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("good", ["goodcart", "seti"]),  # an entry-point name
-    ("CS_Good", ["goodcart", "seti"]),  # a distribution name, spelt any PEP 503 way
-    ("", ["seti"]),  # empty: no third-party plugin; the built-ins still load
-    ("cs-good, garbage", ["finecart", "goodcart", "seti"]),
+    ("good", ["goodcart", "oss", "seti"]),  # an entry-point name
+    ("CS_Good", ["goodcart", "oss", "seti"]),  # a distribution name, spelt any PEP 503 way
+    ("", ["oss", "seti"]),  # empty: no third-party plugin; the built-ins still load
+    ("cs-good, garbage", ["finecart", "goodcart", "oss", "seti"]),
 ])
 def test_load_plugins_env_limits_what_loads(fake_plugins: Callable[..., None], monkeypatch: pytest.MonkeyPatch,
                                             value: str, expected: list[str]) -> None:
@@ -190,7 +192,7 @@ def test_load_plugins_env_names_a_missing_plugin(fake_plugins: Callable[..., Non
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     install_zoo(fake_plugins)
     monkeypatch.setenv(plugins.LOAD_ENV, "good,cs-nowhere")
-    assert sorted(plugins.get_connectors()) == ["goodcart", "seti"]
+    assert sorted(plugins.get_connectors()) == ["goodcart", "oss", "seti"]
     assert errors_by_plugin()["cs-nowhere"] == [
         "named in CARTSTATUS_LOAD_PLUGINS but no installed plugin has that name"]
 
@@ -227,7 +229,7 @@ def test_plugins_command_lists_plugins_and_errors(fake_plugins: Callable[..., No
 def test_plugins_command_exits_0_when_all_is_well(fresh_plugins: None) -> None:
     result = CliRunner().invoke(main, ["plugins", "--json"])
     assert result.exit_code == 0
-    assert [p["connectors"] for p in json.loads(result.output)] == [["seti"]]
+    assert [p["connectors"] for p in json.loads(result.output)] == [["seti"], ["oss"]]
 
 
 # -- one test per hook (tests/core/test_hook_docs.py checks every hook has one) --

@@ -74,7 +74,7 @@ def test_lapsed_subscription_routes_none(fake_oss: type[Connector]) -> None:
 
 
 def test_active_subscription_without_oss_connector_routes_none() -> None:
-    route = route_for_store(store("americart", TODAY), TODAY)
+    route = decide_route(store("americart", TODAY), load_matrix(), TODAY, installed={"seti"})
     assert route.kind == "none" and "OSS connector 'oss' is not installed" in route.reason
 
 
