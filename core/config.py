@@ -292,7 +292,8 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
                     continue
                 dp = ["stores", i, "connector", *err.absolute_path]
                 # Never echo a value back: it may be a secret.
-                msg = err.message if err.validator not in ("pattern", "format", "type") else (
+                secret = isinstance(err.schema, dict) and bool(err.schema.get("secret"))
+                msg = err.message if err.validator not in ("pattern", "format", "type") and not secret else (
                     f"does not match what {cls.name} expects ({err.validator}: "
                     f"{err.schema.get(err.validator) if isinstance(err.schema, dict) else ''})")
                 bad(dp, msg)
