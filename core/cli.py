@@ -24,7 +24,8 @@ from .engine import ImportError_, OrderError, StatusEngine
 from .events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
 from .stack import Stack
 
-console = Console()
+# soft_wrap: piped output keeps each message on one line (rich would cut it at 80 columns).
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 #: Above this many orders, ``fire`` shows a progress bar.
