@@ -50,6 +50,7 @@ def test_the_shop_password_never_appears(
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("OSS_TOKEN", OSS_TOKEN)
     data = live_setup(live_cart)
+    data["controller"]["concurrency"] = 1  # requests in stack order: the refusal hits the first record
     data["stores"].append({"id": "second", "cart": "seti", "connector": {
         "url": live_cart.url, "user": "om", "password": INLINE_PASSWORD, "code": "second"}})
     data["stores"].append({"id": "hosted", "cart": "papercart", "oss": {
