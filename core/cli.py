@@ -356,8 +356,23 @@ def controller(ctx: Context, drain: bool, mode: str) -> None:
         sys.exit(1)
 
 
+from .plugin_commands import new_connector_command, plugins_command  # noqa: E402
+
+main.add_command(plugins_command)
+main.add_command(new_connector_command)
+
+
 def command_names() -> list[str]:
     return sorted(main.commands)
 
 
 ProgressFn = Callable[[int], None]
+
+
+# -- registered command groups (each in its own module) ----------------------
+
+from .diagnose import diagnose_command  # noqa: E402
+from .matrix.cli import matrix_group  # noqa: E402
+
+main.add_command(matrix_group)
+main.add_command(diagnose_command)

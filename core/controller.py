@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from .config import Config, ControllerSettings
 from .connector import Connector
 from .outcomes import SUCCESS, Failed, Outcome, RetryLater
-from .plugins import get_connectors, pm
+from .plugins import get_connectors, notify_delivered, notify_parked
 from .routing import OSS_CONNECTOR
 from .stack import HEARTBEAT_STALE_SECONDS, Stack, StackRecord
 from .storage import stack as stack_table
@@ -195,10 +195,10 @@ class StackController:
         by_id = {r.id: r for r in batch}
         for record, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, SUCCESS):
-                pm.hook.update_delivered(record=record, outcome=outcome)
+                notify_delivered(record, outcome)
         for rid, reason in park:
             log.warning("parked record %s (order %s): %s", rid, by_id[rid].order_number, reason)
-            pm.hook.update_parked(record=by_id[rid], reason=reason)
+            notify_parked(by_id[rid], reason)
 
     # -- the loop ----------------------------------------------------------
 

@@ -280,7 +280,8 @@ class StatusEngine:
                     if st is None:
                         kind, reason = "none", f"store {row.store_id!r} is not in the setup file: nothing queued"
                     else:
-                        route = routes.get(st.id) or routes.setdefault(st.id, route_for_store(st, today))
+                        route = routes.get(st.id) or routes.setdefault(
+                            st.id, route_for_store(st, today, cfg.matrix_extra))
                         kind, reason, destination = route.kind, route.reason, route.connector
                         if route.kind != "none":
                             key = new_key()

@@ -69,25 +69,29 @@ async def test_rule_1_cart_must_accept_updates_else_oss_subscription_else_nothin
         return {"url": "https://oss.test", "merchant": "shop-1", "token": {"$env": "OSS_TOKEN"},
                 "subscription_expires": expires}
 
+    # americart: the matrix says it takes no status updates. papercart: not in the matrix at all.
     engine = make_engine(stores=[
         seti,
-        {"id": "paper", "cart": "papercart"},  # no connector for this cart, no OSS
-        {"id": "hosted", "cart": "papercart", "oss": oss("2099-12-31")},
-        {"id": "lapsed", "cart": "papercart", "oss": oss("2001-01-31")},
+        {"id": "paper", "cart": "americart"},  # no OSS subscription
+        {"id": "hosted", "cart": "americart", "oss": oss("2099-12-31")},
+        {"id": "lapsed", "cart": "americart", "oss": oss("2001-01-31")},
+        {"id": "unknown", "cart": "papercart", "oss": oss("2099-12-31")},
     ])
     [native] = add_orders(engine, 1, store="main", prefix="N")
     [paper] = add_orders(engine, 1, store="paper", prefix="P")
     [hosted] = add_orders(engine, 1, store="hosted", prefix="H")
     [lapsed] = add_orders(engine, 1, store="lapsed", prefix="L")
+    [unknown] = add_orders(engine, 1, store="unknown", prefix="U")
 
-    results = {r.order_number: r for r in engine.fire("Order Shipped", [native, paper, hosted, lapsed])}
+    results = {r.order_number: r for r in engine.fire("Order Shipped", [native, paper, hosted, lapsed, unknown])}
 
     # The cart takes updates through its connector: queued for that connector.
     assert (results[native].route, results[native].destination, results[native].queued) == ("native", "seti", True)
     # It does not, but the store subscribes to the OSS: queued for the OSS.
     assert (results[hosted].route, results[hosted].destination, results[hosted].queued) == ("oss", "oss", True)
     # It does not and there is no (active) subscription: the label changes, nothing is queued, the reason is kept.
-    for number, why in ((paper, "no OSS subscription"), (lapsed, "lapsed on 2001-01-31")):
+    for number, why in ((paper, "has no OSS subscription"), (lapsed, "lapsed on 2001-01-31"),
+                        (unknown, "is not in the shopping-cart matrix")):
         assert results[number].route == "none"
         assert not results[number].queued
         assert results[number].changed
