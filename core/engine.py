@@ -89,11 +89,13 @@ class StatusEngine:
         """Import orders from CSV; a bad row stops the whole file, nothing is written."""
         p = Path(path)
         try:
-            text = p.read_bytes().decode("utf-8-sig")
+            data = p.read_bytes()
+            text = data.decode("utf-8-sig")
         except FileNotFoundError:
             raise ImportError_([Problem(p, None, "(file)", "no such file")]) from None
         except UnicodeDecodeError as exc:
-            raise ImportError_([Problem(p, None, "(file)",
+            line = data[:exc.start].count(b"\n") + 1  # the line of the first bad byte
+            raise ImportError_([Problem(p, line, "(file)",
                                         f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")]) from None
         rows = self._parse_csv(p, text)
         self.upsert_orders(rows)
