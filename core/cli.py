@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -23,7 +24,8 @@ from .engine import ImportError_, OrderError, StatusEngine
 from .events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
 from .stack import Stack
 
-console = Console()
+# soft_wrap: piped output keeps each message on one line (rich would cut it at 80 columns).
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 #: Above this many orders, ``fire`` shows a progress bar.
@@ -31,7 +33,8 @@ PROGRESS_THRESHOLD = 2000
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message quoting a pattern like [a-z0-9] is not rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -179,7 +182,7 @@ def orders_show(ctx: Context, order: str, store: str | None, as_json: bool) -> N
     console.print(table)
     if info["pending"]:
         for p in info["pending"]:
-            error = f" - {p['last_error']}" if p["last_error"] else ""
+            error = f" - {escape(p['last_error'])}" if p["last_error"] else ""
             console.print(f"pending update #{p['id']} to {p['destination']}: {p['status']} "
                           f"({p['state']}, {p['attempts']} attempts){error}")
     else:
@@ -282,7 +285,7 @@ def stack_list(ctx: Context, state: tuple[str, ...], limit: int, as_json: bool) 
     table = Table("id", "store", "order", "status", "to", "state", "attempts", "age", "last error")
     for r in records:
         table.add_row(str(r.id), r.store_id, r.order_number, r.update.status, r.destination, r.state(now),
-                      str(r.attempts), _age(now - r.created_at), r.last_error or "")
+                      str(r.attempts), _age(now - r.created_at), escape(r.last_error or ""))
     console.print(table)
     if not records:
         console.print("the stack is empty" if not state else "no records in that state")
@@ -353,8 +356,23 @@ def controller(ctx: Context, drain: bool, mode: str) -> None:
         sys.exit(1)
 
 
+from .plugin_commands import new_connector_command, plugins_command  # noqa: E402
+
+main.add_command(plugins_command)
+main.add_command(new_connector_command)
+
+
 def command_names() -> list[str]:
     return sorted(main.commands)
 
 
 ProgressFn = Callable[[int], None]
+
+
+# -- registered command groups (each in its own module) ----------------------
+
+from .diagnose import diagnose_command  # noqa: E402
+from .matrix.cli import matrix_group  # noqa: E402
+
+main.add_command(matrix_group)
+main.add_command(diagnose_command)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -19,6 +21,7 @@ from .secrets import Secret, SecretError, resolve_secret
 from .yamlfile import Locator, YamlSyntaxError, dotted, load_yaml
 
 CONFIG_ENV = "CARTSTATUS_CONFIG"
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 DEFAULT_CONFIG = "cartstatus.yaml"
 
 
@@ -122,9 +125,32 @@ def _schema_problems(path: Path, data: Any, locate: Locator) -> list[Problem]:
     )
     problems = []
     for err in validator.iter_errors(data):
-        data_path = list(err.absolute_path)
-        problems.append(Problem(path, locate(data_path), dotted(data_path), _explain(err)))
+        for data_path, message in _pinpoint(err):
+            problems.append(Problem(path, locate(data_path), dotted(data_path), message))
     return problems
+
+
+def _pinpoint(err: jsonschema.ValidationError, prefix: Iterable[Any] = ()) -> list[tuple[list[Any], str]]:
+    """(data path, message) pairs pointing at the offending key itself.
+
+    jsonschema reports an unknown or a missing key at the enclosing object;
+    a person fixing the file wants the key's own line and name.
+    """
+    data_path = [*prefix, *err.absolute_path]
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = schema.get("properties", {})
+        extra = [k for k in err.instance if k not in allowed]
+        if extra:
+            hint = f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
+            return [([*data_path, k], f"unknown key {k!r}{hint}") for k in extra]
+    if err.validator == "required" and isinstance(err.instance, dict):
+        missing = [k for k in err.validator_value if k not in err.instance]
+        if missing:
+            hint = schema.get("properties", {}).get(missing[0], {}).get("description")
+            return [([*data_path, missing[0]],
+                     f"missing: {err.message}" + (f" ({hint})" if hint else ""))]
+    return [(data_path, _explain(err))]
 
 
 def _explain(err: jsonschema.ValidationError) -> str:
@@ -137,17 +163,33 @@ def _explain(err: jsonschema.ValidationError) -> str:
     if err.validator == "oneOf":
         return "expected a secret: a string, {$env: NAME} or {$file: PATH}"
     if err.validator == "pattern" and hint:
-        return f"{err.instance!r} is not valid: expected {hint}"
+        return _mask_credentials(f"{err.instance!r} is not valid: expected {hint}")
     message = err.message
     if err.validator in ("required", "type", "enum", "format") and hint:
         message += f" (expected {hint})"
-    return message
+    return _mask_credentials(message)
 
 
-def _wrap_secrets(settings: Any, schema: dict[str, Any], base_dir: Path) -> Any:
+def _mask_credentials(text: str) -> str:
+    """Hide the password of a ``scheme://user:password@host`` URL echoed in a message."""
+    return _URL_PASSWORD.sub(r"\1********@", text)
+
+
+class _SecretErrorAt(SecretError):
+    """A secret reference that cannot be resolved, with where it is in the settings."""
+
+    def __init__(self, data_path: list[Any], message: str) -> None:
+        super().__init__(message)
+        self.data_path = data_path
+
+
+def _wrap_secrets(settings: Any, schema: dict[str, Any], base_dir: Path, at: tuple[Any, ...] = ()) -> Any:
     """Resolve ``$env``/``$file`` anywhere and wrap fields the schema marks secret."""
     if isinstance(settings, dict) and set(settings) <= {"$env", "$file"} and len(settings) == 1:
-        return resolve_secret(settings, base_dir=base_dir)
+        try:
+            return resolve_secret(settings, base_dir=base_dir)
+        except SecretError as exc:
+            raise _SecretErrorAt(list(at), str(exc)) from None
     if isinstance(settings, dict):
         props = schema.get("properties", {}) if isinstance(schema, dict) else {}
         out = {}
@@ -156,7 +198,7 @@ def _wrap_secrets(settings: Any, schema: dict[str, Any], base_dir: Path) -> Any:
             if sub.get("secret") and isinstance(value, str):
                 out[key] = Secret(value, "inline")
             else:
-                out[key] = _wrap_secrets(value, sub, base_dir)
+                out[key] = _wrap_secrets(value, sub, base_dir, (*at, key))
         return out
     return settings
 
@@ -239,14 +281,19 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
         try:
             settings = _wrap_secrets(raw.get("connector", {}), settings_schema, base_dir)
         except SecretError as exc:
-            bad(["stores", i, "connector"], str(exc))
+            bad(["stores", i, "connector", *getattr(exc, "data_path", [])], str(exc))
             continue
         if cls is not None and "connector" in raw:
             v = jsonschema.Draft202012Validator(settings_schema)
             for err in v.iter_errors(_plain(settings)):
+                if err.validator in ("additionalProperties", "required"):
+                    for dp, msg in _pinpoint(err, ["stores", i, "connector"]):
+                        bad(dp, msg)
+                    continue
                 dp = ["stores", i, "connector", *err.absolute_path]
                 # Never echo a value back: it may be a secret.
-                msg = err.message if err.validator not in ("pattern", "format", "type") else (
+                secret = isinstance(err.schema, dict) and bool(err.schema.get("secret"))
+                msg = err.message if err.validator not in ("pattern", "format", "type") and not secret else (
                     f"does not match what {cls.name} expects ({err.validator}: "
                     f"{err.schema.get(err.validator) if isinstance(err.schema, dict) else ''})")
                 bad(dp, msg)

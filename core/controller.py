@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from .config import Config, ControllerSettings
 from .connector import Connector
 from .outcomes import SUCCESS, Failed, Outcome, RetryLater
-from .plugins import get_connectors, pm
+from .plugins import get_connectors, notify_delivered, notify_parked
 from .routing import OSS_CONNECTOR
 from .stack import HEARTBEAT_STALE_SECONDS, Stack, StackRecord
 from .storage import stack as stack_table
@@ -211,13 +211,12 @@ class StackController:
         return park
 
     def _after_settle(self, done: list[tuple[StackRecord, Outcome]], parked: list[tuple[StackRecord, str]]) -> None:
-        if pm.hook.update_delivered.get_hookimpls():  # no call per record when no plugin listens
-            for record, outcome in done:
-                if isinstance(outcome, SUCCESS):
-                    pm.hook.update_delivered(record=record, outcome=outcome)
+        for record, outcome in done:
+            if isinstance(outcome, SUCCESS):
+                notify_delivered(record, outcome)
         for record, reason in parked:
             log.warning("parked record %s (order %s): %s", record.id, record.order_number, reason)
-            pm.hook.update_parked(record=record, reason=reason)
+            notify_parked(record, reason)
 
     # -- the loop ----------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -126,11 +127,13 @@ class StatusEngine:
         """Import orders from CSV; a bad row stops the whole file, nothing is written."""
         p = Path(path)
         try:
-            text = p.read_bytes().decode("utf-8-sig")
+            data = p.read_bytes()
+            text = data.decode("utf-8-sig")
         except FileNotFoundError:
             raise ImportError_([Problem(p, None, "(file)", "no such file")]) from None
         except UnicodeDecodeError as exc:
-            raise ImportError_([Problem(p, None, "(file)",
+            line = data[:exc.start].count(b"\n") + 1  # the line of the first bad byte
+            raise ImportError_([Problem(p, line, "(file)",
                                         f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")]) from None
         rows = self._parse_csv(p, text)
         self.upsert_orders(rows)
@@ -274,15 +277,30 @@ class StatusEngine:
             out[number] = rows[0]
         return out
 
+    def _route_inputs(self) -> tuple[Any, ...] | None:
+        """What a route depends on besides the store and the day; None when it cannot be told."""
+        extra = self.config.matrix_extra
+        try:
+            stamp = None if extra is None else (str(extra), os.stat(extra).st_mtime_ns, os.stat(extra).st_size)
+        except OSError:
+            return None
+        return (tuple(pm.hook.register_connectors.get_hookimpls()),
+                tuple(pm.hook.register_matrix_rows.get_hookimpls()), stamp)
+
     def _route(self, store: Store, today: dt.date) -> Route:
-        """route_for_store, remembered until the store, the day or the registered connectors change."""
-        impls = tuple(pm.hook.register_connectors.get_hookimpls())
+        """route_for_store, remembered while the store, the day, the plugins and the extra matrix file stay.
+
+        Loading the matrix takes longer than the rest of a single fire.
+        """
+        inputs = self._route_inputs()
         cached = self._routes.get((id(store), today))
-        if cached is not None and cached[0] is store and cached[1] == impls:
+        if inputs is not None and cached is not None and cached[0] is store and cached[1] == inputs:
             return cached[2]
-        route = route_for_store(store, today)
-        # Loading plugins (first call) changes the hook's implementations: key on the result.
-        self._routes[(id(store), today)] = (store, tuple(pm.hook.register_connectors.get_hookimpls()), route)
+        route = route_for_store(store, today, self.config.matrix_extra)
+        # Loading plugins (on the first call) changes the hooks' implementations: key on what follows.
+        after = self._route_inputs()
+        if after is not None:
+            self._routes[(id(store), today)] = (store, after, route)
         return route
 
     # -- firing ------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The hooks a cartstatus plugin may implement."""
+"""The hooks a cartstatus plugin may implement (documented in docs/writing-connectors.md)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from pluggy import HookimplMarker, HookspecMarker
@@ -9,12 +10,12 @@ hookimpl = HookimplMarker("cartstatus")
 
 
 @hookspec
-def register_connectors(register: Any) -> None:
+def register_connectors(register: Callable[[Any], None]) -> None:
     """Register connector classes: call ``register(ConnectorClass)`` for each."""
 
 
 @hookspec
-def register_matrix_rows(register: Any) -> None:
+def register_matrix_rows(register: Callable[[Any], None]) -> None:
     """Register shopping-cart matrix rows: call ``register(row_dict)`` for each."""
 
 

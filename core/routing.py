@@ -1,13 +1,14 @@
 """Where a store's updates go: the cart's own connector, the OSS, or nowhere.
 
-Rule 1 of the requirements. The shopping-cart matrix (``cartstatus.matrix``)
-decides whether a cart takes updates; until a matrix row exists for a cart,
-a connector registered under the cart's key is taken as its native route.
+Rule 1 of the requirements. The decision itself lives with the shopping-cart
+matrix (:func:`cartstatus.matrix.routing.decide_route`); this module keeps the
+names the engine and the setup-file loader use.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -30,23 +31,28 @@ class Route:
 
 
 def connector_class_for_cart(cart: str) -> type[Connector] | None:
-    """The connector class that sends to ``cart`` natively, if one is installed."""
-    return get_connectors().get(cart)
+    """The connector class the matrix names for ``cart``, if it is installed.
 
+    A cart the matrix does not know, or whose row names no connector, has none;
+    a connector registered under the cart's own key is still used for settings checks.
+    """
+    from .matrix import load_matrix
 
-def route_for_store(store: Store, today: dt.date | None = None) -> Route:
-    """Native connector, else the OSS while the subscription is active, else none."""
     connectors = get_connectors()
-    if store.cart in connectors:
-        return Route("native", store.cart, f"cart {store.cart!r} takes status updates through its connector")
-    if store.oss is not None and OSS_CONNECTOR in connectors:
-        if store.oss.active(today):
-            return Route("oss", OSS_CONNECTOR,
-                         f"cart {store.cart!r} takes no status updates; sent to the OSS "
-                         f"(subscription active until {store.oss.subscription_expires})")
-        return Route("none", None,
-                     f"cart {store.cart!r} takes no status updates and the OSS subscription "
-                     f"lapsed on {store.oss.subscription_expires}; renew it to send updates")
-    return Route("none", None,
-                 f"cart {store.cart!r} takes no status updates (no connector installed) and the "
-                 f"store has no OSS subscription")
+    matrix = load_matrix()
+    row = matrix.get(cart) or matrix.by_name(cart)
+    if row is not None and row.connector is not None:
+        return connectors.get(row.connector)
+    return connectors.get(cart)
+
+
+def route_for_store(store: Store, today: dt.date | None = None,
+                    matrix_extra: str | os.PathLike[str] | None = None) -> Route:
+    """Native connector, else the OSS while the subscription is active, else none (see the matrix)."""
+    from .matrix import MatrixError, decide_route, load_matrix
+
+    try:
+        matrix = load_matrix(matrix_extra)
+    except MatrixError as exc:
+        return Route("none", None, f"the extra matrix file cannot be used, so nothing is sent: {exc}")
+    return decide_route(store, matrix, today)

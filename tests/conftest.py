@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-
 from cartstatus import StatusEngine, load_config
 from cartstatus.config import Config
 from cartstatus.connectors.seti import SetiSimulator

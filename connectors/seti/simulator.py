@@ -2,7 +2,11 @@
 
 An ASGI app (Starlette). Orders live in memory; faults can be switched on to
 test every reply the connector must understand, from Python or over HTTP at
-``/_sim/faults``.
+``/_sim/faults``. It speaks the conformance kit's simulator protocol
+(:class:`cartstatus.testing.CartSimulator`): ``app()``, ``fail_next(kind, count)``,
+``add_order``, ``order_state``, ``requests``, ``retry_after`` and
+``permanent_fault``, which for the script is its refusal (``update=False``):
+an HTTP error status from a script cart is transient.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -53,6 +57,21 @@ class SetiSimulator:
     received: list[Received] = field(default_factory=list)
     faults: deque[str] = field(default_factory=deque)
     requests: int = 0
+    #: The tracking numbers the cart holds per order (the last update's set replaces them).
+    tracking: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+    #: The fault that gives the connector's permanent failure: the script refusing the update.
+    permanent_fault: ClassVar[str] = "refuse"
+
+    def add_order(self, ref: str, status: str = "New") -> None:
+        """The cart has order ``ref`` with this status."""
+        self.orders[ref] = status
+
+    def order_state(self, ref: str) -> dict[str, Any] | None:
+        """What the cart holds for order ``ref``: its status and tracking, or None when unknown."""
+        if ref not in self.orders:
+            return None
+        return {"status": self.orders[ref], "tracking": list(self.tracking.get(ref, []))}
 
     def fail_next(self, kind: str, count: int = 1) -> None:
         if kind not in FAULTS:
@@ -93,6 +112,8 @@ class SetiSimulator:
         if not status:
             return PlainTextResponse("SETIResponse=False;Note=No order status given")
         self.orders[number] = status
+        if tracks:
+            self.tracking[number] = tracks
         self.received.append(Received(number, form.get("refnumber", ""), status, tracks, form))
         return PlainTextResponse(REPLY_STYLES[self.reply_style])
 

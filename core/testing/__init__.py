@@ -1,0 +1,28 @@
+"""The connector conformance kit, for plugin authors' test suites.
+
+``TestMyCart = connector_test_class(MyCartConnector, settings=..., simulator=...)``
+in a test module gives every standard check. Installed as a pytest plugin
+(entry point ``pytest11``), which registers the ``cartstatus_conformance`` marker.
+"""
+
+from .kit import ConnectorConformance, capture_logs, connector_test_class, make_update, wrap_secrets
+from .simulator import (
+    REQUIRED_FAULTS,
+    CartSimulator,
+    SimulatorTransport,
+    UnreachableTransport,
+    simulator_transport,
+)
+
+__all__ = [
+    "REQUIRED_FAULTS",
+    "CartSimulator",
+    "ConnectorConformance",
+    "SimulatorTransport",
+    "UnreachableTransport",
+    "capture_logs",
+    "connector_test_class",
+    "make_update",
+    "simulator_transport",
+    "wrap_secrets",
+]

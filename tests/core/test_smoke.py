@@ -1,7 +1,6 @@
 """End to end in one process: fire, drain through the script simulator."""
 
 import httpx
-
 from cartstatus import StackController, StatusEngine
 from cartstatus.connectors.seti import SetiSimulator
 

@@ -1,0 +1,409 @@
+"""OSS throughput on one uvicorn worker, each figure beside a bare Starlette "OK" endpoint in the same run.
+
+    python bench/oss.py [--seconds 8] [--connections 32]
+
+The servers run in subprocesses (one uvicorn worker each, same settings); the
+load comes from another process: ``wrk`` when installed (apt-get install wrk),
+else a raw asyncio HTTP/1.1 client. Measured:
+
+- peak updates accepted per second (POST /api/v1/updates, each a new update,
+  committed to SQLite with synchronous=FULL) and peak lookups per second
+  (GET /api/v1/lookup), each beside the bare endpoint's peak, and the ratios;
+- p50/p99 latency of each at half its peak rate, from an open-loop client
+  (requests leave on a fixed schedule; latency counts from the scheduled time).
+
+Ends with ``name = value`` lines. The figures are only as quiet as the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+LOOKUP_ORDERS = 2000
+MERCHANT = "bench"
+
+
+# -- the servers (run as subprocesses of this same file) ---------------------
+
+def serve_bare(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def ok(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("OK")
+
+    app = Starlette(routes=[Route("/", ok)])
+    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, access_log=False, log_level="warning")
+
+
+def serve_oss(db: str, port: int, log_path: str) -> None:
+    import logging
+
+    import uvicorn
+    from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
+
+    # The access log is on, as in production, written to a file.
+    handler = logging.FileHandler(log_path)
+    logging.getLogger("cartstatus.oss").addHandler(handler)
+    logging.getLogger("cartstatus.oss").setLevel(logging.INFO)
+    settings = ServerSettings(db_url=db, ingest_rate=1e9, ingest_burst=1e9, lookup_rate_per_minute=1e12,
+                              lookup_burst=1e9)
+    app = create_app(OssStore(open_oss_database(db)), settings)
+    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, access_log=False, log_level="warning")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], port: int, probe: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server {args} exited with {proc.returncode}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server {args} did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- requests ----------------------------------------------------------------
+
+def update_body(n: int, prefix: str) -> bytes:
+    return json.dumps({
+        "idempotency_key": f"{prefix}-{n:012d}", "order_number": f"U{n % 20000}", "status": "Shipped",
+        "previous_status": "Printed", "occurred_at": "2026-06-01T10:00:00Z",
+        "tracking": [{"carrier": "UPS", "number": "1Z999AA10123456784", "ship_date": "2026-06-01"}],
+        "email": f"shopper{n % 20000}@example.com", "zip": "12345",
+    }, separators=(",", ":")).encode()
+
+
+def request_bytes(kind: str, n: int, token: str, prefix: str) -> bytes:
+    if kind == "bare":
+        return b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    if kind == "lookup":
+        i = n % LOOKUP_ORDERS
+        return (f"GET /api/v1/lookup?merchant={MERCHANT}&order=L{i}&email=shopper{i}%40example.com HTTP/1.1\r\n"
+                f"Host: bench\r\n\r\n").encode()
+    body = update_body(n, prefix)
+    return (f"POST /api/v1/updates HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def roundtrip(self, data: bytes) -> int:
+        self.writer.write(data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        match = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        if match:
+            await self.reader.readexactly(int(match.group(1)))
+        return status
+
+
+async def _open(port: int, count: int) -> list[Conn]:
+    return [Conn(*await asyncio.open_connection("127.0.0.1", port)) for _ in range(count)]
+
+
+async def closed_loop(port: int, kind: str, seconds: float, conns: int, token: str) -> tuple[float, int]:
+    """Peak rate with ``conns`` clients each sending as fast as answered (fallback when wrk is absent)."""
+    pool = await _open(port, conns)
+    done = errors = 0
+    counter = 0
+    prefix = f"cl{os.getpid()}{int(time.time())}"
+    end = time.perf_counter() + seconds
+
+    async def client(c: Conn) -> None:
+        nonlocal done, errors, counter
+        while time.perf_counter() < end:
+            counter += 1
+            status = await c.roundtrip(request_bytes(kind, counter, token, prefix))
+            done += 1
+            errors += status != 200
+
+    start_t = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in pool))
+    elapsed = time.perf_counter() - start_t
+    for c in pool:
+        c.writer.close()
+    return done / elapsed, errors
+
+
+async def open_loop(port: int, kind: str, rate: float, seconds: float, token: str) -> dict[str, float]:
+    """Requests on a fixed schedule at ``rate``/s; latency from the scheduled instant (no coordinated omission)."""
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for c in await _open(port, 64):
+        pool.put_nowait(c)
+    latencies: list[float] = []
+    errors = 0
+    prefix = f"ol{os.getpid()}{int(time.time())}"
+    total = int(rate * seconds)
+    t0 = time.perf_counter() + 0.2
+    tasks = []
+
+    async def one(i: int, due: float) -> None:
+        nonlocal errors
+        conn = await pool.get()
+        try:
+            status = await conn.roundtrip(request_bytes(kind, i, token, prefix))
+        finally:
+            pool.put_nowait(conn)
+        latencies.append(time.perf_counter() - due)
+        errors += status != 200
+
+    for i in range(total):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    achieved = total / (time.perf_counter() - t0)
+    while not pool.empty():
+        pool.get_nowait().writer.close()
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    return {"p50_ms": pct(0.50), "p99_ms": pct(0.99), "achieved": achieved, "errors": errors}
+
+
+WRK_SCRIPT = textwrap.dedent("""
+    local counter = 0
+    local prefix = "wrk" .. tostring(os.time()) .. tostring(math.random(100000, 999999))
+    local kind = os.getenv("BENCH_KIND")
+    local token = os.getenv("BENCH_TOKEN")
+    request = function()
+      counter = counter + 1
+      if kind == "lookup" then
+        local i = counter % %(orders)d
+        return wrk.format("GET", "/api/v1/lookup?merchant=%(merchant)s&order=L" .. i ..
+                          "&email=shopper" .. i .. "%%40example.com")
+      elseif kind == "ingest" then
+        local n = counter %% 20000
+        local body = '{"idempotency_key":"' .. prefix .. '-' .. counter .. '","order_number":"U' .. n ..
+          '","status":"Shipped","previous_status":"Printed","occurred_at":"2026-06-01T10:00:00Z",' ..
+          '"tracking":[{"carrier":"UPS","number":"1Z999AA10123456784","ship_date":"2026-06-01"}],' ..
+          '"email":"shopper' .. n .. '@example.com","zip":"12345"}'
+        return wrk.format("POST", "/api/v1/updates",
+                          {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}, body)
+      end
+      return wrk.format("GET", "/")
+    end
+""").replace("%(orders)d", str(LOOKUP_ORDERS)).replace("%(merchant)s", MERCHANT).replace("%%", "%")
+
+
+def run_wrk(wrk: str, port: int, kind: str, seconds: float, conns: int, token: str, script: Path) -> tuple[float, int]:
+    env = dict(os.environ, BENCH_KIND=kind, BENCH_TOKEN=token)
+    command = [wrk, "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script),
+               f"http://127.0.0.1:{port}/"]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    errs = re.search(r"Socket errors:.*?read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)
+    return rps, errors
+
+
+def find_wrk() -> str | None:
+    wrk = shutil.which("wrk")
+    if wrk is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=120", "install", "-y", "-q", "wrk"],
+                       capture_output=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        wrk = shutil.which("wrk")
+    return wrk
+
+
+def seed(db: str) -> str:
+    """An account and the orders the lookups find; returns the store's token."""
+    import datetime as dt
+
+    from cartstatus.oss import OssStore, open_oss_database
+    from cartstatus.oss.service import IngestJob, hash_token
+    from cartstatus.oss.wire import body_digest
+
+    engine = open_oss_database(db)
+    store = OssStore(engine)
+    _, token = store.create_account(MERCHANT, dt.date.today() + dt.timedelta(days=365))
+    jobs = []
+    for i in range(LOOKUP_ORDERS):
+        body = {"idempotency_key": f"seed-{i:08d}", "order_number": f"L{i}", "status": "Shipped",
+                "previous_status": "Printed", "occurred_at": "2026-06-01T10:00:00Z",
+                "tracking": [{"carrier": "UPS", "number": f"1Z999AA1{i:010d}"}],
+                "email": f"shopper{i}@example.com", "zip": "12345"}
+        jobs.append(IngestJob(hash_token(token), body, body_digest(body)))
+    for i in range(0, len(jobs), 500):
+        store.ingest(jobs[i:i + 500])
+    engine.dispose()
+    return token
+
+
+def count_updates(db: str) -> int:
+    import sqlalchemy as sa
+    from cartstatus.oss import open_oss_database
+    from cartstatus.oss.storage import updates
+
+    engine = open_oss_database(db, run_migrations=False)
+    with engine.connect() as conn:
+        n = int(conn.execute(sa.select(sa.func.count()).select_from(updates)).scalar_one())
+    engine.dispose()
+    return n
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of bare / ingest / lookup, interleaved")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent clients for the peak")
+    opts = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="cartstatus-bench-oss-"))
+    db = f"sqlite:///{work / 'oss.db'}"
+    token = seed(db)
+    wrk = find_wrk()
+    script = work / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    load_before = os.getloadavg()[0]
+
+    def peak(proc: subprocess.Popen[bytes], port: int, kind: str) -> tuple[float, int, float]:
+        """(requests/s, non-200 answers, server CPU ms per request) after a one-second warm-up."""
+        if wrk:
+            run_wrk(wrk, port, kind, 1, opts.connections, token, script)
+            cpu = cpu_seconds(proc.pid)
+            t = time.perf_counter()
+            rps, errors = run_wrk(wrk, port, kind, opts.seconds, opts.connections, token, script)
+        else:
+            asyncio.run(closed_loop(port, kind, 1, opts.connections, token))
+            cpu = cpu_seconds(proc.pid)
+            t = time.perf_counter()
+            rps, errors = asyncio.run(closed_loop(port, kind, opts.seconds, opts.connections, token))
+        requests = rps * (time.perf_counter() - t)
+        return rps, errors, (cpu_seconds(proc.pid) - cpu) * 1000 / max(1.0, requests)
+
+    bare_port, oss_port = free_port(), free_port()
+    bare = start(["serve-bare", str(bare_port)], bare_port, "/")
+    oss = start(["serve-oss", db, str(oss_port), str(work / "access.log")], oss_port, "/healthz")
+    rounds: list[dict[str, float]] = []
+    errors = {"ingest": 0, "lookup": 0}
+    try:
+        before = count_updates(db)
+        for _ in range(opts.rounds):
+            # Interleaved, each ratio from runs seconds apart: the machine's load drifts.
+            r: dict[str, float] = {}
+            r["bare"], _, r["bare_cpu"] = peak(bare, bare_port, "bare")
+            r["ingest"], e_ing, r["ingest_cpu"] = peak(oss, oss_port, "ingest")
+            r["lookup"], e_look, r["lookup_cpu"] = peak(oss, oss_port, "lookup")
+            errors["ingest"] += e_ing
+            errors["lookup"] += e_look
+            rounds.append(r)
+        stored = count_updates(db) - before
+        ingest_peak, lookup_peak = median([r["ingest"] for r in rounds]), median([r["lookup"] for r in rounds])
+        ing = asyncio.run(open_loop(oss_port, "ingest", ingest_peak / 2, opts.seconds, token))
+        look = asyncio.run(open_loop(oss_port, "lookup", lookup_peak / 2, opts.seconds, token))
+    finally:
+        stop(oss)
+        stop(bare)
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()[0]
+
+    def med(key: str) -> float:
+        return median([r[key] for r in rounds])
+
+    ingest_ratio = median([r["ingest"] / r["bare"] for r in rounds])
+    lookup_ratio = median([r["lookup"] / r["bare"] for r in rounds])
+    lines: dict[str, Any] = {
+        "load_generator": "wrk -t1" if wrk else "python asyncio (closed loop)",
+        "server": "uvicorn, 1 worker, h11, asyncio loop; OSS on SQLite (WAL, synchronous=FULL), access log on",
+        "connections": opts.connections,
+        "seconds_per_run": opts.seconds,
+        "rounds": opts.rounds,
+        "cpus": os.cpu_count(),
+        "loadavg_before": round(load_before, 2),
+        "loadavg_after": round(load_after, 2),
+        "bare_rps_per_round": " ".join(f"{r['bare']:.0f}" for r in rounds),
+        "ingest_rps_per_round": " ".join(f"{r['ingest']:.0f}" for r in rounds),
+        "lookup_rps_per_round": " ".join(f"{r['lookup']:.0f}" for r in rounds),
+        "bare_rps": round(med("bare"), 1),
+        "ingest_rps": round(ingest_peak, 1),
+        "lookup_rps": round(lookup_peak, 1),
+        "ingest_ratio": round(ingest_ratio, 3),
+        "lookup_ratio": round(lookup_ratio, 3),
+        "ingest_updates_stored": stored,
+        "ingest_non_200": errors["ingest"],
+        "lookup_non_200": errors["lookup"],
+        # Server CPU per request: less sensitive to the other processes on the machine.
+        "bare_cpu_ms_per_request": round(med("bare_cpu"), 3),
+        "ingest_cpu_ms_per_request": round(med("ingest_cpu"), 3),
+        "lookup_cpu_ms_per_request": round(med("lookup_cpu"), 3),
+        "ingest_cpu_ratio": round(med("bare_cpu") / med("ingest_cpu"), 3),
+        "lookup_cpu_ratio": round(med("bare_cpu") / med("lookup_cpu"), 3),
+        "ingest_half_rate_rps": round(ing["achieved"], 1),
+        "ingest_p50_ms_at_half_peak": round(ing["p50_ms"], 2),
+        "ingest_p99_ms_at_half_peak": round(ing["p99_ms"], 2),
+        "ingest_non_200_at_half_peak": int(ing["errors"]),
+        "lookup_half_rate_rps": round(look["achieved"], 1),
+        "lookup_p50_ms_at_half_peak": round(look["p50_ms"], 2),
+        "lookup_p99_ms_at_half_peak": round(look["p99_ms"], 2),
+        "lookup_non_200_at_half_peak": int(look["errors"]),
+        "ingest_ratio_target_met": ingest_ratio >= 0.5,
+        "lookup_ratio_target_met": lookup_ratio >= 0.6,
+    }
+    for name, value in lines.items():
+        print(f"{name} = {value}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve-bare":
+        serve_bare(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "serve-oss":
+        serve_oss(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    else:
+        main()

@@ -1,0 +1,505 @@
+"""The connector conformance kit: the standard checks every cart connector must pass.
+
+After singer-sdk's ``get_tap_test_class``: one line in a plugin's test module
+gives a pytest class with every check::
+
+    from cartstatus.testing import connector_test_class
+
+    TestMyCart = connector_test_class(MyCartConnector, settings=SETTINGS, simulator=MyCartSimulator)
+
+Every check builds a fresh simulator (``simulator`` is called with no
+arguments) and a fresh connector on it, and runs the connector's coroutines
+with ``asyncio.run``, so the kit needs no async pytest plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime as dt
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+import jsonschema
+import pytest
+
+from ..connector import ConnectionResult, Connector, RateLimit, StatusUpdate, Tracking
+from ..outcomes import SUCCESS, AlreadyDone, Delivered, Failed, Outcome, RetryLater
+from ..secrets import Secret
+from .simulator import REQUIRED_FAULTS, CartSimulator, SimulatorTransport, UnreachableTransport
+
+T = TypeVar("T")
+
+#: Setting names that hold a secret unless the schema says so: they must be marked ``"secret": true``.
+SECRET_LOOKING = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|access_?key)", re.IGNORECASE)
+
+#: A label no cart has, for the "unknown label" check.
+UNKNOWN_LABEL = "No-Such-Status-7f3a"
+
+OUTCOME_TYPES = (Delivered, AlreadyDone, RetryLater, Failed)
+
+
+def make_update(cart_order_ref: str, cart_status: str, *, tracking: Sequence[Tracking] = (),
+                note: str | None = None, order_number: str | None = None) -> StatusUpdate:
+    """A status update as the stack would hand it to a connector."""
+    return StatusUpdate(
+        idempotency_key=str(uuid.uuid4()),
+        store_id="kit",
+        order_number=order_number or f"OM-{cart_order_ref}",
+        cart_order_ref=cart_order_ref,
+        status=cart_status,
+        cart_status=cart_status,
+        previous_status="New",
+        event="Order Shipped",
+        occurred_at=dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC).isoformat(),
+        tracking=tuple(tracking),
+        note=note,
+        email="shopper@example.com",
+        zip="12345",
+    )
+
+
+def wrap_secrets(settings: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with each field the schema marks ``"secret": true`` wrapped in :class:`Secret`, as in the setup file."""
+    props = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        sub = props.get(key, {})
+        if isinstance(sub, Mapping) and sub.get("secret") and isinstance(value, str):
+            out[key] = Secret(value, "inline")
+        elif isinstance(value, Mapping):
+            out[key] = wrap_secrets(value, sub)
+        else:
+            out[key] = value
+    return out
+
+
+def secret_values(settings: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """The plain values of every secret field in ``settings``."""
+    found: list[str] = []
+    for value in wrap_secrets(settings, schema).values():
+        if isinstance(value, Secret):
+            found.append(value.reveal())
+    return found
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.lines.append(text)
+
+
+@contextlib.contextmanager
+def capture_logs() -> Iterator[list[str]]:
+    """Every log line written, at every level, by any logger, while inside."""
+    handler = _Capture()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler.lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+def _wrong_value(prop: Mapping[str, Any]) -> Any | None:
+    """A value of the wrong JSON type for ``prop``, or None when any type is allowed."""
+    kind = prop.get("type")
+    if isinstance(kind, list) or kind is None:
+        return None
+    return {"string": 12345, "integer": "not a number", "number": "not a number", "boolean": "not a boolean",
+            "object": "not an object", "array": "not a list", "null": "not null"}.get(kind)
+
+
+class ConnectorConformance:
+    """The checks; build a collectable subclass with :func:`connector_test_class`."""
+
+    __test__ = False  # this base is not a test class; the subclasses are
+
+    connector_class: ClassVar[type[Connector]]
+    settings: ClassVar[dict[str, Any]]
+    simulator: ClassVar[Callable[[], CartSimulator]]
+    permanent_fault: ClassVar[str | None] = None
+    bad_settings: ClassVar[tuple[dict[str, Any], ...]] = ()
+    statuses: ClassVar[tuple[str, ...] | None] = None
+    check_registration: ClassVar[bool] = True
+    timeout_cap: ClassVar[float] = 0.5
+
+    # -- helpers -----------------------------------------------------------
+
+    def new_simulator(self) -> CartSimulator:
+        sim = type(self).simulator()
+        assert isinstance(sim, CartSimulator), (
+            f"{type(sim).__name__} does not speak the simulator protocol: it needs app(), fail_next(kind, count), "
+            "add_order(ref, status), order_state(ref), requests, retry_after and permanent_fault "
+            "(see cartstatus.testing.simulator)")
+        return sim
+
+    def connector_settings(self) -> dict[str, Any]:
+        return wrap_secrets(self.settings, self.connector_class.settings_schema)
+
+    @contextlib.asynccontextmanager
+    async def connector(self, transport: httpx.AsyncBaseTransport) -> AsyncIterator[Connector]:
+        connector = self.connector_class(self.connector_settings(), transport=transport)
+        try:
+            yield connector
+        finally:
+            await connector.aclose()
+
+    def transport(self, sim: CartSimulator) -> SimulatorTransport:
+        return SimulatorTransport(sim.app(), timeout_cap=self.timeout_cap)
+
+    def run(self, coro: Awaitable[T]) -> T:
+        async def main() -> T:
+            return await coro
+        return asyncio.run(main())
+
+    def labels(self) -> tuple[str, ...]:
+        """Labels the cart takes: the vocabulary's, else ordinary ones."""
+        if self.statuses:
+            return tuple(self.statuses)
+        vocab = self.connector_class.status_vocabulary
+        if vocab:
+            # The last labels are usually the "done" ones; any two distinct labels will do.
+            return tuple(vocab[-2:]) if len(vocab) >= 2 else tuple(vocab)
+        return ("Shipped", "Cancelled")
+
+    def tracking(self) -> tuple[Tracking, ...]:
+        return (Tracking("UPS", "1Z999AA10123456784", "2024-05-01"),)
+
+    async def send_one(self, sim: CartSimulator, update: StatusUpdate,
+                       transport: httpx.AsyncBaseTransport | None = None) -> Outcome:
+        async with self.connector(transport or self.transport(sim)) as connector:
+            return await connector.send(update)
+
+    def state(self, sim: CartSimulator, ref: str) -> Any:
+        """A snapshot of the cart's order (a copy, so that later changes cannot alter it)."""
+        return copy.deepcopy(sim.order_state(ref))
+
+    def assert_outcome(self, outcome: Any, what: str) -> None:
+        assert isinstance(outcome, OUTCOME_TYPES), (
+            f"{what}: send() returned {outcome!r}; it must return exactly one of Delivered, AlreadyDone, "
+            "RetryLater or Failed")
+
+    def fault(self, kind: str) -> tuple[CartSimulator, StatusUpdate]:
+        sim = self.new_simulator()
+        sim.add_order("K-100")
+        sim.fail_next(kind)
+        return sim, make_update("K-100", self.labels()[0], tracking=self.tracking())
+
+    # -- declarations and settings ------------------------------------------
+
+    def test_declares_the_contract(self) -> None:
+        cls = self.connector_class
+        assert isinstance(cls.name, str) and re.match(r"^[a-z0-9][a-z0-9_-]*$", cls.name), (
+            f"{cls.__name__}.name must be lowercase letters, digits, '_' or '-' (the matrix's connector), "
+            f"got {cls.name!r}")
+        assert cls.send is not Connector.send, f"{cls.__name__} must implement async send(update)"
+        assert asyncio.iscoroutinefunction(cls.send), f"{cls.__name__}.send must be async"
+        assert asyncio.iscoroutinefunction(cls.send_batch), f"{cls.__name__}.send_batch must be async"
+        vocab = cls.status_vocabulary
+        assert vocab is None or (isinstance(vocab, tuple) and vocab and all(isinstance(v, str) and v for v in vocab)), (
+            f"{cls.__name__}.status_vocabulary must be None (any label) or a tuple of labels, got {vocab!r}")
+        assert cls.rate_limit is None or isinstance(cls.rate_limit, RateLimit), (
+            f"{cls.__name__}.rate_limit must be a RateLimit or None")
+        assert isinstance(cls.supports_batch, bool), f"{cls.__name__}.supports_batch must be True or False"
+
+    def test_settings_schema_is_valid_json_schema(self) -> None:
+        schema = self.connector_class.settings_schema
+        assert isinstance(schema, dict) and schema.get("type") == "object", (
+            "settings_schema must be a JSON Schema for an object (\"type\": \"object\")")
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+        errors = [e.message for e in jsonschema.validators.validator_for(schema)(schema).iter_errors(self.settings)]
+        assert not errors, f"the kit's example settings do not match settings_schema: {errors}"
+
+    def test_settings_schema_rejects_bad_settings(self) -> None:
+        schema = self.connector_class.settings_schema
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        bad: list[tuple[str, Any]] = [("a list instead of a mapping", [self.settings])]
+        for key in schema.get("required", []):
+            bad.append((f"without required {key!r}", {k: v for k, v in self.settings.items() if k != key}))
+        for key, prop in schema.get("properties", {}).items():
+            wrong = _wrong_value(prop)
+            if wrong is not None:
+                bad.append((f"{key!r} of the wrong type", {**self.settings, key: wrong}))
+        bad.extend((f"bad_settings[{i}]", s) for i, s in enumerate(self.bad_settings))
+        assert len(bad) > 1, (
+            "settings_schema declares nothing to check: give properties, required fields or bad_settings")
+        accepted = [why for why, settings in bad if validator.is_valid(settings)]
+        assert not accepted, f"settings_schema accepts bad settings: {', '.join(accepted)}"
+
+    def test_secret_settings_are_marked_secret(self) -> None:
+        props = self.connector_class.settings_schema.get("properties", {})
+        unmarked = [k for k, p in props.items() if SECRET_LOOKING.search(k) and not p.get("secret")]
+        assert not unmarked, f"settings that hold secrets must carry \"secret\": true in the schema: {unmarked}"
+        for key, prop in props.items():
+            if prop.get("secret"):
+                assert prop.get("type") == "string", f"secret setting {key!r} must be a string"
+
+    # -- secrets -----------------------------------------------------------
+
+    def _secrets(self) -> list[str]:
+        values = secret_values(self.settings, self.connector_class.settings_schema)
+        short = [v for v in values if len(v) < 8]
+        assert not short, "give the kit distinctive secret values (8 characters or more) so that leaks can be found"
+        return values
+
+    def test_secrets_never_in_repr(self) -> None:
+        secrets = self._secrets()
+        connector = self.connector_class(self.connector_settings(), transport=UnreachableTransport())
+        shown = " ".join([repr(connector), str(connector), repr(connector.settings), f"{connector.settings}"])
+        leaked = [s for s in secrets if s in shown]
+        assert not leaked, "a secret appears in the connector's repr or str"
+
+    def test_secrets_never_in_logs_or_errors(self) -> None:
+        secrets = self._secrets()
+        texts: list[str] = []
+
+        async def exercise() -> None:
+            faults = [None, *REQUIRED_FAULTS, self.permanent()]
+            for kind in faults:
+                sim = self.new_simulator()
+                sim.add_order("K-100")
+                if kind:
+                    sim.fail_next(kind)
+                try:
+                    outcome = await self.send_one(sim, make_update("K-100", self.labels()[0]))
+                    texts.append(repr(outcome))
+                except Exception as exc:
+                    texts.append(f"{type(exc).__name__}: {exc}")
+            for fault in (None, "http_503"):
+                sim = self.new_simulator()
+                if fault:
+                    sim.fail_next(fault, 5)
+                async with self.connector(self.transport(sim)) as connector:
+                    try:
+                        texts.append(repr(await connector.test_connection()))
+                    except Exception as exc:
+                        texts.append(f"{type(exc).__name__}: {exc}")
+            try:
+                texts.append(repr(await self.send_one(self.new_simulator(), make_update("K-100", self.labels()[0]),
+                                                      UnreachableTransport())))
+            except Exception as exc:
+                texts.append(f"{type(exc).__name__}: {exc}")
+
+        with capture_logs() as lines:
+            self.run(exercise())
+        leaked_in_logs = [line for line in lines if any(s in line for s in secrets)]
+        assert not leaked_in_logs, f"a secret was written to the log ({len(leaked_in_logs)} lines)"
+        leaked = [t for t in texts if any(s in t for s in secrets)]
+        assert not leaked, f"a secret appears in an outcome or error ({len(leaked)} of them)"
+
+    # -- sending -----------------------------------------------------------
+
+    def test_delivers_a_status_update(self) -> None:
+        sim = self.new_simulator()
+        sim.add_order("K-100")
+        label = self.labels()[0]
+        outcome = self.run(self.send_one(sim, make_update("K-100", label, tracking=self.tracking(), note="kit")))
+        assert isinstance(outcome, Delivered), f"a good update to a known order gave {outcome!r}, not Delivered"
+        state = self.state(sim, "K-100")
+        assert state is not None and state.get("status") == label, (
+            f"the cart says the order is {state!r}; it should have status {label!r}")
+
+    def test_http_429_is_retry_later_with_the_carts_delay(self) -> None:
+        sim, update = self.fault("http_429")
+        outcome = self.run(self.send_one(sim, update))
+        assert isinstance(outcome, RetryLater), f"a 429 gave {outcome!r}, not RetryLater"
+        self.assert_delay_honoured(outcome, sim)
+
+    def test_http_503_is_retry_later_with_the_carts_delay(self) -> None:
+        sim, update = self.fault("http_503")
+        outcome = self.run(self.send_one(sim, update))
+        assert isinstance(outcome, RetryLater), f"a 503 gave {outcome!r}, not RetryLater"
+        self.assert_delay_honoured(outcome, sim)
+
+    def assert_delay_honoured(self, outcome: RetryLater, sim: CartSimulator) -> None:
+        # Retry-After may be an HTTP date, good to the second; a connector may add a margin.
+        assert outcome.delay is not None and outcome.delay >= float(sim.retry_after) - 1.0, (
+            f"the cart asked to wait {sim.retry_after}s; RetryLater.delay is {outcome.delay!r}")
+
+    def test_timeout_is_retry_later(self) -> None:
+        sim, update = self.fault("timeout")
+        transport = self.transport(sim)
+        outcome = self.run(self.send_one(sim, update, transport))
+        assert transport.untimed == 0, (
+            "the connector sent a request with no timeout: a cart that never answers would hold it forever")
+        assert isinstance(outcome, RetryLater), f"a cart that never answered gave {outcome!r}, not RetryLater"
+
+    def test_unreachable_cart_is_retry_later(self) -> None:
+        transport = UnreachableTransport()
+        outcome = self.run(self.send_one(self.new_simulator(), make_update("K-100", self.labels()[0]), transport))
+        assert transport.requests >= 1, "the connector did not try to reach the cart"
+        assert isinstance(outcome, RetryLater), f"a connection refused gave {outcome!r}, not RetryLater"
+
+    def permanent(self) -> str:
+        return self.permanent_fault or self.new_simulator().permanent_fault
+
+    def test_permanent_refusal_is_failed(self) -> None:
+        kind = self.permanent()
+        sim, update = self.fault(kind)
+        outcome = self.run(self.send_one(sim, update))
+        assert isinstance(outcome, Failed), (
+            f"the cart's permanent refusal ({kind}) gave {outcome!r}, not Failed: retrying will never succeed")
+        assert outcome.reason.strip(), "Failed needs a reason a person can act on"
+
+    def test_unknown_status_label_refused_before_any_request(self) -> None:
+        sim = self.new_simulator()
+        sim.add_order("K-100")
+        outcome = self.run(self.send_one(sim, make_update("K-100", UNKNOWN_LABEL)))
+        self.assert_outcome(outcome, "an unknown label")
+        if self.connector_class.status_vocabulary is None:
+            # A cart with no fixed vocabulary takes any label: the connector must pass it through.
+            assert isinstance(outcome, Delivered), f"a cart that takes any label refused {UNKNOWN_LABEL!r}: {outcome!r}"
+            state = self.state(sim, "K-100")
+            assert state is not None and state.get("status") == UNKNOWN_LABEL, f"the cart holds {state!r}"
+        else:
+            assert isinstance(outcome, Failed), f"a label outside status_vocabulary gave {outcome!r}, not Failed"
+            assert sim.requests == 0, f"the connector sent {sim.requests} requests for a label the cart cannot take"
+
+    def test_repeated_delivery_does_no_harm(self) -> None:
+        sim = self.new_simulator()
+        sim.add_order("K-100")
+        update = make_update("K-100", self.labels()[0], tracking=self.tracking(), note="kit")
+        first = self.run(self.send_one(sim, update))
+        once = self.state(sim, "K-100")
+        # A controller that crashed after sending sends the same record again, from a new connector.
+        second = self.run(self.send_one(sim, update))
+        twice = self.state(sim, "K-100")
+        assert isinstance(first, SUCCESS), f"the first delivery gave {first!r}"
+        assert isinstance(second, SUCCESS), f"delivering the same update again gave {second!r}; it must succeed"
+        assert once == twice, f"a repeated delivery changed the cart: {once!r} became {twice!r}"
+
+    def test_batch_and_single_sending_agree(self) -> None:
+        labels = self.labels()
+        refs = ["K-201", "K-202", "K-203"]
+        updates = [make_update(ref, labels[i % len(labels)], tracking=self.tracking() if i == 0 else ())
+                   for i, ref in enumerate(refs)]
+        if self.connector_class.status_vocabulary is not None:
+            updates.append(make_update("K-204", UNKNOWN_LABEL))
+            refs.append("K-204")
+
+        async def single(sim: CartSimulator) -> list[Outcome]:
+            async with self.connector(self.transport(sim)) as connector:
+                return [await connector.send(u) for u in updates]
+
+        async def batch(sim: CartSimulator) -> list[Outcome]:
+            async with self.connector(self.transport(sim)) as connector:
+                return list(await connector.send_batch(updates))
+
+        sims = self.new_simulator(), self.new_simulator()
+        for sim in sims:
+            for ref in refs:
+                sim.add_order(ref)
+        one_by_one = self.run(single(sims[0]))
+        together = self.run(batch(sims[1]))
+        assert len(together) == len(updates), f"send_batch gave {len(together)} outcomes for {len(updates)} updates"
+        for outcome in together:
+            self.assert_outcome(outcome, "send_batch")
+        assert [type(o) for o in together] == [type(o) for o in one_by_one], (
+            f"batch and single sending disagree: {together!r} vs {one_by_one!r}")
+        states = [[self.state(sim, ref) for ref in refs] for sim in sims]
+        assert states[0] == states[1], f"the cart ends differently: single {states[0]!r}, batch {states[1]!r}"
+        if self.connector_class.supports_batch:
+            assert sims[1].requests < sims[0].requests, (
+                "supports_batch is True but send_batch made as many requests as sending one by one")
+
+    # -- the connection test -----------------------------------------------
+
+    def test_connection_test_works(self) -> None:
+        async def check() -> ConnectionResult:
+            async with self.connector(self.transport(self.new_simulator())) as connector:
+                return await connector.test_connection()
+
+        result = self.run(check())
+        assert isinstance(result, ConnectionResult), f"test_connection() returned {result!r}"
+        assert result.ok, f"the connection test failed against a healthy cart: {result.detail}"
+
+    def test_connection_test_reports_a_failing_cart(self) -> None:
+        sim = self.new_simulator()
+        sim.fail_next("http_503", 5)
+
+        async def check() -> ConnectionResult:
+            async with self.connector(self.transport(sim)) as connector:
+                return await connector.test_connection()
+
+        result = self.run(check())
+        assert isinstance(result, ConnectionResult), f"test_connection() returned {result!r}"
+        assert not result.ok and result.detail.strip(), (
+            f"a cart answering 503 must fail the connection test with a reason, got {result!r}")
+
+    # -- the simulator and the plugin -----------------------------------------
+
+    def test_simulator_speaks_the_fault_protocol(self) -> None:
+        sim = self.new_simulator()
+        for kind in (*REQUIRED_FAULTS, self.permanent()):
+            sim.fail_next(kind, 1)
+        try:
+            sim.fail_next("no_such_fault")
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("fail_next() must raise ValueError for a fault kind it does not know")
+        assert self.state(sim, "never-added") is None, "order_state must be None for an order the cart lacks"
+
+    def test_registered_through_the_plugin_hooks(self) -> None:
+        if not self.check_registration:
+            pytest.skip("check_registration=False: the connector is not installed as a plugin here")
+        from ..plugins import get_connectors
+
+        registered = get_connectors().get(self.connector_class.name)
+        assert registered is self.connector_class, (
+            f"connector {self.connector_class.name!r} is not registered through register_connectors "
+            f"(found {registered!r}); is the plugin installed with its 'cartstatus' entry point? "
+            "Try `cartstatus plugins`.")
+
+
+def connector_test_class(
+    connector_class: type[Connector],
+    *,
+    settings: Mapping[str, Any],
+    simulator: Callable[[], CartSimulator],
+    permanent_fault: str | None = None,
+    bad_settings: Sequence[Mapping[str, Any]] = (),
+    statuses: Sequence[str] | None = None,
+    check_registration: bool = True,
+    timeout_cap: float = 0.5,
+) -> type[ConnectorConformance]:
+    """A pytest test class running every conformance check against ``connector_class``.
+
+    ``settings``: store settings that work against the simulator (secrets as
+    plain strings; the kit wraps fields marked secret, as the setup file does).
+    ``simulator``: a zero-argument callable giving a fresh simulator.
+    ``permanent_fault``: the fault kind that is the cart's permanent refusal,
+    when not the simulator's own ``permanent_fault``. ``bad_settings``: more
+    settings the schema must refuse. ``statuses``: labels to send (default:
+    from the vocabulary). ``check_registration``: check that the installed
+    plugin registers the connector.
+    """
+    attrs: dict[str, Any] = {
+        "__test__": True,
+        "__doc__": f"cartstatus conformance checks for {connector_class.__name__}.",
+        "connector_class": connector_class,
+        "settings": dict(settings),
+        "simulator": staticmethod(simulator),
+        "permanent_fault": permanent_fault,
+        "bad_settings": tuple(dict(s) for s in bad_settings),
+        "statuses": tuple(statuses) if statuses else None,
+        "check_registration": check_registration,
+        "timeout_cap": timeout_cap,
+        "pytestmark": [pytest.mark.cartstatus_conformance],
+    }
+    return type(f"Test{connector_class.__name__}Conformance", (ConnectorConformance,), attrs)

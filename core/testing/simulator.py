@@ -1,0 +1,105 @@
+"""The simulator protocol the conformance kit drives, and the transport that carries it.
+
+A connector's simulator is a small in-memory copy of its cart's API subset. To
+be driven by the kit it offers:
+
+- ``app()``: the cart as an ASGI app (Starlette or any other);
+- ``fail_next(kind, count=1)``: the next ``count`` requests get fault ``kind``
+  instead of an answer; kinds the kit uses are ``http_429`` and ``http_503``
+  (both answered with a ``Retry-After`` of ``retry_after`` seconds),
+  ``timeout`` (the cart never answers) and the simulator's ``permanent_fault``;
+  an unknown kind raises ``ValueError``;
+- ``permanent_fault``: the fault kind that is the cart's "this will never
+  succeed" answer. ``http_4xx`` (a 4xx such as 422 with the cart's error body)
+  for most REST carts; for a Stone Edge script cart it is ``refuse``, the
+  script's ``update=False``, because an HTTP error status from a script is
+  transient (a proxy page, a web server hiccup);
+- ``retry_after``: the seconds its 429 and 503 answers ask the client to wait;
+- ``requests``: how many requests it has received;
+- ``add_order(ref, status="New")``: the cart has an order with reference ``ref``;
+- ``order_state(ref)``: what the cart holds for that order (a JSON-like mapping
+  with at least ``status``, in the connector's vocabulary, and anything a
+  delivery creates, such as shipments), or None when it has no such order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+#: The fault kinds every simulator must offer (plus its ``permanent_fault``).
+REQUIRED_FAULTS = ("http_429", "http_503", "timeout")
+
+
+@runtime_checkable
+class CartSimulator(Protocol):
+    """What the conformance kit needs of a connector's simulator."""
+
+    @property
+    def permanent_fault(self) -> str: ...
+
+    @property
+    def retry_after(self) -> float: ...
+
+    @property
+    def requests(self) -> int: ...
+
+    def app(self) -> Any: ...
+
+    def fail_next(self, kind: str, count: int = 1) -> None: ...
+
+    def add_order(self, ref: str, status: str = "New") -> None: ...
+
+    def order_state(self, ref: str) -> Mapping[str, Any] | None: ...
+
+
+class SimulatorTransport(httpx.AsyncBaseTransport):
+    """A simulator's ASGI app as an httpx transport that keeps the request's timeout.
+
+    ``httpx.ASGITransport`` ignores timeouts (there is no socket), so a cart that
+    never answers would hang the test. This transport gives up, as a socket
+    would, with ``httpx.ReadTimeout`` once the request's read timeout passes,
+    shortened to ``timeout_cap`` seconds so that the kit stays fast. Requests
+    sent with no read timeout at all are counted in ``untimed``: against a real
+    cart they could wait forever.
+    """
+
+    def __init__(self, app: Any, *, timeout_cap: float | None = 0.5) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.timeout_cap = timeout_cap
+        self.untimed = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        read = (request.extensions.get("timeout") or {}).get("read")
+        if read is None:
+            self.untimed += 1
+        limits = [t for t in (read, self.timeout_cap) if t is not None]
+        if not limits:
+            return await self._inner.handle_async_request(request)
+        limit = min(limits)
+        try:
+            return await asyncio.wait_for(self._inner.handle_async_request(request), limit)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no answer within {limit:g}s", request=request) from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def simulator_transport(simulator: CartSimulator, *, timeout_cap: float | None = 0.5) -> SimulatorTransport:
+    """An httpx transport that sends to ``simulator`` in memory: no sockets, no patching."""
+    return SimulatorTransport(simulator.app(), timeout_cap=timeout_cap)
+
+
+class UnreachableTransport(httpx.AsyncBaseTransport):
+    """A cart that cannot be reached at all: every request fails to connect."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        raise httpx.ConnectError("connection refused", request=request)

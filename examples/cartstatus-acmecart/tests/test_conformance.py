@@ -1,0 +1,8 @@
+"""The one line: every standard check of the cartstatus conformance kit."""
+
+from cartstatus.testing import connector_test_class
+from cartstatus_acmecart import AcmeCartConnector, AcmeCartSimulator
+
+SETTINGS = {"base_url": "http://acme.test/api/v1", "api_key": "acme-test-key-123"}
+
+TestAcmeCart = connector_test_class(AcmeCartConnector, settings=SETTINGS, simulator=AcmeCartSimulator)

@@ -1,0 +1,353 @@
+"""Loading the shopping-cart matrix: the built-in rows, plugin rows and an operator's extra file.
+
+Every problem names the file, the line and the field, and says what is expected.
+A row that collides with a row already loaded (same key, or a name or alias that
+another row answers to) is reported and left out: nothing silently replaces a
+built-in row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from cartstatus.config import Problem
+from cartstatus.yamlfile import Locator, YamlSyntaxError, dotted, load_yaml
+
+MATRIX_ENV = "CARTSTATUS_MATRIX"
+UPDATE_KINDS = ("native_api", "installed_script", "batch_file", "none")
+#: Ways a cart takes updates itself (the rest need the OSS).
+TAKES_UPDATES = ("native_api", "installed_script")
+UPDATE_WORDS = {
+    "native_api": "through its own API",
+    "installed_script": "through the Stone Edge script installed on the cart's server",
+    "batch_file": "only as a batch file it imports",
+    "none": "not at all",
+}
+_DATEISH = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$")
+
+
+@dataclass(frozen=True)
+class RateLimitInfo:
+    summary: str
+    requests: int | None = None
+    per_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class CartRow:
+    """One cart of the matrix."""
+
+    key: str
+    name: str
+    updates: str
+    connector: str | None
+    tracking_numbers: bool
+    inventory: bool
+    caveats: tuple[str, ...]
+    sources: tuple[str, ...]
+    verified: dt.date | None
+    aliases: tuple[str, ...] = ()
+    api: str | None = None
+    status_vocabulary: tuple[str, ...] | None = None
+    rate_limit: RateLimitInfo | None = None
+    origin: str = "built-in"  # built-in, plugin NAME, or a file path
+
+    @property
+    def takes_updates(self) -> bool:
+        """The cart itself takes status updates (its API or an installed script)."""
+        return self.updates in TAKES_UPDATES
+
+    @property
+    def how(self) -> str:
+        return UPDATE_WORDS[self.updates]
+
+    def names(self) -> tuple[str, ...]:
+        """Every name this row answers to: key, display name, aliases."""
+        return (self.key, self.name, *self.aliases)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "updates": self.updates,
+            "api": self.api,
+            "connector": self.connector,
+            "capabilities": {"tracking_numbers": self.tracking_numbers, "inventory": self.inventory},
+            "status_vocabulary": list(self.status_vocabulary) if self.status_vocabulary is not None else None,
+            "caveats": list(self.caveats),
+            "rate_limit": None if self.rate_limit is None else {
+                k: v for k, v in (("summary", self.rate_limit.summary), ("requests", self.rate_limit.requests),
+                                  ("per_seconds", self.rate_limit.per_seconds)) if v is not None},
+            "sources": list(self.sources),
+            "verified": self.verified.isoformat() if self.verified else None,
+            "origin": self.origin,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], origin: str) -> CartRow:
+        """A row from data already checked against the schema."""
+        caps = raw["capabilities"]
+        rate = raw.get("rate_limit")
+        verified = raw.get("verified")
+        vocab = raw.get("status_vocabulary")
+        return cls(
+            key=raw["key"],
+            name=raw["name"],
+            aliases=tuple(raw.get("aliases") or ()),
+            updates=raw["updates"],
+            api=raw.get("api"),
+            connector=raw.get("connector"),
+            tracking_numbers=bool(caps["tracking_numbers"]),
+            inventory=bool(caps["inventory"]),
+            status_vocabulary=tuple(vocab) if vocab is not None else None,
+            caveats=tuple(raw.get("caveats") or ()),
+            rate_limit=None if rate is None else RateLimitInfo(rate["summary"], rate.get("requests"),
+                                                               rate.get("per_seconds")),
+            sources=tuple(raw["sources"]),
+            verified=dt.date.fromisoformat(verified) if verified else None,
+            origin=origin,
+        )
+
+
+class MatrixError(Exception):
+    """A matrix file cannot be used; ``problems`` says where and why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def normalize(name: str) -> str:
+    """A name as matching sees it: lower case, letters and digits only."""
+    return re.sub(r"[^0-9a-z]", "", name.casefold())
+
+
+@dataclass
+class Matrix:
+    """The rows in force, with problems found while merging (collisions)."""
+
+    rows: dict[str, CartRow] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    _names: dict[str, str] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[CartRow]:
+        return iter(self.rows.values())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.rows
+
+    def get(self, key: str) -> CartRow | None:
+        return self.rows.get(key)
+
+    def by_name(self, name: str) -> CartRow | None:
+        """The row whose key, display name or alias is ``name`` (case, spaces, punctuation ignored)."""
+        key = self._names.get(normalize(name))
+        return self.rows[key] if key is not None else None
+
+    def names(self) -> dict[str, str]:
+        """Normalized name -> row key, for matching."""
+        return dict(self._names)
+
+    def add(self, row: CartRow, where: Path, line: int | None, field_name: str) -> bool:
+        """Add ``row`` unless it collides with one already in; a collision is a problem."""
+        if row.key in self.rows:
+            other = self.rows[row.key]
+            self.problems.append(Problem(where, line, field_name,
+                                        f"cart key {row.key!r} is already defined by {other.origin}; "
+                                        f"this row ({row.origin}) is ignored: rename its key"))
+            return False
+        clashes = sorted({self._names[n] for n in map(normalize, row.names()) if n and n in self._names})
+        if clashes:
+            self.problems.append(Problem(where, line, field_name,
+                                        f"row {row.key!r} ({row.origin}) uses a name or alias that cart "
+                                        f"{', '.join(repr(c) for c in clashes)} already answers to; "
+                                        f"the row is ignored: change the alias"))
+            return False
+        self.rows[row.key] = row
+        for n in map(normalize, row.names()):
+            if n:
+                self._names.setdefault(n, row.key)
+        return True
+
+
+@cache
+def matrix_schema() -> dict[str, Any]:
+    text = resources.files("cartstatus.matrix").joinpath("schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def builtin_path() -> Path:
+    return Path(str(resources.files("cartstatus.matrix").joinpath("carts.yaml")))
+
+
+def _explain(err: jsonschema.ValidationError) -> str:
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    hint = schema.get("description")
+    if err.validator == "additionalProperties":
+        allowed = ", ".join(sorted(schema.get("properties", {})))
+        return f"{err.message}; allowed: {allowed}"
+    if err.validator == "required":
+        return f"{err.message}: add it"
+    message = err.message
+    if hint and err.validator in ("type", "enum", "pattern", "format", "const", "minLength", "minItems"):
+        message += f" (expected {hint})"
+    return message
+
+
+def _dates_to_text(data: Any) -> Any:
+    """YAML reads 2026-11-27 as a date; the schema checks text, so turn dates back into text."""
+    if isinstance(data, dict):
+        return {k: _dates_to_text(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_dates_to_text(v) for v in data]
+    if isinstance(data, dt.date):
+        return data.isoformat()
+    return data
+
+
+def _bad_date(text: str) -> tuple[int | None, str]:
+    """The line and field of a date-looking value YAML could not read as a date."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None, "(syntax)"
+
+    def walk(node: Any, path: list[Any]) -> tuple[int | None, str] | None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                found = walk(v, [*path, k.value])
+                if found:
+                    return found
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                found = walk(v, [*path, i])
+                if found:
+                    return found
+        elif isinstance(node, yaml.ScalarNode) and node.style is None and _DATEISH.match(node.value):
+            try:
+                dt.date.fromisoformat("-".join(p.zfill(2) for p in node.value.split("-")))
+            except ValueError:
+                return node.start_mark.line + 1, dotted(path)
+        return None
+
+    return walk(root, []) or (None, "(syntax)")
+
+
+def read_matrix_file(path: Path, origin: str | None = None) -> tuple[list[tuple[CartRow, int | None]], Locator]:
+    """Parse and check one matrix file: its rows with their lines, or :class:`MatrixError`."""
+    origin = origin or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MatrixError([Problem(path, None, "(file)", "no such matrix file; check the path")]) from None
+    except UnicodeDecodeError as exc:
+        raise MatrixError([Problem(path, None, "(file)", f"not UTF-8 text (byte {exc.start}); save it as UTF-8")]) \
+            from None
+    except OSError as exc:
+        raise MatrixError([Problem(path, None, "(file)", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data, locate = load_yaml(path, text)
+    except YamlSyntaxError as exc:
+        raise MatrixError([Problem(path, exc.line, "(syntax)", exc.message)]) from None
+    except ValueError as exc:  # PyYAML raises this for a date such as 2026-13-01
+        line, where = _bad_date(text)
+        raise MatrixError([Problem(path, line, where, f"not a valid date ({exc}); write dates as YYYY-MM-DD")]) \
+            from None
+    if data is None:
+        raise MatrixError([Problem(path, 1, "(file)", "the file is empty; expected a mapping with a carts: list")])
+    data = _dates_to_text(data)
+    validator = jsonschema.Draft202012Validator(matrix_schema(),
+                                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    problems = []
+    for err in validator.iter_errors(data):
+        data_path = list(err.absolute_path)
+        problems.append(Problem(path, locate(data_path), dotted(data_path), _explain(err)))
+    if problems:
+        raise MatrixError(sorted(problems, key=lambda q: (q.line or 0, q.field)))
+    rows = [(CartRow.from_dict(raw, origin), locate(["carts", i])) for i, raw in enumerate(data["carts"])]
+    seen: dict[str, int | None] = {}
+    for i, (row, line) in enumerate(rows):
+        if row.key in seen:
+            where = f"line {seen[row.key]}" if seen[row.key] else "an earlier row"
+            problems.append(Problem(path, locate(["carts", i, "key"]), dotted(["carts", i, "key"]),
+                                    f"cart key {row.key!r} is already used on {where}; keys must be unique"))
+        seen.setdefault(row.key, line)
+    if problems:
+        raise MatrixError(problems)
+    return rows, locate
+
+
+@cache
+def _builtin_rows() -> tuple[tuple[CartRow, int | None], ...]:
+    rows, _ = read_matrix_file(builtin_path(), origin="built-in")
+    return tuple(rows)
+
+
+def _plugin_rows(matrix: Matrix) -> None:
+    """Rows from the ``register_matrix_rows`` hook; a bad or colliding row is a problem, not a crash."""
+    from cartstatus.plugins import get_matrix_rows
+
+    validator = jsonschema.Draft202012Validator(matrix_schema()["$defs"]["row"],
+                                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    for plugin, raw in get_matrix_rows():
+        where = Path(f"<plugin {plugin}>")
+        raw = _dates_to_text(raw)
+        errors = list(validator.iter_errors(raw)) if isinstance(raw, dict) else []
+        if not isinstance(raw, dict):
+            matrix.problems.append(Problem(where, None, "(row)", f"expected a mapping, got {type(raw).__name__}"))
+            continue
+        if errors:
+            for err in errors:
+                matrix.problems.append(Problem(where, None, dotted(list(err.absolute_path)) or "(row)",
+                                               _explain(err)))
+            continue
+        matrix.add(CartRow.from_dict(raw, f"plugin {plugin}"), where, None, f"key ({raw['key']})")
+
+
+@cache
+def _extra_rows(path: Path, _stamp: tuple[int, int]) -> tuple[tuple[CartRow, int | None], ...]:
+    rows, _ = read_matrix_file(path)
+    return tuple(rows)
+
+
+def load_matrix(extra: str | os.PathLike[str] | None = None) -> Matrix:
+    """The matrix in force: built-in rows, then plugin rows, then the operator's ``extra`` file.
+
+    Raises :class:`MatrixError` when the extra file cannot be used. Collisions and
+    bad plugin rows are kept in ``Matrix.problems``.
+    """
+    matrix = Matrix()
+    for i, (row, line) in enumerate(_builtin_rows()):
+        matrix.add(row, builtin_path(), line, f"carts[{i}].key")
+    _plugin_rows(matrix)
+    if extra is not None:
+        p = Path(extra)
+        try:
+            st = p.stat()
+        except OSError:
+            raise MatrixError([Problem(p, None, "(file)", "no such matrix file; check the path "
+                                                         "(setup file matrix.extra, --matrix or CARTSTATUS_MATRIX)")]) \
+                from None
+        for i, (row, line) in enumerate(_extra_rows(p.resolve(), (st.st_mtime_ns, st.st_size))):
+            matrix.add(row, p, line, f"carts[{i}].key")
+    return matrix
+
+
+def rows_from(matrix: Iterable[CartRow]) -> list[CartRow]:
+    return sorted(matrix, key=lambda r: r.key)

@@ -1,0 +1,447 @@
+"""The OSS web application (Starlette): the store API, the shopper pages, health and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import pages
+from .openapi import openapi_document
+from .ratelimit import RateLimiter
+from .service import Account, IngestJob, OrderView, OssStore, hash_token
+from .storage import db_url, open_oss_database
+from .wire import body_digest, validate
+from .writer import BatchWriter, InlineWriter
+
+access_log = logging.getLogger("cartstatus.oss.access")
+VERSION = "1.0.0"
+
+#: Sent with every response.
+BASE_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+#: Sent with HTML pages: what a browser needs to keep the shopper's page to itself.
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; "
+     b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the server behaves; ``cartstatus-oss serve`` options map onto these."""
+
+    db_url: str | None = None
+    #: Largest update body accepted, in bytes (413 beyond).
+    max_body: int = 64 * 1024
+    #: Updates per second per store token, and the burst allowed.
+    ingest_rate: float = 50.0
+    ingest_burst: float = 200.0
+    #: Lookups per minute per client address, and the burst allowed.
+    lookup_rate_per_minute: float = 30.0
+    lookup_burst: float = 10.0
+    #: Updates written per transaction at most.
+    max_batch: int = 256
+    #: Do the database work (lookups, group commits) on the event loop instead of
+    #: threads: right for SQLite (local reads and commits of well under a
+    #: millisecond, and no thread waiting for the interpreter lock), wrong for a
+    #: database across a network. None decides by the database.
+    inline_db: bool | None = None
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        """Settings for worker processes started by uvicorn (``serve --workers N``)."""
+        raw = os.environ.get("CARTSTATUS_OSS_SETTINGS")
+        return cls(**json.loads(raw)) if raw else cls(db_url=db_url())
+
+
+def problem(status: int, error: str, message: str, headers: dict[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message, **extra}, status_code=status, headers=headers)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("oss_http_requests", "HTTP requests", ["route", "method", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("oss_http_request_duration_seconds", "Time to answer a request", ["route"],
+                                 registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+        self.updates = Counter("oss_updates", "Status updates received, by result", ["result"],
+                               registry=self.registry)
+        self.lookups = Counter("oss_lookups", "Shopper lookups, by result", ["result"], registry=self.registry)
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: str, seconds: float) -> None:
+        # Labelled children are looked up once per combination, not per request.
+        key = (route, method, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (self.requests.labels(route, method, status), self.latency.labels(route))
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+
+def route_label(path: str) -> str:
+    """The route a path belongs to, for metrics and logs (never the merchant or order)."""
+    if path.startswith("/status/"):
+        return "/status/{merchant}/snippet" if path.endswith("/snippet") else "/status/{merchant}"
+    if path.startswith("/api/v1/orders/"):
+        return "/api/v1/orders/{order_number}"
+    if path in ("/api/v1/updates", "/api/v1/lookup", "/api/v1/account", "/healthz", "/metrics",
+                "/openapi.json", "/static/oss.css", "/"):
+        return path
+    return "other"
+
+
+class AccessMiddleware:
+    """Security headers (the full set on HTML), metrics and one structured access-log line per request.
+
+    The log line has the path without its query string (lookups carry emails and
+    ZIPs there) and never a header, so no token or shopper data is written.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        request_id = uuid.uuid4().hex[:16]
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                html = any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers)
+                headers.extend(SECURITY_HEADERS if html else BASE_HEADERS)
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = route_label(scope["path"])
+            self.metrics.observe(route, scope["method"], str(status), elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                # makeRecord + handle: a log line without logging's stack walk for the caller.
+                access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, json.dumps({
+                    "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                    "request_id": request_id, "method": scope["method"], "path": scope["path"],
+                    "route": route, "status": status, "ms": round(elapsed * 1000, 2),
+                    "client": client[0] if client else None,
+                    "merchant": scope.get("state", {}).get("merchant"),
+                }, separators=(",", ":")), (), None))
+
+
+class OssApp:
+    """The handlers, with the store, the writer, the limits and the metrics they share."""
+
+    def __init__(self, store: OssStore, settings: ServerSettings) -> None:
+        self.store = store
+        self.settings = settings
+        inline = settings.inline_db
+        self.inline_db = store.engine.dialect.name == "sqlite" if inline is None else inline
+        self.writer: BatchWriter | InlineWriter = (InlineWriter(store, settings.max_batch) if self.inline_db
+                                                   else BatchWriter(store, settings.max_batch))
+        self.metrics = Metrics()
+        self.ingest_limit = RateLimiter(settings.ingest_rate, settings.ingest_burst)
+        self.lookup_limit = RateLimiter(settings.lookup_rate_per_minute / 60.0, settings.lookup_burst)
+        self._openapi: bytes | None = None
+
+    def close(self) -> None:
+        self.writer.close()
+        self.store.close()
+
+    # -- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def _bearer(request: Request) -> str | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        return token if scheme.lower() == "bearer" and token else None
+
+    @staticmethod
+    def _unauthorized() -> JSONResponse:
+        return problem(401, "unauthorized", "unknown or revoked store token: ask the OSS operator for a new token",
+                       headers={"WWW-Authenticate": 'Bearer realm="oss"'})
+
+    @staticmethod
+    def _too_many(wait: float, what: str) -> JSONResponse:
+        seconds = max(1, math.ceil(wait))
+        return problem(429, "too many requests", f"too many {what}; try again in {seconds} s",
+                       headers={"Retry-After": str(seconds)})
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The body, or None when it is larger than the limit (checked before and while reading)."""
+        limit = self.settings.max_body
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _client(self, request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    # -- store API ---------------------------------------------------------
+
+    async def post_update(self, request: Request) -> Response:
+        token = self._bearer(request)
+        if token is None:
+            self.metrics.updates.labels("unauthorized").inc()
+            return self._unauthorized()
+        token_hash = hash_token(token)
+        wait = self.ingest_limit.check(token_hash)
+        if wait is not None:
+            self.metrics.updates.labels("rate_limited").inc()
+            return self._too_many(wait, "updates from this store")
+        raw = await self._read_body(request)
+        if raw is None:
+            self.metrics.updates.labels("too_large").inc()
+            return problem(413, "too large", f"the update body is larger than {self.settings.max_body} bytes")
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.metrics.updates.labels("invalid").inc()
+            return problem(422, "invalid update", f"the body is not JSON: {exc}", field="(body)",
+                           errors=[{"field": "(body)", "message": "not JSON"}])
+        errors = validate(body)
+        if errors:
+            self.metrics.updates.labels("invalid").inc()
+            first = errors[0]
+            return problem(422, "invalid update", f"{first.field}: {first.message}", field=first.field,
+                           errors=[e.as_dict() for e in errors])
+        result = await self.writer.submit(IngestJob(token_hash, body, body_digest(body)))
+        self.metrics.updates.labels(result.kind).inc()
+        if result.account is not None:
+            request.scope.setdefault("state", {})["merchant"] = result.account.merchant
+        if result.kind == "stored":
+            return JSONResponse(result.body)
+        if result.kind == "replayed":
+            return JSONResponse(result.body, headers={"Idempotent-Replayed": "true"})
+        if result.kind == "unauthorized":
+            return self._unauthorized()
+        assert result.account is not None
+        if result.kind == "lapsed":
+            end = result.account.expires.isoformat()
+            return problem(402, "subscription lapsed",
+                           f"the OSS subscription of merchant {result.account.merchant} ended on {end}; "
+                           "renew it to send updates again", expires=end, merchant=result.account.merchant)
+        if result.kind == "wrong_merchant":
+            return problem(403, "wrong merchant",
+                           f"this token belongs to merchant {result.account.merchant}, not "
+                           f"{body.get('merchant')}: check the store's oss.merchant and oss.token",
+                           field="merchant")
+        return problem(409, "conflict",
+                       f"update {body['idempotency_key']} was already received with a different body; "
+                       "a new update needs a new idempotency key", field="idempotency_key")
+
+    async def _account(self, request: Request) -> Account | None:
+        token = self._bearer(request)
+        if token is None:
+            return None
+        account = await run_in_threadpool(self.store.account_for_token, token)
+        if account is None or account.revoked:
+            return None
+        request.scope.setdefault("state", {})["merchant"] = account.merchant
+        return account
+
+    async def get_account(self, request: Request) -> Response:
+        account = await self._account(request)
+        if account is None:
+            return self._unauthorized()
+        return JSONResponse(account.as_dict(self.store.today()))
+
+    async def get_order(self, request: Request) -> Response:
+        account = await self._account(request)
+        if account is None:
+            return self._unauthorized()
+        view = await run_in_threadpool(self.store.order_for_account, account, request.path_params["order_number"])
+        if view is None:
+            return problem(404, "not found", "this store has no such order")
+        return JSONResponse(view.as_dict())
+
+    # -- shoppers ----------------------------------------------------------
+
+    async def api_lookup(self, request: Request) -> Response:
+        wait = self.lookup_limit.check(self._client(request))
+        if wait is not None:
+            self.metrics.lookups.labels("rate_limited").inc()
+            return self._too_many(wait, "lookups")
+        q = request.query_params
+        for name in ("merchant", "order"):
+            if not q.get(name, "").strip():
+                return problem(422, "missing parameter", f"{name} is required", field=name)
+        if not (q.get("email", "").strip() or q.get("zip", "").strip()):
+            return problem(422, "missing parameter", "give email or zip", field="email")
+        view = await self._lookup(q["merchant"].strip(), q["order"].strip(),
+                                  email=q.get("email", "").strip() or None, zip_code=q.get("zip", "").strip() or None)
+        self.metrics.lookups.labels("found" if view else "not_found").inc()
+        if view is None:
+            return problem(404, "not found", pages.NOT_FOUND)
+        return JSONResponse(view.as_dict(), headers={"Cache-Control": "no-store"})
+
+    async def _lookup(self, merchant: str, order: str, *, email: str | None,
+                      zip_code: str | None) -> OrderView | None:
+        if self.inline_db:
+            return self.store.lookup(merchant, order, email=email, zip_code=zip_code)
+        return await run_in_threadpool(self.store.lookup, merchant, order, email=email, zip_code=zip_code)
+
+    async def _merchant(self, request: Request) -> Account | None:
+        account = await run_in_threadpool(self.store.find_account, request.path_params["merchant"])
+        if account is None or account.revoked:
+            return None
+        request.scope.setdefault("state", {})["merchant"] = account.merchant
+        return account
+
+    @staticmethod
+    def _no_store() -> HTMLResponse:
+        return HTMLResponse(pages.plain_page("No such store", "There is no order status page at this address."),
+                            status_code=404)
+
+    async def status_form(self, request: Request) -> Response:
+        account = await self._merchant(request)
+        if account is None:
+            return self._no_store()
+        return HTMLResponse(pages.lookup_form(account))
+
+    async def status_lookup(self, request: Request) -> Response:
+        wait = self.lookup_limit.check(self._client(request))
+        if wait is not None:
+            self.metrics.lookups.labels("rate_limited").inc()
+            seconds = str(max(1, math.ceil(wait)))
+            return HTMLResponse(pages.plain_page("Too many lookups", f"Please wait {seconds} seconds and try again."),
+                                status_code=429, headers={"Retry-After": seconds})
+        account = await self._merchant(request)
+        if account is None:
+            return self._no_store()
+        raw = await self._read_body(request)
+        if raw is None:
+            return HTMLResponse(pages.plain_page("Too large", "The form was too large."), status_code=413)
+        from urllib.parse import parse_qs
+
+        form = {k: v[0].strip() for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        order = form.get("order", "")[:64]
+        email, zip_code = form.get("email") or None, form.get("zip") or None
+        view = None
+        if order and (email or zip_code):
+            view = await self._lookup(account.merchant, order, email=email, zip_code=zip_code)
+        self.metrics.lookups.labels("found" if view else "not_found").inc()
+        headers = {"Cache-Control": "no-store"}
+        if view is None:
+            return HTMLResponse(pages.lookup_form(account, order=order, message=pages.NOT_FOUND),
+                                status_code=404, headers=headers)
+        return HTMLResponse(pages.order_page(account, view), headers=headers)
+
+    async def status_snippet(self, request: Request) -> Response:
+        account = await self._merchant(request)
+        if account is None:
+            return self._no_store()
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        return PlainTextResponse(pages.snippet(account, base))
+
+    # -- operations --------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        def ping() -> None:
+            with self.store.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+
+        try:
+            await run_in_threadpool(ping)
+        except Exception as exc:
+            return JSONResponse({"status": "down", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "version": VERSION})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(self, request: Request) -> Response:
+        if self._openapi is None:
+            self._openapi = json.dumps(openapi_document(VERSION)).encode()
+        return Response(self._openapi, media_type="application/json")
+
+    async def css(self, request: Request) -> Response:
+        return Response(pages.CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+    async def root(self, request: Request) -> Response:
+        return HTMLResponse(pages.plain_page("Order Status System",
+                                             "Use the order status link your store gave you."))
+
+
+def create_app(store: OssStore | None = None, settings: ServerSettings | None = None,
+               *, on_close: Callable[[], None] | None = None) -> Starlette:
+    """The OSS application on ``store`` (or on ``settings.db_url``, migrated)."""
+    settings = settings or ServerSettings()
+    if store is None:
+        store = OssStore(open_oss_database(settings.db_url))
+    oss = OssApp(store, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        oss.close()
+        if on_close is not None:
+            on_close()
+
+    app = Starlette(routes=[
+        Route("/", oss.root),
+        Route("/api/v1/updates", oss.post_update, methods=["POST"]),
+        Route("/api/v1/lookup", oss.api_lookup, methods=["GET"]),
+        Route("/api/v1/account", oss.get_account, methods=["GET"]),
+        Route("/api/v1/orders/{order_number}", oss.get_order, methods=["GET"]),
+        Route("/status/{merchant}", oss.status_form, methods=["GET"]),
+        Route("/status/{merchant}", oss.status_lookup, methods=["POST"]),
+        Route("/status/{merchant}/snippet", oss.status_snippet, methods=["GET"]),
+        Route("/healthz", oss.healthz, methods=["GET"]),
+        Route("/metrics", oss.metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", oss.openapi, methods=["GET"]),
+        Route("/static/oss.css", oss.css, methods=["GET"]),
+    ], lifespan=lifespan)
+    app.add_middleware(AccessMiddleware, metrics=oss.metrics)
+    app.state.oss = oss
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The factory ``serve --workers N`` gives uvicorn: settings come from the environment."""
+    settings = ServerSettings.from_env()
+    engine = open_oss_database(settings.db_url, run_migrations=False)
+    return create_app(OssStore(engine), settings, on_close=engine.dispose)

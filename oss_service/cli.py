@@ -1,0 +1,279 @@
+"""The ``cartstatus-oss`` command: run the hosted OSS and manage its store accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from .service import Account, AccountError, OssStore
+from .storage import DB_ENV, DEFAULT_DB, current_revision, head_revision, migrate, open_oss_database
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def db_option(fn: F) -> F:
+    return click.option("--db", "db", envvar=DB_ENV, default=DEFAULT_DB, show_default=True,
+                        help=f"Database URL: sqlite:///PATH or postgresql://USER@HOST/DB (env {DB_ENV}).")(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(fn)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(the --db URL)"
+
+
+def _store(db: str) -> OssStore:
+    try:
+        return OssStore(open_oss_database(db))
+    except OperationalError as exc:
+        fail(f"cannot open the OSS database {_safe_url(db)}: {exc.orig}")
+    except SQLAlchemyError as exc:
+        fail(f"cannot use the OSS database {_safe_url(db)}: {type(exc).__name__}")
+
+
+class _Date(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date; expected YYYY-MM-DD", param, ctx)
+
+
+DATE = _Date()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cartstatus")
+def main() -> None:
+    """The hosted Order Status System (OSS): stores push status updates, shoppers look orders up."""
+
+
+# -- serve -----------------------------------------------------------------
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (use PostgreSQL with more than one).")
+@click.option("--max-body", default=64 * 1024, show_default=True, type=click.IntRange(256),
+              help="Largest update body in bytes (413 beyond).")
+@click.option("--ingest-rate", default=50.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Updates per second allowed per store token (429 beyond).")
+@click.option("--lookup-rate", default=30.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Shopper lookups per minute allowed per client address.")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+              help="Proxies whose X-Forwarded-For is trusted for the client address.")
+@click.option("--no-migrate", is_flag=True, help="Do not apply database migrations at start.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
+def serve(db: str, host: str, port: int, workers: int, max_body: int, ingest_rate: float, lookup_rate: float,
+          forwarded_allow_ips: str, no_migrate: bool, log_level: str) -> None:
+    """Run the OSS server (uvicorn), after applying migrations."""
+    import uvicorn
+
+    from .app import ServerSettings
+
+    if workers > 1 and db.startswith("sqlite"):
+        err_console.print("[yellow]warning:[/] several workers on SQLite share one writer lock; "
+                          "PostgreSQL suits more than one worker")
+    if not no_migrate:
+        store = _store(db)
+        store.engine.dispose()
+    settings = ServerSettings(db_url=db, max_body=max_body, ingest_rate=ingest_rate,
+                              ingest_burst=max(1.0, ingest_rate * 4), lookup_rate_per_minute=lookup_rate)
+    os.environ["CARTSTATUS_OSS_SETTINGS"] = json.dumps(settings.__dict__)
+    logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
+    click.echo(err=True, message=f"OSS serving {_safe_url(db)} on http://{host}:{port} ({workers} worker(s))")
+    # uvicorn's own access log prints query strings (lookups carry emails): ours does not.
+    uvicorn.run("cartstatus.oss.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
+                server_header=False, log_level=log_level)
+
+
+@main.command("migrate")
+@db_option
+def migrate_command(db: str) -> None:
+    """Apply the OSS database migrations (serve does this at start too)."""
+    try:
+        engine = open_oss_database(db, run_migrations=False)
+        before = current_revision(engine)
+        applied = migrate(engine)
+    except SQLAlchemyError as exc:
+        fail(f"cannot migrate {_safe_url(db)}: {type(exc).__name__}: {getattr(exc, 'orig', exc)}")
+    head = head_revision()
+    if applied:
+        click.echo(f"migrated {_safe_url(db)} from {before or 'empty'} to {head}")
+    else:
+        click.echo(f"{_safe_url(db)} is at the newest revision ({head})")
+
+
+# -- accounts --------------------------------------------------------------
+
+@main.group()
+def accounts() -> None:
+    """Store accounts: create, list, renew, revoke, rotate-token, page, snippet."""
+
+
+def _print_token(account: Account, token: str, as_json: bool, action: str) -> None:
+    if as_json:
+        click.echo(json.dumps({**account.as_dict(), "token": token}))
+        return
+    click.echo(f"{action} account {account.merchant} (subscription until {account.expires}).")
+    click.echo("Its token, shown this once (only a hash is kept); put it in the store's oss.token in "
+               "cartstatus.yaml:")
+    click.echo(token)
+
+
+@accounts.command("create")
+@click.argument("merchant")
+@click.option("--expires", required=True, type=DATE, help="Last day of the subscription (YYYY-MM-DD).")
+@click.option("--name", help="The store's name as shoppers see it.")
+@db_option
+@json_option
+def accounts_create(merchant: str, expires: dt.date, name: str | None, db: str, as_json: bool) -> None:
+    """Create MERCHANT's account and print its new token (once)."""
+    store = _store(db)
+    try:
+        account, token = store.create_account(merchant, expires, name)
+    except AccountError as exc:
+        fail(str(exc))
+    _print_token(account, token, as_json, "Created")
+
+
+@accounts.command("list")
+@db_option
+@json_option
+def accounts_list(db: str, as_json: bool) -> None:
+    """List the accounts with their subscription end dates (never their tokens)."""
+    store = _store(db)
+    rows = store.list_accounts()
+    if as_json:
+        click.echo(json.dumps([a.as_dict() for a in rows], indent=2))
+        return
+    if not rows:
+        console.print("no accounts yet: cartstatus-oss accounts create MERCHANT --expires YYYY-MM-DD")
+        return
+    table = Table("merchant", "name", "expires", "state", "token starts")
+    today = dt.date.today()
+    for a in rows:
+        state = "revoked" if a.revoked else ("active" if a.active(today) else "lapsed")
+        table.add_row(a.merchant, a.name, a.expires.isoformat(), state, a.token_hint + "...")
+    console.print(table)
+
+
+@accounts.command("renew")
+@click.argument("merchant")
+@click.option("--expires", required=True, type=DATE, help="The new last day of the subscription (YYYY-MM-DD).")
+@db_option
+@json_option
+def accounts_renew(merchant: str, expires: dt.date, db: str, as_json: bool) -> None:
+    """Set MERCHANT's subscription end date."""
+    try:
+        account = _store(db).renew(merchant, expires)
+    except AccountError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(account.as_dict()))
+    else:
+        click.echo(f"{merchant}: subscription until {account.expires}")
+
+
+@accounts.command("revoke")
+@click.argument("merchant")
+@db_option
+@json_option
+def accounts_revoke(merchant: str, db: str, as_json: bool) -> None:
+    """Refuse MERCHANT's token from now on and hide its shopper page (rotate-token restores)."""
+    try:
+        account = _store(db).revoke(merchant)
+    except AccountError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(account.as_dict()))
+    else:
+        click.echo(f"{merchant}: token revoked; `cartstatus-oss accounts rotate-token {merchant}` issues "
+                      "a new one")
+
+
+@accounts.command("rotate-token")
+@click.argument("merchant")
+@db_option
+@json_option
+def accounts_rotate(merchant: str, db: str, as_json: bool) -> None:
+    """Issue MERCHANT a new token; the old one stops working at once."""
+    try:
+        account, token = _store(db).rotate_token(merchant)
+    except AccountError as exc:
+        fail(str(exc))
+    _print_token(account, token, as_json, "Rotated the token of")
+
+
+@accounts.command("page")
+@click.argument("merchant")
+@click.option("--header", "header", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="HTML file shown above the shopper page (sanitised: no scripts or styles).")
+@click.option("--footer", "footer", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="HTML file shown below the shopper page (sanitised).")
+@click.option("--name", help="The store's name as shoppers see it.")
+@db_option
+def accounts_page(merchant: str, header: Path | None, footer: Path | None, name: str | None, db: str) -> None:
+    """Set the header, footer and name of MERCHANT's shopper page."""
+    try:
+        _store(db).set_page(merchant, header_html=header.read_text(encoding="utf-8") if header else None,
+                            footer_html=footer.read_text(encoding="utf-8") if footer else None,
+                            display_name=name)
+    except AccountError as exc:
+        fail(str(exc))
+    except UnicodeDecodeError:
+        fail("the header and footer files must be UTF-8 text")
+    click.echo(f"{merchant}: shopper page updated")
+
+
+@accounts.command("snippet")
+@click.argument("merchant")
+@click.option("--base-url", required=True, help="The OSS's public address, e.g. https://status.example.com")
+@db_option
+def accounts_snippet(merchant: str, base_url: str, db: str) -> None:
+    """Print the HTML lookup form MERCHANT can paste into its own site."""
+    from .pages import snippet
+
+    try:
+        account = _store(db).account(merchant)
+    except AccountError as exc:
+        fail(str(exc))
+    click.echo(snippet(account, base_url))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

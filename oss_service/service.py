@@ -1,0 +1,534 @@
+"""What the OSS does, apart from HTTP: accounts, storing updates, looking orders up."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+import nh3
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from .storage import accounts, orders, updates, write_transaction
+
+MERCHANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+TOKEN_PREFIX = "oss_"
+
+#: Tags a merchant's header and footer may use; everything else (scripts, styles, handlers) is dropped.
+PAGE_TAGS = {"a", "b", "br", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "img", "li", "ol", "p",
+             "small", "span", "strong", "ul"}
+PAGE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}, "*": {"class"}}
+
+
+# The ingest path speaks to the driver directly (executemany, no per-row
+# statement processing): written with :name parameters, turned into %(name)s
+# for PostgreSQL's driver by OssStore._sql.
+_ACCOUNT_COLUMNS = ("id, merchant, display_name, token_hint, expires, revoked_at, created_at, header_html, "
+                    "footer_html, token_hash")
+_ACCOUNTS_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_hash IN ({{hashes}})"
+_KEYS_SEEN = ("SELECT idempotency_key, body_digest FROM oss_updates "
+              "WHERE account_id = :account_id AND idempotency_key IN ({keys})")
+_ORDERS_FOUND = ("SELECT order_number, id, status_at FROM oss_orders "
+                 "WHERE account_id = :account_id AND order_number IN ({numbers})")
+_ORDER_INSERT = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
+                 "reference, created_at, updated_at) VALUES (:account_id, :order_number, :new_status, "
+                 ":new_status_at, :new_email, :new_zip, :new_reference, :now, :now)")
+# NULL keeps the stored value: an update without an email keeps the order's email.
+_ORDER_UPDATE = ("UPDATE oss_orders SET status = COALESCE(:new_status, status), "
+                 "status_at = COALESCE(:new_status_at, status_at), email_digest = COALESCE(:new_email, email_digest), "
+                 "zip_digest = COALESCE(:new_zip, zip_digest), reference = COALESCE(:new_reference, reference), "
+                 "updated_at = :now WHERE id = :oid")
+_UPDATE_INSERT = ("INSERT INTO oss_updates (account_id, order_id, idempotency_key, body_digest, status, "
+                  "previous_status, occurred_at, received_at, note, tracking) VALUES (:account_id, :order_id, "
+                  ":idempotency_key, :body_digest, :status, :previous_status, :occurred_at, :received_at, :note, "
+                  ":tracking)")
+
+
+def _placeholders(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    names = [f"{prefix}{i}" for i in range(len(values))]
+    return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
+
+
+_LOOKUP_SQL = """
+SELECT o.id, o.order_number, o.status, o.status_at, o.email_digest, o.zip_digest, o.account_id, a.revoked_at,
+       u.status, u.previous_status, u.occurred_at, u.note, u.tracking
+FROM oss_orders o
+JOIN oss_accounts a ON a.id = o.account_id
+LEFT JOIN oss_updates u ON u.order_id = o.id
+WHERE a.merchant = :merchant AND o.order_number = :number
+ORDER BY u.occurred_at, u.id
+"""
+_HISTORY = (sa.select(updates.c.status, updates.c.previous_status, updates.c.occurred_at, updates.c.note,
+                      updates.c.tracking)
+            .where(updates.c.order_id == sa.bindparam("order_id")).order_by(updates.c.occurred_at, updates.c.id))
+
+
+class AccountError(ValueError):
+    """An account command that cannot be done (unknown merchant, bad name, duplicate)."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def sanitize_html(html: str | None) -> str:
+    """A merchant's header or footer HTML, reduced to harmless tags and http(s)/mailto links."""
+    if not html:
+        return ""
+    return nh3.clean(html, tags=PAGE_TAGS, attributes=PAGE_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
+                     link_rel="noopener noreferrer nofollow")
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def normalize_zip(value: str) -> str:
+    """Letters and digits only, upper case; a US ZIP+4 matches its 5-digit ZIP."""
+    text = re.sub(r"[^A-Za-z0-9]", "", value).upper()
+    return text[:5] if text.isdigit() and len(text) == 9 else text
+
+
+def lookup_digest(account_id: int, kind: str, value: str) -> str:
+    norm = normalize_email(value) if kind == "email" else normalize_zip(value)
+    return hashlib.sha256(f"{account_id}:{kind}:{norm}".encode()).hexdigest()
+
+
+def parse_instant(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    merchant: str
+    display_name: str | None
+    token_hint: str
+    expires: dt.date
+    revoked_at: float | None
+    created_at: float
+    header_html: str | None = None
+    footer_html: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def active(self, today: dt.date | None = None) -> bool:
+        """A subscription is active through its end date."""
+        return (today or dt.date.today()) <= self.expires
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.merchant
+
+    def as_dict(self, today: dt.date | None = None) -> dict[str, Any]:
+        return {
+            "merchant": self.merchant,
+            "name": self.name,
+            "expires": self.expires.isoformat(),
+            "active": self.active(today) and not self.revoked,
+            "revoked": self.revoked,
+            "token_hint": self.token_hint,
+            "created_at": dt.datetime.fromtimestamp(self.created_at, dt.UTC).isoformat(timespec="seconds"),
+        }
+
+
+def _account(row: Any) -> Account:
+    """An account from a SQLAlchemy row of the accounts table."""
+    return _account_from_tuple((row.id, row.merchant, row.display_name, row.token_hint, row.expires,
+                                row.revoked_at, row.created_at, row.header_html, row.footer_html))
+
+
+def _account_from_tuple(row: Sequence[Any]) -> Account:
+    """An account from a driver row in the order of _ACCOUNT_COLUMNS."""
+    expires = row[4] if isinstance(row[4], dt.date) else dt.date.fromisoformat(str(row[4]))
+    return Account(row[0], row[1], row[2], row[3], expires, row[5], row[6], row[7], row[8])
+
+
+@dataclass(frozen=True)
+class IngestJob:
+    """One authenticated-by-token, already validated update body."""
+
+    token_hash: str
+    body: dict[str, Any]
+    digest: str
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    kind: Literal["stored", "replayed", "unauthorized", "lapsed", "wrong_merchant", "conflict"]
+    account: Account | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrackingView:
+    carrier: str
+    number: str
+    ship_date: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    status: str
+    previous_status: str | None
+    at: float
+    note: str | None
+
+    @property
+    def at_text(self) -> str:
+        return dt.datetime.fromtimestamp(self.at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """What a shopper (or the store) may see of one order."""
+
+    merchant: str
+    order_number: str
+    status: str
+    status_at: float
+    history: tuple[HistoryEntry, ...]
+    tracking: tuple[TrackingView, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        def iso(ts: float) -> str:
+            return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+        return {
+            "merchant": self.merchant,
+            "order_number": self.order_number,
+            "status": self.status,
+            "status_at": iso(self.status_at),
+            "history": [{"status": h.status, "previous_status": h.previous_status, "at": iso(h.at),
+                         "note": h.note} for h in self.history],
+            "tracking": [{"carrier": t.carrier, "number": t.number, "ship_date": t.ship_date, "url": t.url}
+                         for t in self.tracking],
+        }
+
+
+class OssStore:
+    """The OSS's data, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, today: Any = dt.date.today) -> None:
+        self.engine = engine
+        self.today = today
+        # SQLite: each thread that looks orders up keeps one connection (no pool
+        # round trip per lookup); in WAL mode each read sees the latest commit.
+        self._pin_readers = engine.dialect.name == "sqlite"
+        self._readers = threading.local()
+        self._pinned: list[Any] = []
+        self._pyformat = engine.dialect.paramstyle == "pyformat"
+        self._sql_cache: dict[str, str] = {}
+        self._lookup_sql = self._sql(_LOOKUP_SQL)
+
+    def _sql(self, text: str) -> str:
+        """``text`` in the driver's parameter style (sqlite3 takes :name as written)."""
+        if not self._pyformat:
+            return text
+        found = self._sql_cache.get(text)
+        if found is None:
+            if len(self._sql_cache) > 4096:
+                self._sql_cache.clear()
+            found = self._sql_cache[text] = re.sub(r"(?<!:):(\w+)", r"%(\1)s", text)
+        return found
+
+    def close(self) -> None:
+        """Give back the connections held for lookups."""
+        pinned, self._pinned = self._pinned, []
+        for conn in pinned:
+            conn.close()
+        self._readers = threading.local()
+
+    def _read(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        if self._pin_readers:
+            conn = getattr(self._readers, "conn", None)
+            if conn is None:
+                conn = self._readers.conn = self.engine.raw_connection()
+                self._pinned.append(conn)
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(sql, params)
+            rows = list(cur.fetchall())
+            cur.close()
+            return rows
+        finally:
+            raw.close()
+
+    # -- accounts ----------------------------------------------------------
+
+    def create_account(self, merchant: str, expires: dt.date, display_name: str | None = None) -> tuple[Account, str]:
+        """A new account and its token (the only time the token is seen)."""
+        if not MERCHANT_RE.match(merchant):
+            raise AccountError(f"{merchant!r} is not a merchant name: use 1-63 lower-case letters, digits "
+                               "and -, starting with a letter or digit (it is part of the shopper's URL)")
+        token = new_token()
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(accounts.insert().values(
+                    merchant=merchant, display_name=display_name, token_hash=hash_token(token),
+                    token_hint=token[:8], expires=expires, created_at=time.time()))
+        except IntegrityError:
+            raise AccountError(f"merchant {merchant!r} already has an account; use rotate-token for a new "
+                               "token or renew to change its end date") from None
+        return self.account(merchant), token
+
+    def account(self, merchant: str) -> Account:
+        found = self.find_account(merchant)
+        if found is None:
+            raise AccountError(f"no account for merchant {merchant!r} (see `cartstatus-oss accounts list`)")
+        return found
+
+    def find_account(self, merchant: str) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(accounts).where(accounts.c.merchant == merchant)).first()
+        return _account(row) if row is not None else None
+
+    def list_accounts(self) -> list[Account]:
+        with self.engine.connect() as conn:
+            return [_account(r) for r in conn.execute(sa.select(accounts).order_by(accounts.c.merchant))]
+
+    def _change(self, merchant: str, **values: Any) -> Account:
+        with write_transaction(self.engine) as conn:
+            done = conn.execute(accounts.update().where(accounts.c.merchant == merchant).values(**values))
+        if done.rowcount == 0:
+            raise AccountError(f"no account for merchant {merchant!r} (see `cartstatus-oss accounts list`)")
+        return self.account(merchant)
+
+    def renew(self, merchant: str, expires: dt.date) -> Account:
+        return self._change(merchant, expires=expires)
+
+    def revoke(self, merchant: str) -> Account:
+        """Refuse the account's token from now on (rotate-token issues a working one again)."""
+        return self._change(merchant, revoked_at=time.time())
+
+    def rotate_token(self, merchant: str) -> tuple[Account, str]:
+        """A new token; the old one stops working at once."""
+        token = new_token()
+        account = self._change(merchant, token_hash=hash_token(token), token_hint=token[:8],
+                               token_rotated_at=time.time(), revoked_at=None)
+        return account, token
+
+    def set_page(self, merchant: str, *, header_html: str | None = None, footer_html: str | None = None,
+                 display_name: str | None = None) -> Account:
+        values: dict[str, Any] = {}
+        if header_html is not None:
+            values["header_html"] = sanitize_html(header_html)
+        if footer_html is not None:
+            values["footer_html"] = sanitize_html(footer_html)
+        if display_name is not None:
+            values["display_name"] = display_name
+        if not values:
+            return self.account(merchant)
+        return self._change(merchant, **values)
+
+    def account_for_token(self, token: str) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(accounts).where(accounts.c.token_hash == hash_token(token))).first()
+        return _account(row) if row is not None else None
+
+    # -- storing updates ---------------------------------------------------
+
+    def ingest(self, jobs: Sequence[IngestJob]) -> list[IngestResult]:
+        """Store many updates in one transaction (group commit: one disk sync for all).
+
+        When the batch fails (another worker stored the same key or order at the
+        same instant), each job is retried alone so one collision fails nobody.
+        """
+        try:
+            with write_transaction(self.engine) as conn:
+                return self._ingest(conn, jobs)
+        except IntegrityError:
+            if len(jobs) == 1:
+                # The row that collided is committed now: reading it answers replay or conflict.
+                with write_transaction(self.engine) as conn:
+                    return self._ingest(conn, jobs)
+            return [self.ingest([job])[0] for job in jobs]
+
+    def _ingest(self, conn: Connection, jobs: Sequence[IngestJob]) -> list[IngestResult]:
+        # A handful of statements per batch, whatever its size: statements are
+        # built once (module level) and rows go in with executemany.
+        now = time.time()
+        today = self.today()
+        cur = conn.connection.cursor()  # the driver's cursor, inside SQLAlchemy's transaction
+
+        def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> list[Any]:
+            marks, more = _placeholders(prefix, values)
+            cur.execute(self._sql(template.format(**{prefix: marks})), {**params, **more})
+            return list(cur.fetchall())
+
+        found_accounts = {r[9]: _account_from_tuple(r)
+                          for r in fetch(_ACCOUNTS_BY_HASH, "hashes", sorted({j.token_hash for j in jobs}))}
+        results: list[IngestResult | None] = [None] * len(jobs)
+        accepted: dict[int, list[tuple[int, IngestJob]]] = {}
+        by_id: dict[int, Account] = {}
+        for i, job in enumerate(jobs):
+            account = found_accounts.get(job.token_hash)
+            if account is None or account.revoked:
+                results[i] = IngestResult("unauthorized")
+            elif not account.active(today):
+                results[i] = IngestResult("lapsed", account)
+            elif job.body.get("merchant") not in (None, account.merchant):
+                results[i] = IngestResult("wrong_merchant", account)
+            else:
+                accepted.setdefault(account.id, []).append((i, job))
+                by_id[account.id] = account
+
+        new_updates: list[dict[str, Any]] = []
+        for account_id, group in accepted.items():
+            account = by_id[account_id]
+            keys = sorted({j.body["idempotency_key"] for _, j in group})
+            numbers = sorted({j.body["order_number"] for _, j in group})
+            seen = {r[0]: r[1] for r in fetch(_KEYS_SEEN, "keys", keys, account_id=account_id)}
+            known = {r[0]: [r[1], r[2]] for r in fetch(_ORDERS_FOUND, "numbers", numbers, account_id=account_id)}
+            changes: dict[str, dict[str, Any]] = {}
+            for i, job in group:
+                body = job.body
+                key = body["idempotency_key"]
+                reply = {"result": "OK", "idempotency_key": key, "order_number": body["order_number"],
+                         "status": body["status"]}
+                if key in seen:
+                    same = hmac.compare_digest(seen[key], job.digest)
+                    results[i] = IngestResult("replayed", account, reply) if same else IngestResult("conflict", account)
+                    continue
+                seen[key] = job.digest
+                occurred = parse_instant(body["occurred_at"])
+                number = body["order_number"]
+                change = changes.setdefault(number, {
+                    "new_status": None, "new_status_at": None, "new_email": None, "new_zip": None,
+                    "new_reference": None, "latest": known[number][1] if number in known else float("-inf")})
+                # An update that arrives late does not overwrite a newer status.
+                if occurred >= change["latest"]:
+                    change.update(new_status=body["status"], new_status_at=occurred, latest=occurred)
+                if body.get("email"):
+                    change["new_email"] = lookup_digest(account_id, "email", body["email"])
+                if body.get("zip"):
+                    change["new_zip"] = lookup_digest(account_id, "zip", body["zip"])
+                if body.get("reference"):
+                    change["new_reference"] = body["reference"]
+                new_updates.append({
+                    "account_id": account_id, "order_number": number, "idempotency_key": key,
+                    "body_digest": job.digest, "status": body["status"],
+                    "previous_status": body.get("previous_status"), "occurred_at": occurred, "received_at": now,
+                    "note": body.get("note"),
+                    "tracking": json.dumps(body["tracking"], separators=(",", ":")) if body.get("tracking") else None})
+                results[i] = IngestResult("stored", account, reply)
+            fresh = [n for n in changes if n not in known]
+            edits = [{"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
+                     for n, c in changes.items() if n in known]
+            if fresh:
+                cur.executemany(self._sql(_ORDER_INSERT), [
+                    {"account_id": account_id, "order_number": n, "now": now,
+                     **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh])
+                known.update({r[0]: [r[1], r[2]]
+                              for r in fetch(_ORDERS_FOUND, "numbers", fresh, account_id=account_id)})
+            if edits:
+                cur.executemany(self._sql(_ORDER_UPDATE), edits)
+            for row in new_updates:
+                if row["account_id"] == account_id:
+                    row["order_id"] = known[row["order_number"]][0]
+        if new_updates:
+            cur.executemany(self._sql(_UPDATE_INSERT), [{k: v for k, v in row.items() if k != "order_number"}
+                                                        for row in new_updates])
+        cur.close()
+        return [r if r is not None else IngestResult("unauthorized") for r in results]
+
+    # -- reading -----------------------------------------------------------
+
+    def lookup(self, merchant: str, order_number: str, *, email: str | None = None,
+               zip_code: str | None = None) -> OrderView | None:
+        """The order when the email or ZIP matches; None for every other case alike.
+
+        A wrong email, a wrong ZIP, an unknown order and an unknown or revoked
+        merchant all answer None, so a lookup tells nothing about other orders.
+        """
+        if not (email or zip_code):
+            return None
+        # The hottest read: one statement (order, account, history), straight
+        # through the driver, so a lookup costs little more than the query.
+        rows = self._read(self._lookup_sql, {"merchant": merchant, "number": order_number})
+        # Compare a digest even when nothing was found, so both take the same time.
+        first = rows[0] if rows else None
+        account_id = first[6] if first is not None else 0
+        given = (lookup_digest(account_id, "email", email) if email
+                 else lookup_digest(account_id, "zip", zip_code or ""))
+        stored = (first[4] if email else first[5]) if first is not None else None
+        matched = hmac.compare_digest(given, stored or "0" * 64)
+        if first is None or first[7] is not None or not matched:
+            return None
+        history = [HistoryEntry(r[8], r[9], r[10], r[11]) for r in rows if r[8] is not None]
+        return _order_view(merchant, first[1], first[2], first[3], history, [r[12] for r in rows])
+
+    def order_for_account(self, account: Account, order_number: str) -> OrderView | None:
+        """The store's own order (authenticated by its token): never another account's."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(orders).where(orders.c.account_id == account.id,
+                                                       orders.c.order_number == order_number)).first()
+            return self._view(conn, row, account.merchant) if row is not None else None
+
+    @staticmethod
+    def _view(conn: Connection, row: Any, merchant: str) -> OrderView:
+        history = conn.execute(_HISTORY, {"order_id": row.id}).all()
+        return _order_view(merchant, row.order_number, row.status, row.status_at,
+                           [HistoryEntry(h.status, h.previous_status, h.occurred_at, h.note) for h in history],
+                           [h.tracking for h in history])
+
+
+def _order_view(merchant: str, number: str, status: str, status_at: float, history: Sequence[HistoryEntry],
+                tracking_json: Sequence[str | None]) -> OrderView:
+    tracking: dict[tuple[str, str], TrackingView] = {}
+    for text in tracking_json:
+        for t in json.loads(text) if text else ():
+            key = (t["carrier"].upper(), t["number"])
+            tracking[key] = TrackingView(t["carrier"], t["number"], t.get("ship_date"),
+                                         tracking_url(t["carrier"], t["number"]))
+    return OrderView(merchant=merchant, order_number=number, status=status, status_at=status_at,
+                     history=tuple(history), tracking=tuple(tracking.values()))
+
+
+#: Carriers' public tracking pages; ``{}`` is the URL-encoded tracking number.
+CARRIER_URLS = {
+    "UPS": "https://www.ups.com/track?tracknum={}",
+    "USPS": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+    "FEDEX": "https://www.fedex.com/fedextrack/?trknbr={}",
+    "DHL": "https://www.dhl.com/global-en/home/tracking/tracking-express.html?tracking-id={}",
+    "CANADAPOST": "https://www.canadapost-postescanada.ca/track-reperage/en#/search?searchFor={}",
+    "ROYALMAIL": "https://www.royalmail.com/track-your-item#/tracking-results/{}",
+}
+_CARRIER_ALIASES = {"UNITEDPARCELSERVICE": "UPS", "USPOSTALSERVICE": "USPS", "UNITEDSTATESPOSTALSERVICE": "USPS",
+                    "FEDERALEXPRESS": "FEDEX", "DHLEXPRESS": "DHL"}
+
+
+_NOT_LETTERS = re.compile(r"[^A-Z]")
+
+
+def tracking_url(carrier: str, number: str) -> str | None:
+    """The carrier's tracking page for ``number``, or None for a carrier it does not know."""
+    key = _NOT_LETTERS.sub("", carrier.upper())
+    key = _CARRIER_ALIASES.get(key, key)
+    template = CARRIER_URLS.get(key)
+    return template.format(quote(number.replace(" ", ""), safe="")) if template else None

@@ -1,0 +1,266 @@
+"""The conformance kit catches connectors that break the contract (every check can fail)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from cartstatus import Delivered, Failed, Outcome, RetryLater, StatusUpdate
+from cartstatus.connectors.seti import SetiConnector, SetiSimulator
+from cartstatus.testing import ConnectorConformance, connector_test_class
+
+PASSWORD = "kit-Script-Pass-9"
+SETTINGS = {"url": "http://cart.test/seom.php", "user": "om", "password": PASSWORD, "code": "main"}
+
+
+def sim() -> SetiSimulator:
+    return SetiSimulator(password=PASSWORD)
+
+
+def kit(connector: type[SetiConnector], **kwargs: Any) -> ConnectorConformance:
+    options: dict[str, Any] = {"settings": SETTINGS, "simulator": sim, "check_registration": False, **kwargs}
+    return connector_test_class(connector, **options)()
+
+
+def fails(check: Any, match: str) -> None:
+    with pytest.raises(AssertionError, match=match):
+        check()
+
+
+def test_the_kit_has_at_least_twelve_checks() -> None:
+    checks = [name for name in dir(ConnectorConformance) if name.startswith("test_")]
+    assert len(checks) >= 12
+    cls = connector_test_class(SetiConnector, settings=SETTINGS, simulator=sim)
+    assert cls.__name__ == "TestSetiConnectorConformance" and cls.__test__ is True
+    assert ConnectorConformance.__test__ is False
+
+
+class Leaky(SetiConnector):
+    name = "leaky"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        logging.getLogger("leaky").debug("posting with password %s", self.secret("password"))
+        return await super().send(update)
+
+
+def test_a_secret_in_the_log_fails() -> None:
+    fails(kit(Leaky).test_secrets_never_in_logs_or_errors, "a secret was written to the log")
+
+
+class LeakyError(SetiConnector):
+    name = "leakyerror"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        outcome = await super().send(update)
+        if isinstance(outcome, Failed):
+            return Failed(f"{outcome.reason} (logged in with {self.secret('password')})")
+        return outcome
+
+
+def test_a_secret_in_an_outcome_fails() -> None:
+    fails(kit(LeakyError).test_secrets_never_in_logs_or_errors, "a secret appears in an outcome")
+
+
+class LeakyRepr(SetiConnector):
+    name = "leakyrepr"
+
+    def __repr__(self) -> str:
+        return f"LeakyRepr({self.secret('password')})"
+
+
+def test_a_secret_in_repr_fails() -> None:
+    fails(kit(LeakyRepr).test_secrets_never_in_repr, "a secret appears in the connector's repr")
+
+
+class Impatient(SetiConnector):
+    """Gives up for good on the first transient fault, and ignores Retry-After."""
+
+    name = "impatient"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        outcome = await super().send(update)
+        return Failed(outcome.reason) if isinstance(outcome, RetryLater) else outcome
+
+
+def test_transient_faults_given_as_failed_fail() -> None:
+    check = kit(Impatient)
+    fails(check.test_http_429_is_retry_later_with_the_carts_delay, "a 429 gave Failed")
+    fails(check.test_http_503_is_retry_later_with_the_carts_delay, "a 503 gave Failed")
+    fails(check.test_timeout_is_retry_later, "never answered gave Failed")
+    fails(check.test_unreachable_cart_is_retry_later, "connection refused gave Failed")
+
+
+class Hasty(SetiConnector):
+    name = "hasty"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        outcome = await super().send(update)
+        return RetryLater(outcome.reason) if isinstance(outcome, RetryLater) else outcome
+
+
+def test_ignoring_the_carts_delay_fails() -> None:
+    fails(kit(Hasty).test_http_429_is_retry_later_with_the_carts_delay, "the cart asked to wait 2s")
+
+
+class NoTimeout(SetiConnector):
+    name = "notimeout"
+    timeout = None  # type: ignore[assignment]
+
+
+def test_sending_without_a_timeout_fails() -> None:
+    fails(kit(NoTimeout).test_timeout_is_retry_later, "no timeout")
+
+
+class Stubborn(SetiConnector):
+    """Retries a refusal forever."""
+
+    name = "stubborn"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        outcome = await super().send(update)
+        return RetryLater(outcome.reason) if isinstance(outcome, Failed) else outcome
+
+
+def test_retrying_a_permanent_refusal_fails() -> None:
+    fails(kit(Stubborn).test_permanent_refusal_is_failed, "not Failed")
+
+
+def test_the_permanent_fault_is_the_connectors_own() -> None:
+    # For the script protocol a 404 page is transient, so declaring it permanent must fail the check.
+    fails(kit(SetiConnector, permanent_fault="http_404").test_permanent_refusal_is_failed, "http_404")
+
+
+class Vocal(SetiConnector):
+    """Declares a vocabulary but sends any label."""
+
+    name = "vocal"
+    status_vocabulary = ("Shipped", "Cancelled")
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        return await SetiConnector.send(self, update) if update.cart_status else Failed("empty")
+
+    def check_status(self, update: StatusUpdate) -> Failed | None:
+        return None
+
+
+def test_sending_a_label_outside_the_vocabulary_fails() -> None:
+    fails(kit(Vocal).test_unknown_status_label_refused_before_any_request, "not Failed")
+
+
+class Picky(SetiConnector):
+    """Refuses labels although the script takes any."""
+
+    name = "picky"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        if update.cart_status.startswith("No-Such"):
+            return Failed("unknown label")
+        return await super().send(update)
+
+
+def test_refusing_a_label_when_the_cart_takes_any_fails() -> None:
+    fails(kit(Picky).test_unknown_status_label_refused_before_any_request, "refused")
+
+
+class AppendingSimulator(SetiSimulator):
+    """A script cart that adds the tracking numbers again on every update."""
+
+    def order_state(self, ref: str) -> dict[str, Any] | None:
+        state = super().order_state(ref)
+        if state is not None:
+            state["tracking"] = [t for r in self.received if r.ordernumber == ref for t in r.tracking]
+        return state
+
+
+def test_a_repeated_delivery_that_duplicates_fails() -> None:
+    check = kit(SetiConnector, simulator=lambda: AppendingSimulator(password=PASSWORD))
+    fails(check.test_repeated_delivery_does_no_harm, "a repeated delivery changed the cart")
+
+
+class FakeBatch(SetiConnector):
+    """Claims a batch call, then loses the last update of a batch."""
+
+    name = "fakebatch"
+    supports_batch = True
+
+    async def send_batch(self, updates: Any) -> list[Outcome]:
+        return [await self.send(u) for u in updates[:-1]] + [Delivered("pretend")]
+
+
+def test_batch_that_disagrees_with_single_fails() -> None:
+    fails(kit(FakeBatch).test_batch_and_single_sending_agree, "the cart ends differently")
+
+
+class NoBatch(SetiConnector):
+    name = "nobatch"
+    supports_batch = True
+
+
+def test_claiming_a_batch_call_without_one_fails() -> None:
+    fails(kit(NoBatch).test_batch_and_single_sending_agree, "supports_batch is True")
+
+
+class Deaf(SetiConnector):
+    name = "deaf"
+
+
+def test_a_connection_test_that_fails_against_a_healthy_cart_fails() -> None:
+    fails(kit(Deaf, settings={**SETTINGS, "code": "other"}).test_connection_test_works,
+          "failed against a healthy cart")
+
+
+def test_bad_settings_the_schema_accepts_fail() -> None:
+    check = kit(SetiConnector, bad_settings=[{**SETTINGS, "send_xml": False}])
+    fails(check.test_settings_schema_rejects_bad_settings, r"bad_settings\[0\]")
+
+
+def test_example_settings_the_schema_refuses_fail() -> None:
+    fails(kit(SetiConnector, settings={**SETTINGS, "url": "ftp://x"}).test_settings_schema_is_valid_json_schema,
+          "do not match settings_schema")
+
+
+class Unmarked(SetiConnector):
+    name = "unmarked"
+    settings_schema = {**SetiConnector.settings_schema,
+                       "properties": {**SetiConnector.settings_schema["properties"],
+                                      "api_token": {"type": "string"}}}
+
+
+def test_an_unmarked_secret_setting_fails() -> None:
+    fails(kit(Unmarked).test_secret_settings_are_marked_secret, "api_token")
+
+
+def test_short_secrets_are_refused_as_undetectable() -> None:
+    check = kit(SetiConnector, settings={**SETTINGS, "password": "pw"}, simulator=lambda: SetiSimulator(password="pw"))
+    fails(check.test_secrets_never_in_repr, "distinctive secret values")
+
+
+class Mute(SetiSimulator):
+    def fail_next(self, kind: str, count: int = 1) -> None:
+        pass
+
+
+def test_a_simulator_without_the_fault_protocol_fails() -> None:
+    fails(kit(SetiConnector, simulator=lambda: Mute(password=PASSWORD)).test_simulator_speaks_the_fault_protocol,
+          "must raise ValueError")
+
+
+def test_an_unregistered_connector_fails_the_registration_check() -> None:
+    fails(kit(Leaky, check_registration=True).test_registered_through_the_plugin_hooks, "is not registered")
+
+
+class Rude(SetiConnector):
+    name = "Not A Key"
+
+
+def test_a_bad_name_fails() -> None:
+    fails(kit(Rude).test_declares_the_contract, "must be lowercase letters")
+
+
+def test_the_pytest_plugin_registers_the_marker_and_the_update_factory(
+        pytestconfig: pytest.Config, cartstatus_update: Any) -> None:
+    assert any(m.startswith("cartstatus_conformance:") for m in pytestconfig.getini("markers"))
+    update = cartstatus_update("C-9", "shipped", note="hello")
+    assert (update.cart_order_ref, update.cart_status, update.note) == ("C-9", "shipped", "hello")
+    assert isinstance(update, StatusUpdate)

@@ -1,0 +1,89 @@
+"""``cartstatus new-connector``: the package it writes installs with pip and passes the kit unchanged."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from cartstatus import plugins
+from cartstatus.cli import main
+from cartstatus.scaffold import Names, ScaffoldError, generate
+from click.testing import CliRunner
+
+from .conftest import pip_install
+
+
+def test_names_come_from_the_key() -> None:
+    names = Names.from_key("acme_shop")
+    assert (names.key, names.dist, names.module, names.Class, names.title) == (
+        "acme_shop", "cartstatus-acme-shop", "cartstatus_acme_shop", "AcmeShop", "Acme Shop")
+
+
+@pytest.mark.parametrize("bad", ["MyCart", "9cart", "my cart", "my-cart", "", "cart!", "c" * 65])
+def test_a_bad_name_is_refused_with_what_to_do(bad: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["new-connector", bad, "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "must be the cart's matrix key: lowercase letters, digits and '_'" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_is_never_overwritten(tmp_path: Path) -> None:
+    generate("mycart", tmp_path)
+    (tmp_path / "cartstatus-mycart" / "pyproject.toml").write_text("mine")
+    with pytest.raises(ScaffoldError, match="already exists"):
+        generate("mycart", tmp_path)
+    assert (tmp_path / "cartstatus-mycart" / "pyproject.toml").read_text() == "mine"
+
+
+def test_the_package_has_its_entry_point_connector_simulator_row_and_tests(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["new-connector", "shopzilla", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "cartstatus-shopzilla"
+    assert f"wrote {root}" in result.output
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert files == ["README.md", "cartstatus_shopzilla/__init__.py", "cartstatus_shopzilla/connector.py",
+                     "cartstatus_shopzilla/plugin.py", "cartstatus_shopzilla/simulator.py", "pyproject.toml",
+                     "tests/test_conformance.py", "tests/test_plugin.py"]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert project["project"]["name"] == "cartstatus-shopzilla"
+    assert project["project"]["entry-points"]["cartstatus"] == {"shopzilla": "cartstatus_shopzilla.plugin"}
+    kit_line = (root / "tests" / "test_conformance.py").read_text()
+    assert ("TestShopzilla = connector_test_class(ShopzillaConnector, settings=SETTINGS, "
+            "simulator=ShopzillaSimulator)") in kit_line
+    assert "register_matrix_rows" in (root / "cartstatus_shopzilla" / "plugin.py").read_text()
+    assert "{$env: SHOPZILLA_API_KEY}" in (root / "README.md").read_text()
+
+
+def test_the_generated_code_is_lint_clean(tmp_path: Path) -> None:
+    root = generate("lintcart", tmp_path)
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--select", "E,F,W,B,UP",
+                             str(root)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_generated_package_installs_and_passes_the_kit_unchanged(tmp_path: Path) -> None:
+    root = generate("mycart", tmp_path / "src")
+    site = tmp_path / "site"
+    pip_install(root, site, tmp_path)
+    assert (site / "cartstatus_mycart").is_dir()
+    # The generated tests, run away from the source so that only the installed package can be imported.
+    shutil.copytree(root / "tests", tmp_path / "run" / "tests")
+    env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "300"}
+    env.pop(plugins.LOAD_ENV, None)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"],
+                            cwd=tmp_path / "run", env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = re.search(r"\b(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) >= 14, result.stdout
+    assert "skipped" not in result.stdout
+    listing = subprocess.run([str(Path(sys.executable).parent / "cartstatus"), "plugins"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    assert "cartstatus-mycart" in listing.stdout

@@ -1,0 +1,122 @@
+"""On a real PostgreSQL server (started by make test): the OSS's migrations, ingest and lookup, and the stack."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from cartstatus import StackController, StatusEngine
+from cartstatus.config import Config
+from cartstatus.connectors.seti import SetiSimulator
+from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
+from cartstatus.oss.service import IngestJob, hash_token
+from cartstatus.oss.storage import current_revision, head_revision, migrate, updates
+from cartstatus.oss.wire import body_digest
+from cartstatus.storage import open_database
+
+from ..conftest import add_orders
+from ..services import fresh_postgres_database
+from .conftest import bearer, update_body
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[OssStore]:
+    engine = open_oss_database(pg_url)
+    yield OssStore(engine, today=lambda: dt.date(2026, 6, 1))
+    engine.dispose()
+
+
+def test_oss_migrations_apply_once_and_keep_their_own_version_table(pg_url: str) -> None:
+    engine = open_oss_database(pg_url)
+    try:
+        assert current_revision(engine) == head_revision()
+        assert migrate(engine) is False
+        tables = set(sa.inspect(engine).get_table_names())
+        assert {"oss_accounts", "oss_orders", "oss_updates", "oss_alembic_version"} <= tables
+        assert "alembic_version" not in tables  # the core's own migrations are not touched
+    finally:
+        engine.dispose()
+
+
+async def test_ingest_and_lookup_on_postgres(pg_store: OssStore) -> None:
+    _, acme = pg_store.create_account("acme", dt.date(2026, 12, 31))
+    _, bolt = pg_store.create_account("bolt", dt.date(2026, 1, 31))
+    app = create_app(pg_store, ServerSettings())
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oss.test") as c:
+            body = update_body()
+            assert (await c.post("/api/v1/updates", json=body, headers=bearer(acme))).status_code == 200
+            again = await c.post("/api/v1/updates", json=body, headers=bearer(acme))
+            assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+            other = await c.post("/api/v1/updates", json={**body, "status": "Lost"}, headers=bearer(acme))
+            assert other.status_code == 409
+            lapsed = await c.post("/api/v1/updates", json=update_body(), headers=bearer(bolt))
+            assert lapsed.status_code == 402 and lapsed.json()["expires"] == "2026-01-31"
+            found = await c.get("/api/v1/lookup", params={"merchant": "acme", "order": "1001", "zip": "12345"})
+            assert found.status_code == 200 and found.json()["status"] == "Shipped"
+            assert found.json()["tracking"][0]["url"].startswith("https://www.ups.com/")
+            hidden = await c.get("/api/v1/lookup", params={"merchant": "bolt", "order": "1001", "zip": "12345"})
+            assert hidden.status_code == 404
+            page = await c.post("/status/acme", data={"order": "1001", "email": "pat@example.com"})
+            assert 'id="status">Shipped<' in page.text
+            assert (await c.get("/healthz")).json()["status"] == "ok"
+    finally:
+        app.state.oss.close()
+
+
+def test_two_workers_storing_the_same_update_at_once_store_it_once(pg_url: str, pg_store: OssStore) -> None:
+    """Two server processes (two engines here) racing on one key and one new order."""
+    _, token = pg_store.create_account("acme", dt.date(2026, 12, 31))
+    body = update_body(order_number="R-1")
+    job = IngestJob(hash_token(token), body, body_digest(body))
+    other = OssStore(open_oss_database(pg_url, run_migrations=False), today=pg_store.today)
+    barrier = threading.Barrier(2)
+    kinds: list[str] = []
+
+    def worker(store: OssStore) -> None:
+        barrier.wait()
+        kinds.extend(r.kind for r in store.ingest([job]))
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in (pg_store, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.engine.dispose()
+    assert sorted(kinds) == ["replayed", "stored"]
+    with pg_store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(updates)).scalar_one() == 1
+
+
+async def test_the_stack_claims_and_settles_on_postgres(pg_url: str, config: Config, simulator: SetiSimulator,
+                                                        sim_transport: httpx.AsyncBaseTransport) -> None:
+    db = open_database(pg_url)
+    engine = StatusEngine(config, engine=db)
+    try:
+        assert engine.stack.postgres
+        numbers = add_orders(engine, 5)
+        engine.fire("Order Shipped", numbers)
+        engine.fire("Order Cancelled", numbers[:2])
+        claimed = engine.stack.claim("w1", 100, 30)
+        # Only the oldest record of each order is claimable.
+        assert sorted(r.order_number for r in claimed) == sorted(numbers)
+        assert engine.stack.claim("w2", 100, 30) == []
+        engine.stack.settle([r.id for r in claimed], [], [])
+        stats = await StackController(config, engine.stack, transport=sim_transport).run(drain=True)
+        assert stats.delivered == 2
+        assert engine.stack.count() == 0
+        assert [r.orderstatus for r in simulator.received] == ["Cancelled", "Cancelled"]
+    finally:
+        db.dispose()
