@@ -71,7 +71,10 @@ class SetiConnector(Connector):
             if isinstance(http_outcome, Failed):
                 return RetryLater(http_outcome.reason)
             return http_outcome
-        reply = protocol.parse_reply(response.text)
+        # Script replies are ASCII; decoding them directly skips httpx's charset
+        # lookup (an email-header parse per response).
+        body = response.content
+        reply = protocol.parse_reply(body.decode("ascii") if body.isascii() else response.text)
         if reply.kind == "ok":
             return Delivered("SETIResponse OK")
         if reply.kind == "refused":
