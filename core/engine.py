@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ClauseElement
 
@@ -22,7 +24,7 @@ from .connector import StatusUpdate, Tracking
 from .events import match_event
 from .plugins import pm
 from .routing import Route, route_for_store
-from .stack import Stack, new_keys, payload_row
+from .stack import PayloadTemplate, Stack, new_keys
 from .storage import open_database, order_history, orders, prepared, stack, transaction
 
 CSV_HEADER = ["order_number", "store", "status", "cart_order_ref", "email", "zip"]
@@ -30,6 +32,7 @@ _CHUNK = 500
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ZIP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,18}[A-Za-z0-9]$")
 _ORDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./#-]{0,63}$")
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class OrderError(LookupError):
@@ -44,7 +47,7 @@ class ImportError_(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class FireResult:
     """What firing one event did to one order."""
 
@@ -58,6 +61,15 @@ class FireResult:
     idempotency_key: str | None
     reason: str
 
+    def __init__(self, order_number: str, store_id: str | None, changed: bool, from_status: str | None,
+                 to_status: str | None, route: str, destination: str | None, idempotency_key: str | None,
+                 reason: str) -> None:
+        # One dict update instead of the frozen dataclass's object.__setattr__
+        # per field: half the cost, and a bulk fire makes one result per order.
+        self.__dict__.update(order_number=order_number, store_id=store_id, changed=changed,
+                             from_status=from_status, to_status=to_status, route=route,
+                             destination=destination, idempotency_key=idempotency_key, reason=reason)
+
     @property
     def queued(self) -> bool:
         return self.idempotency_key is not None
@@ -66,26 +78,29 @@ class FireResult:
         return asdict(self)
 
 
-class _Order(NamedTuple):
-    id: int
-    store_id: str
-    order_number: str
-    status: str | None
-    cart_order_ref: str
-    email: str | None
-    zip: str | None
-
+# An order as fire reads it: (id, store_id, order_number, status, cart_order_ref, email, zip).
+_Order = tuple[int, str, str, "str | None", str, "str | None", "str | None"]
 
 _ORDER_COLUMNS = (orders.c.id, orders.c.store_id, orders.c.order_number, orders.c.status,
                   orders.c.cart_order_ref, orders.c.email, orders.c.zip)
 _HISTORY_COLUMNS = ("order_id", "at", "event", "from_status", "to_status", "route", "destination",
                     "idempotency_key", "reason")
+_LABEL_COLUMNS = ("status", "at", "oid")
 
 
-def _locate_query(size: int, by_store: bool) -> ClauseElement:
-    """Orders by ``size`` numbers (``n0``..), in one store (``store``) or all."""
-    query = sa.select(*_ORDER_COLUMNS).where(orders.c.order_number.in_([sa.bindparam(f"n{i}")
-                                                                         for i in range(size)]))
+def _locate_query(postgres: bool, by_store: bool) -> ClauseElement:
+    """Orders by any number of numbers in one query, in one store (``store``) or all.
+
+    ``numbers`` is a list on PostgreSQL (``= ANY(array)``) and a JSON array on
+    SQLite (``IN (SELECT value FROM json_each(...))``); both look each number up
+    in an index.
+    """
+    if postgres:
+        match = orders.c.order_number == sa.any_(sa.bindparam("numbers", type_=ARRAY(sa.String)))
+    else:
+        listed = sa.func.json_each(sa.bindparam("numbers", type_=sa.String)).table_valued("value")
+        match = orders.c.order_number.in_(sa.select(listed.c.value))
+    query = sa.select(*_ORDER_COLUMNS).where(match)
     if by_store:
         query = query.where(orders.c.store_id == sa.bindparam("store"))
     return query
@@ -256,25 +271,20 @@ class StatusEngine:
 
     def _locate_raw(self, cur: Any, numbers: Sequence[str], store: str | None) -> dict[str, _Order]:
         """:meth:`_locate` on the DB-API cursor of a :func:`~cartstatus.storage.transaction`."""
-        by_number: dict[str, list[_Order]] = {}
-        unique = sorted(set(numbers))
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i:i + _CHUNK]
-            size = len(chunk)
-            query = prepared(self.db, f"orders.locate.{size}.{store is not None}",
-                             lambda size=size: _locate_query(size, store is not None))  # type: ignore[misc]
-            values: dict[str, Any] = {f"n{j}": n for j, n in enumerate(chunk)}
-            if store is not None:
-                values["store"] = store
-            for row in query.execute(cur, values).fetchall():
-                order = _Order._make(row)
-                by_number.setdefault(order.order_number, []).append(order)
-        out = {}
-        for number, rows in by_number.items():
-            if len(rows) > 1:
-                stores = ", ".join(sorted(r.store_id for r in rows))
+        unique = list(set(numbers))
+        values: dict[str, Any] = {} if store is None else {"store": store}
+        postgres = self.db.dialect.name == "postgresql"
+        query = prepared(self.db, f"orders.locate.{store is not None}",
+                         lambda: _locate_query(postgres, store is not None))
+        values["numbers"] = unique if postgres else _encode_json(unique)
+        rows = query.execute(cur, values).fetchall()
+        out: dict[str, _Order] = {}
+        for row in rows:
+            number = row[2]
+            if number in out:
+                stores = ", ".join(sorted(r[1] for r in rows if r[2] == number))
                 raise OrderError(f"order {number} is in several stores ({stores}); pass --store")
-            out[number] = rows[0]
+            out[number] = row
         return out
 
     def _route_inputs(self) -> tuple[Any, ...] | None:
@@ -339,68 +349,76 @@ class StatusEngine:
         now = time.time()
         occurred = _iso(now)
         results: list[FireResult] = []
-        label_updates, history, records = [], [], []
-        routes: dict[str, Route] = {}
-        # Per store, the payload every update of this call shares (built by
-        # StatusUpdate itself); each order fills in only its own fields.
-        templates: dict[str, dict[str, Any]] = {}
+        append = results.append
+        # Rows as tuples in the statements' column order (storage.Prepared.executemany_rows).
+        label_updates: list[tuple[Any, ...]] = []
+        history: list[tuple[Any, ...]] = []
+        records: list[tuple[Any, ...]] = []
+        # Per store: the route kind, reason and destination, and the payload
+        # every update of this call to the store shares (None: nothing queued).
+        plans: dict[str, tuple[str, str, str | None, PayloadTemplate | None]] = {}
         keys = iter(new_keys(len(order_numbers)) if definition.notify_cart else ())
-        internal = f"{known!r} does not have Notify Cart checked: internal only (rule 3)"
         unchanged = f"label is already {label!r}: nothing changed, nothing queued (rule 4)"
         today = self.today()
         # One durable transaction on the DB-API cursor: the hot path of every
         # event fired (see storage.Prepared for why not conn.execute).
         with transaction(self.db) as cur:
             found = self._locate_raw(cur, order_numbers, store)
-            current: dict[int, str | None] = {}
+            changed: set[str] = set()  # a number given twice changes only once (rule 4)
             for done, number in enumerate(order_numbers, 1):
                 row = found.get(number)
                 if row is None:
-                    results.append(FireResult(number, store, False, None, None, "unknown", None, None,
-                                              f"order {number} is not known (import it first)"))
+                    append(FireResult(number, store, False, None, None, "unknown", None, None,
+                                      f"order {number} is not known (import it first)"))
                     continue
-                before = current.get(row.id, row.status)
+                oid, sid, _, before, cart_order_ref, email, zip_ = row
+                if number in changed:
+                    before = label
                 if before == label:
-                    results.append(FireResult(number, row.store_id, False, before, label, "unchanged", None, None,
-                                              unchanged))
+                    append(FireResult(number, sid, False, before, label, "unchanged", None, None, unchanged))
                     continue
-                current[row.id] = label
-                label_updates.append({"oid": row.id, "status": label, "at": now})
+                changed.add(number)
+                label_updates.append((label, now, oid))
+                plan = plans.get(sid)
+                if plan is None:
+                    plan = plans[sid] = self._plan(sid, known, definition.notify_cart, label, occurred, tracks,
+                                                   note, today)
+                kind, reason, destination, template = plan
                 key = None
-                destination = None
-                if not definition.notify_cart:
-                    kind, reason = "internal", internal
-                else:
-                    st = cfg.stores.get(row.store_id)
-                    if st is None:
-                        kind, reason = "none", f"store {row.store_id!r} is not in the setup file: nothing queued"
-                    else:
-                        route = routes.get(st.id) or routes.setdefault(st.id, self._route(st, today))
-                        kind, reason, destination = route.kind, route.reason, route.connector
-                        if route.kind != "none":
-                            key = next(keys)
-                            template = templates.get(st.id)
-                            if template is None:
-                                template = templates[st.id] = StatusUpdate(
-                                    idempotency_key="", store_id=st.id, order_number="", cart_order_ref="",
-                                    status=label, cart_status=st.cart_status(label), previous_status=None,
-                                    event=known, occurred_at=occurred, tracking=tracks, note=note).to_payload()
-                            payload = {**template, "idempotency_key": key, "order_number": number,
-                                       "cart_order_ref": row.cart_order_ref, "previous_status": before,
-                                       "email": row.email, "zip": row.zip}
-                            records.append(payload_row(payload, route.connector or "", now))
-                history.append({"order_id": row.id, "at": now, "event": known, "from_status": before,
-                                "to_status": label, "route": kind, "destination": destination,
-                                "idempotency_key": key, "reason": reason})
-                results.append(FireResult(number, row.store_id, True, before, label, kind, destination, key, reason))
+                if template is not None:
+                    key = next(keys)
+                    records.append((key, sid, number, destination or "",
+                                    template.render(key, number, cart_order_ref, before, email, zip_),
+                                    now, 0, now, False))
+                history.append((oid, now, known, before, label, kind, destination, key, reason))
+                append(FireResult(number, sid, True, before, label, kind, destination, key, reason))
                 if progress is not None and done % 1000 == 0:
                     progress(done)
-            prepared(self.db, "orders.label", _label_update).executemany(cur, label_updates)
-            prepared(self.db, "history.insert", _history_insert).executemany(cur, history)
-            self.stack.enqueue_raw(cur, records)
+            prepared(self.db, "orders.label", _label_update).executemany_rows(cur, _LABEL_COLUMNS, label_updates)
+            prepared(self.db, "history.insert", _history_insert).executemany_rows(cur, _HISTORY_COLUMNS, history)
+            self.stack.enqueue_values(cur, records)
         if records and self.on_enqueue is not None:
             self.on_enqueue()
         return results
+
+    def _plan(self, store_id: str, event: str, notify_cart: bool, label: str, occurred: str,
+              tracking: tuple[Tracking, ...], note: str | None,
+              today: dt.date) -> tuple[str, str, str | None, PayloadTemplate | None]:
+        """What one fire call does for the changed orders of one store (rules 1 and 3)."""
+        if not notify_cart:
+            return "internal", f"{event!r} does not have Notify Cart checked: internal only (rule 3)", None, None
+        st = self.config.stores.get(store_id)
+        if st is None:
+            return "none", f"store {store_id!r} is not in the setup file: nothing queued", None, None
+        route = self._route(st, today)
+        if route.kind == "none":
+            return route.kind, route.reason, route.connector, None
+        # Built by StatusUpdate itself; each order fills in only its own fields.
+        template = PayloadTemplate(StatusUpdate(
+            idempotency_key="", store_id=st.id, order_number="", cart_order_ref="", status=label,
+            cart_status=st.cart_status(label), previous_status=None, event=event, occurred_at=occurred,
+            tracking=tracking, note=note))
+        return route.kind, route.reason, route.connector, template
 
     # -- reading -----------------------------------------------------------
 

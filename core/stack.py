@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import sqlalchemy as sa
@@ -116,6 +117,8 @@ def new_keys(count: int) -> list[str]:
 
 # One encoder for every payload: json.dumps(separators=...) builds a new one per call.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+# A JSON string literal, exactly as _encode writes one (ensure_ascii).
+_string = encode_basestring_ascii
 
 
 def payload_row(payload: dict[str, Any], destination: str, now: float) -> dict[str, Any]:
@@ -131,6 +134,45 @@ def payload_row(payload: dict[str, Any], destination: str, now: float) -> dict[s
         "next_attempt_at": now,
         "parked": False,
     }
+
+
+#: The fields of a payload that differ between the updates of one fire call to one store, in payload order.
+PER_UPDATE_FIELDS = ("idempotency_key", "order_number", "cart_order_ref", "previous_status", "email", "zip")
+
+
+class PayloadTemplate:
+    """The payload text of the updates one fire call queues for one store.
+
+    Everything but :data:`PER_UPDATE_FIELDS` is encoded once; :meth:`render`
+    encodes only those. The text is the same as ``payload_row`` gives for the
+    update's :meth:`~StatusUpdate.to_payload`, in a fraction of the time (a
+    bulk fire renders one per order).
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self, shared: StatusUpdate) -> None:
+        payload = shared.to_payload()
+        if [name for name in payload if name in PER_UPDATE_FIELDS] != list(PER_UPDATE_FIELDS):
+            raise ValueError("the payload's per-update fields are not the ones PayloadTemplate fills in")
+        parts: list[str] = []
+        current = "{"
+        for i, (name, value) in enumerate(payload.items()):
+            current += ("," if i else "") + _encode(name) + ":"
+            if name in PER_UPDATE_FIELDS:
+                parts.append(current)
+                current = ""
+            else:
+                current += _encode(value)
+        parts.append(current + "}")
+        self.parts = tuple(parts)
+
+    def render(self, key: str, order_number: str, cart_order_ref: str, previous_status: str | None,
+               email: str | None, zip: str | None) -> str:
+        p0, p1, p2, p3, p4, p5, p6 = self.parts
+        return (f"{p0}{_string(key)}{p1}{_string(order_number)}{p2}{_string(cart_order_ref)}"
+                f"{p3}{'null' if previous_status is None else _string(previous_status)}"
+                f"{p4}{'null' if email is None else _string(email)}{p5}{'null' if zip is None else _string(zip)}{p6}")
 
 
 def record_row(update: StatusUpdate, destination: str, now: float) -> dict[str, Any]:
@@ -157,15 +199,16 @@ def _record(row: Any) -> StackRecord:
 
 # -- prepared statements of the hot paths (see storage.Prepared) -------------
 
-_INSERT_COLUMNS = ("idempotency_key", "store_id", "order_number", "destination", "payload", "created_at",
-                   "attempts", "next_attempt_at", "parked")
+#: The columns of a new record, in the order of :meth:`Stack.enqueue_values`' tuples.
+INSERT_COLUMNS = ("idempotency_key", "store_id", "order_number", "destination", "payload", "created_at",
+                  "attempts", "next_attempt_at", "parked")
 _CLAIM_COLUMNS = (stack.c.id, stack.c.idempotency_key, stack.c.store_id, stack.c.order_number,
                   stack.c.destination, stack.c.payload, stack.c.created_at, stack.c.attempts,
                   stack.c.next_attempt_at, stack.c.last_error)
 
 
 def _insert() -> ClauseElement:
-    return stack.insert().values({c: sa.bindparam(c) for c in _INSERT_COLUMNS})
+    return stack.insert().values({c: sa.bindparam(c) for c in INSERT_COLUMNS})
 
 
 def _claim_select(postgres: bool) -> ClauseElement:
@@ -248,6 +291,10 @@ class Stack:
     def enqueue_raw(self, cursor: Any, rows: Sequence[dict[str, Any]]) -> None:
         """Insert records on the DB-API cursor of the caller's :func:`~cartstatus.storage.transaction`."""
         self._prepared("stack.insert", _insert).executemany(cursor, rows)
+
+    def enqueue_values(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+        """:meth:`enqueue_raw` with each record a tuple in the order of :data:`INSERT_COLUMNS`."""
+        self._prepared("stack.insert", _insert).executemany_rows(cursor, INSERT_COLUMNS, rows)
 
     def claim(self, worker: str, limit: int, lease_seconds: float, now: float | None = None) -> list[StackRecord]:
         """Lease up to ``limit`` due records, only the oldest unparked one of each order.

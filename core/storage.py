@@ -185,6 +185,19 @@ class Prepared:
         if params:
             cursor.executemany(self.sql, params)
 
+    def executemany_rows(self, cursor: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """:meth:`executemany` with each row a tuple of the values of ``columns``.
+
+        When those are the statement's positional parameters in order (SQLite's
+        qmark style) the tuples go to the driver as they are: no dict per row.
+        """
+        if not rows:
+            return
+        if self.names == columns and not self.fixed:
+            cursor.executemany(self.sql, rows)
+        else:
+            self.executemany(cursor, [dict(zip(columns, row, strict=True)) for row in rows])
+
 
 _prepared: dict[tuple[str, str, str], Prepared] = {}
 
