@@ -85,7 +85,6 @@ _ORDER_COLUMNS = (orders.c.id, orders.c.store_id, orders.c.order_number, orders.
                   orders.c.cart_order_ref, orders.c.email, orders.c.zip)
 _HISTORY_COLUMNS = ("order_id", "at", "event", "from_status", "to_status", "route", "destination",
                     "idempotency_key", "reason")
-_LABEL_COLUMNS = ("status", "at", "oid")
 
 
 def _locate_query(postgres: bool, by_store: bool) -> ClauseElement:
@@ -106,9 +105,15 @@ def _locate_query(postgres: bool, by_store: bool) -> ClauseElement:
     return query
 
 
-def _label_update() -> ClauseElement:
-    return orders.update().where(orders.c.id == sa.bindparam("oid")).values(
-        status=sa.bindparam("status"), updated_at=sa.bindparam("at"))
+def _label_update(postgres: bool) -> ClauseElement:
+    """Set one label on every order in ``ids`` (as ``numbers`` in :func:`_locate_query`)."""
+    ids: sa.ColumnElement[bool]
+    if postgres:
+        ids = orders.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Integer)))
+    else:
+        listed = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
+        ids = orders.c.id.in_(sa.select(listed.c.value))
+    return orders.update().where(ids).values(status=sa.bindparam("status"), updated_at=sa.bindparam("at"))
 
 
 def _history_insert() -> ClauseElement:
@@ -351,7 +356,7 @@ class StatusEngine:
         results: list[FireResult] = []
         append = results.append
         # Rows as tuples in the statements' column order (storage.Prepared.executemany_rows).
-        label_updates: list[tuple[Any, ...]] = []
+        relabelled: list[int] = []  # every changed order gets the same label: one UPDATE
         history: list[tuple[Any, ...]] = []
         records: list[tuple[Any, ...]] = []
         # Per store: the route kind, reason and destination, and the payload
@@ -360,6 +365,7 @@ class StatusEngine:
         keys = iter(new_keys(len(order_numbers)) if definition.notify_cart else ())
         unchanged = f"label is already {label!r}: nothing changed, nothing queued (rule 4)"
         today = self.today()
+        postgres = self.db.dialect.name == "postgresql"
         # One durable transaction on the DB-API cursor: the hot path of every
         # event fired (see storage.Prepared for why not conn.execute).
         with transaction(self.db) as cur:
@@ -378,7 +384,7 @@ class StatusEngine:
                     append(FireResult(number, sid, False, before, label, "unchanged", None, None, unchanged))
                     continue
                 changed.add(number)
-                label_updates.append((label, now, oid))
+                relabelled.append(oid)
                 plan = plans.get(sid)
                 if plan is None:
                     plan = plans[sid] = self._plan(sid, known, definition.notify_cart, label, occurred, tracks,
@@ -394,7 +400,9 @@ class StatusEngine:
                 append(FireResult(number, sid, True, before, label, kind, destination, key, reason))
                 if progress is not None and done % 1000 == 0:
                     progress(done)
-            prepared(self.db, "orders.label", _label_update).executemany_rows(cur, _LABEL_COLUMNS, label_updates)
+            if relabelled:
+                prepared(self.db, "orders.label", lambda: _label_update(postgres)).execute(
+                    cur, {"ids": relabelled if postgres else _encode_json(relabelled), "status": label, "at": now})
             prepared(self.db, "history.insert", _history_insert).executemany_rows(cur, _HISTORY_COLUMNS, history)
             self.stack.enqueue_values(cur, records)
         if records and self.on_enqueue is not None:
