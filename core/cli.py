@@ -294,15 +294,24 @@ def stack_list(ctx: Context, state: tuple[str, ...], limit: int, as_json: bool) 
 @stack_group.command("retry")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all-failed", is_flag=True, help="Retry every parked record.")
+@click.option("--force", is_flag=True,
+              help="Also retry records a later delivered update overtook (the cart would end on an older status).")
 @pass_ctx
-def stack_retry(ctx: Context, ids: tuple[int, ...], all_failed: bool) -> None:
+def stack_retry(ctx: Context, ids: tuple[int, ...], all_failed: bool, force: bool) -> None:
     """Put parked records back in the queue: by ID, or --all-failed."""
     if bool(ids) == all_failed:
         fail("give record IDs or --all-failed (not both)", 2)
-    count = _stack(ctx).retry(None if all_failed else list(ids))
+    stack = _stack(ctx)
+    wanted = None if all_failed else list(ids)
+    superseded = [] if force else stack.superseded(wanted)
+    count = stack.retry(wanted, force=force)
     console.print(f"{count} parked records queued again")
-    if ids and count < len(ids):
-        fail(f"{len(ids) - count} of the IDs given are not parked records", 1)
+    if superseded:
+        console.print(f"[yellow]not retried[/]: {', '.join(map(str, superseded))} - a later update of the same "
+                      "order was already delivered, so sending these would put an older status back on the cart; "
+                      "purge them (`cartstatus stack purge-failed`) or pass --force")
+    if ids and count + len(superseded) < len(ids):
+        fail(f"{len(ids) - count - len(superseded)} of the IDs given are not parked records", 1)
 
 
 @stack_group.command("purge-failed")

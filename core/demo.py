@@ -1,19 +1,23 @@
 """``make demo``: the main job end to end on the embedded defaults.
 
-A fresh SQLite stack in ``demo-work/``, a simulated script cart on 127.0.0.1,
-a sample setup file and orders, events fired (some notify the cart, some are
-internal only, some change nothing), the stack drained, and a short report.
+A fresh SQLite stack in ``demo-work/``, a simulated script cart and a local
+OSS on 127.0.0.1, a sample setup file and orders, events fired (some notify
+the cart, some go to the OSS because the cart takes no updates, some are
+internal only, some change nothing, one store's OSS subscription has lapsed),
+the stack drained, and a short report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +31,7 @@ from .serve import serve_in_thread
 console = Console()
 
 DEMO_PASSWORD_ENV = "DEMO_SHOP_PASSWORD"
+DEMO_OSS_TOKEN_ENV = "DEMO_OSS_TOKEN"
 
 ORDERS = """order_number,store,status,cart_order_ref,email,zip
 1001,main,New,5001,ann@example.com,02139
@@ -34,10 +39,15 @@ ORDERS = """order_number,store,status,cart_order_ref,email,zip
 1003,main,New,5003,cy@example.com,10001
 1004,main,Shipped,5004,di@example.com,60601
 1005,main,New,5005,ed@example.com,73301
+2001,outlet,New,A-2001,fay@example.com,30301
+2002,outlet,New,A-2002,gus@example.com,98101
+3001,attic,New,B-3001,hal@example.com,80202
 """
 
 
-def setup_file(url: str) -> dict[str, object]:
+def setup_file(url: str, oss_url: str, today: dt.date) -> dict[str, object]:
+    active = (today + dt.timedelta(days=365)).isoformat()
+    lapsed = (today - dt.timedelta(days=10)).isoformat()
     return {
         "system": {"UseStatusUpdates": True},
         "status_events": [
@@ -50,6 +60,14 @@ def setup_file(url: str) -> dict[str, object]:
              "connector": {"url": f"{url}/seom.php", "user": "om", "password": {"$env": DEMO_PASSWORD_ENV},
                            "code": "main"},
              "status_map": {"Shipped": "shipped", "Cancelled": "cancelled"}},
+            # Americart takes no status updates: with an active subscription they go to the OSS.
+            {"id": "outlet", "cart": "americart",
+             "oss": {"url": oss_url, "merchant": "outlet", "token": {"$env": DEMO_OSS_TOKEN_ENV},
+                     "subscription_expires": active}},
+            # The same cart with a lapsed subscription: nothing is queued, the reason is recorded.
+            {"id": "attic", "cart": "americart",
+             "oss": {"url": oss_url, "merchant": "attic", "token": {"$env": DEMO_OSS_TOKEN_ENV},
+                     "subscription_expires": lapsed}},
         ],
         "stack": {"url": "sqlite:///stack.db"},
         "controller": {"backoff_base": 0.2, "backoff_cap": 1.0},
@@ -64,11 +82,17 @@ def run(work: Path) -> int:
     os.environ.setdefault(DEMO_PASSWORD_ENV, "demo-password")
     cart = SetiSimulator(user="om", password=os.environ[DEMO_PASSWORD_ENV], code="main",
                          orders={str(n): "pending" for n in range(5001, 5006)})
-    with serve_in_thread(cart.app()) as url:
+    from .oss import OssStore, create_app, open_oss_database
+
+    today = dt.date.today()
+    oss_store = OssStore(open_oss_database(f"sqlite:///{work / 'oss.db'}"))
+    _, token = oss_store.create_account("outlet", today + dt.timedelta(days=365), "Outlet Store")
+    os.environ[DEMO_OSS_TOKEN_ENV] = token
+    with serve_in_thread(cart.app()) as url, serve_in_thread(create_app(oss_store)) as oss_url:
         console.rule("[bold]cartstatus demo")
-        console.print(f"simulated script cart at {url}/seom.php; work folder {work}")
+        console.print(f"simulated script cart at {url}/seom.php, local OSS at {oss_url}; work folder {work}")
         setup = work / "cartstatus.yaml"
-        setup.write_text(yaml.safe_dump(setup_file(url), sort_keys=False))
+        setup.write_text(yaml.safe_dump(setup_file(url, oss_url, today), sort_keys=False))
         (work / "orders.csv").write_text(ORDERS)
         engine = StatusEngine(load_config(setup))
         console.print(f"imported {engine.import_orders(work / 'orders.csv')} orders from orders.csv")
@@ -85,12 +109,17 @@ def run(work: Path) -> int:
         fire("Order Shipped", "1004")  # already Shipped: nothing changes
         fire("Order Shipped", "1001")  # fired again: the label did not change
         fire("Order Cancelled", "1005")
+        fire("Order Shipped", "2001", tracking=["UPS:1Z999AA10123456784"])  # to the OSS
+        fire("Order Shipped", "3001")  # lapsed subscription: nothing queued
         cart.fail_next("http_503")  # one transient fault: retried with backoff
 
         table = Table("event", "order", "label", "outcome", title="events fired")
         for event, r in fired:
-            outcome = "queued for the cart" if r.queued else ("internal only" if r.route == "internal"
-                                                             else "nothing changed")
+            if r.queued:
+                outcome = "queued for the OSS" if r.route == "oss" else "queued for the cart"
+            else:
+                outcome = {"internal": "internal only", "none": "not sent (see why below)"}.get(r.route,
+                                                                                              "nothing changed")
             table.add_row(event, r.order_number, f"{r.from_status} -> {r.to_status}", outcome)
         console.print(table)
 
@@ -102,7 +131,12 @@ def run(work: Path) -> int:
             received.add_row(rec.ordernumber, rec.refnumber, rec.orderstatus,
                              ", ".join(f"{c} {n}" for c, n, _ in rec.tracking))
         console.print(received)
-        console.print("[bold]stayed internal or unchanged, and why:")
+        lookup = httpx.get(f"{oss_url}/api/v1/lookup",
+                           params={"merchant": "outlet", "order": "A-2001", "zip": "30301"}).json()
+        links = ", ".join(t.get("url") or t["number"] for t in lookup.get("tracking", []))
+        console.print(f"[bold]the OSS shows the shopper of order A-2001:[/] {lookup.get('status')} ({links}) "
+                      f"- page {oss_url}/status/outlet", soft_wrap=True)
+        console.print("[bold]not sent to a cart or the OSS, and why:")
         for event, r in fired:
             if not r.queued:
                 console.print(f"  {r.order_number} {event}: {r.reason}", highlight=False, soft_wrap=True)
@@ -111,7 +145,9 @@ def run(work: Path) -> int:
                       f"controller delivered {stats.delivered}, retried {stats.rescheduled}, "
                       f"parked {stats.parked}")
         engine.db.dispose()
-    ok = st.records == 0 and len(cart.received) == sum(r.queued for _, r in fired)
+    oss_store.engine.dispose()
+    to_cart = sum(r.queued and r.route == "native" for _, r in fired)
+    ok = st.records == 0 and len(cart.received) == to_cart and lookup.get("status") == "Shipped"
     console.print(f"{'[green]demo OK' if ok else '[red]demo FAILED'}[/] in {time.monotonic() - started:.1f}s")
     return 0 if ok else 1
 

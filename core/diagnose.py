@@ -184,9 +184,14 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
     # Rule 6: the reply.
     if change is None or change.idempotency_key is None:
         checks.append(Check(6, "skip", "no record to look at"))
+    elif record is None and (change.outcome or "").startswith("purged"):
+        checks.append(Check(6, "fail", f"never delivered: the record was parked and then purged "
+                                       f"({change.outcome.removeprefix('purged: ') or 'no error recorded'})",
+                            "fix the cause, then fire the event again (the label must change)"))
     elif record is None:
-        checks.append(Check(6, "pass", f"delivered: {change.destination} answered OK and the record was deleted "
-                                       "(or a person purged it)"))
+        when = f" at {_iso(change.settled_at)}" if change.settled_at else ""
+        checks.append(Check(6, "pass", f"delivered: {change.destination} answered OK{when} and the record was "
+                                       "deleted from the stack"))
     elif record.parked:
         checks.append(Check(6, "fail", f"record #{record.id} is parked after a permanent failure: {record.last_error}",
                             f"fix the cause, then `cartstatus stack retry {record.id}`"))

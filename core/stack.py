@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ClauseElement
 
 from .connector import StatusUpdate
-from .storage import Prepared, controllers, prepared, stack, transaction
+from .storage import Prepared, controllers, order_history, prepared, stack, transaction
 
 #: A controller whose heartbeat is older than this is taken for dead.
 HEARTBEAT_STALE_SECONDS = 15.0
@@ -258,6 +258,29 @@ def _delete() -> ClauseElement:
     return stack.delete().where(stack.c.id == sa.bindparam("rid"))
 
 
+def _history_settled() -> ClauseElement:
+    """Mark the change's history row delivered, before its record leaves the stack."""
+    key = sa.select(stack.c.idempotency_key).where(stack.c.id == sa.bindparam("rid")).scalar_subquery()
+    return (order_history.update().where(order_history.c.idempotency_key == key)
+            .values(settled_at=sa.bindparam("now"), outcome="delivered"))
+
+
+def _superseded(ids: Sequence[int] | None) -> sa.Select[Any]:
+    """Parked records a later update of the same order has overtaken (and was delivered)."""
+    own = order_history.alias("own")
+    later = order_history.alias("later")
+    query = (
+        sa.select(stack.c.id)
+        .join(own, own.c.idempotency_key == stack.c.idempotency_key)
+        .where(
+            stack.c.parked == sa.true(),
+            sa.select(later.c.id).where(later.c.order_id == own.c.order_id, later.c.id > own.c.id,
+                                        later.c.outcome == "delivered").exists(),
+        )
+    )
+    return query.where(stack.c.id.in_(list(ids))) if ids is not None else query
+
+
 def _reschedule() -> ClauseElement:
     return stack.update().where(stack.c.id == sa.bindparam("rid")).values(
         next_attempt_at=sa.bindparam("at"), last_error=sa.bindparam("err"), lease_until=sa.null(),
@@ -334,6 +357,8 @@ class Stack:
         if not (delete or reschedule or park):
             return
         with transaction(self.engine) as cur:
+            self._prepared("history.settled", _history_settled).executemany(
+                cur, [{"rid": i, "now": now} for i in delete])
             self._prepared("stack.delete", _delete).executemany(cur, [{"rid": i} for i in delete])
             self._prepared("stack.reschedule", _reschedule).executemany(
                 cur, [{"rid": i, "at": at, "err": err} for i, at, err in reschedule])
@@ -345,19 +370,40 @@ class Stack:
         with transaction(self.engine) as cur:
             self._prepared("stack.release", _release).executemany(cur, [{"rid": i, "worker": worker} for i in ids])
 
-    def retry(self, ids: Sequence[int] | None = None, now: float | None = None) -> int:
-        """Put parked records (these, or all) back in the queue; returns how many."""
+    def superseded(self, ids: Sequence[int] | None = None) -> list[int]:
+        """Parked records (these, or all) that a later, delivered update of their order overtook.
+
+        Sending one now would leave the cart showing an older status than the order has.
+        """
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(_superseded(ids)).scalars())
+
+    def retry(self, ids: Sequence[int] | None = None, now: float | None = None, *, force: bool = False) -> int:
+        """Put parked records (these, or all) back in the queue; returns how many.
+
+        A superseded record (see :meth:`superseded`) stays parked unless ``force``:
+        retrying it would send an older status after a newer one.
+        """
         now = time.time() if now is None else now
         query = stack.update().where(stack.c.parked == sa.true())
         if ids is not None:
             query = query.where(stack.c.id.in_(list(ids)))
         with self.engine.begin() as conn:
+            if not force:
+                query = query.where(stack.c.id.not_in(_superseded(ids).scalar_subquery()))
             return conn.execute(
                 query.values(parked=False, parked_at=None, next_attempt_at=now, attempts=0)
             ).rowcount
 
-    def purge_failed(self) -> int:
+    def purge_failed(self, now: float | None = None) -> int:
+        """Delete every parked record; the change's history keeps why it never arrived."""
+        now = time.time() if now is None else now
+        parked_keys = sa.select(stack.c.idempotency_key).where(stack.c.parked == sa.true())
+        last_error = (sa.select(stack.c.last_error).where(stack.c.idempotency_key == order_history.c.idempotency_key)
+                      .scalar_subquery())
         with self.engine.begin() as conn:
+            conn.execute(order_history.update().where(order_history.c.idempotency_key.in_(parked_keys))
+                         .values(settled_at=now, outcome=sa.literal("purged: ") + sa.func.coalesce(last_error, "")))
             return conn.execute(stack.delete().where(stack.c.parked == sa.true())).rowcount
 
     # -- reading ---------------------------------------------------------

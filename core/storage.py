@@ -44,8 +44,12 @@ order_history = sa.Table(
     sa.Column("destination", sa.String(64)),
     sa.Column("idempotency_key", sa.String(36)),
     sa.Column("reason", sa.Text),
+    # What became of the queued update once it left the stack (migration 0002).
+    sa.Column("settled_at", sa.Float),
+    sa.Column("outcome", sa.Text),  # delivered: ... | purged: <last error>
 )
 sa.Index("ix_history_order", order_history.c.order_id, order_history.c.id)
+sa.Index("ix_history_key", order_history.c.idempotency_key)
 
 stack = sa.Table(
     "stack",

@@ -14,3 +14,5 @@ def test_demo_runs_twice_from_scratch(tmp_path: Path, capsys) -> None:  # type: 
     assert "internal only (rule 3)" in out
     assert "nothing changed, nothing queued (rule 4)" in out
     assert "0 records on the stack" in out
+    assert "the OSS shows the shopper of order A-2001: Shipped (https://www.ups.com/track?tracknum=" in out
+    assert "subscription lapsed on" in out
