@@ -104,15 +104,24 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
-def new_keys(count: int) -> list[str]:
-    """``count`` random (version 4) UUIDs as strings, from one read of os.urandom.
+def new_keys(count: int, now: float | None = None) -> list[str]:
+    """``count`` time-ordered UUIDs (version 7, RFC 9562) as strings, in ascending order.
 
-    Five times quicker than ``str(uuid.uuid4())`` each: a bulk fire needs one per order.
+    Time-ordered rather than random (version 4): the unique key index of the
+    stack and the key index of the history then grow at their right edge. Random
+    keys land on random pages of B-trees that soon outgrow the page cache, which
+    made each insert of a bulk fire cost about twice as much. 74 random bits
+    per key still tell apart any number of keys made in the same millisecond.
+    Built from one read of os.urandom: a bulk fire needs one key per order.
     """
-    digits = os.urandom(16 * count).hex()
-    return [f"{digits[o:o + 8]}-{digits[o + 8:o + 12]}-4{digits[o + 13:o + 16]}-"
-            f"{'89ab'[int(digits[o + 16], 16) & 3]}{digits[o + 17:o + 20]}-{digits[o + 20:o + 32]}"
-            for o in range(0, 32 * count, 32)]
+    ms = f"{int((time.time() if now is None else now) * 1000) & 0xFFFF_FFFF_FFFF:012x}"
+    head = f"{ms[:8]}-{ms[8:]}-7"
+    digits = os.urandom(10 * count).hex()
+    keys = [f"{head}{digits[o:o + 3]}-{'89ab'[int(digits[o + 3], 16) & 3]}{digits[o + 4:o + 7]}-"
+            f"{digits[o + 7:o + 19]}"
+            for o in range(0, 20 * count, 20)]
+    keys.sort()  # the same millisecond: the random part orders them
+    return keys
 
 
 # One encoder for every payload: json.dumps(separators=...) builds a new one per call.

@@ -21,12 +21,18 @@ from cartstatus.storage import Prepared, make_engine, stack
 from ..conftest import add_orders, base_setup
 
 
-def test_new_keys_are_distinct_version_4_uuids() -> None:
-    keys = new_keys(2000)
+def test_new_keys_are_distinct_time_ordered_version_7_uuids() -> None:
+    keys = new_keys(2000, now=1_700_000_000.123)
     assert len(set(keys)) == 2000
+    assert keys == sorted(keys)
     for key in keys[:200]:
         parsed = uuid.UUID(key)
-        assert str(parsed) == key and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == key and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert parsed.int >> 80 == 1_700_000_000_123  # the millisecond they were made
+    later = new_keys(5)
+    assert min(later) > max(keys)
+    # 74 random bits: two calls in the same millisecond do not repeat each other.
+    assert not set(new_keys(2000, now=1_700_000_000.123)) & set(keys)
 
 
 def test_payload_carries_every_field_of_a_status_update() -> None:
