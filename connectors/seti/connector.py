@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlencode
 
 import httpx
 from cartstatus.connector import (
@@ -15,6 +16,9 @@ from cartstatus.connector import (
 from cartstatus.outcomes import Delivered, Failed, Outcome, RetryLater
 
 from . import protocol
+from .transport import script_transport
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class SetiConnector(Connector):
@@ -45,22 +49,37 @@ class SetiConnector(Connector):
         return protocol.base_fields(function, str(self.settings["user"]), self.secret("password"),
                                     str(self.settings.get("code", "")))
 
+    _transport: httpx.AsyncBaseTransport | None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._transport is None:  # not a test's transport: the lean streams (see .transport)
+            self._transport = script_transport(httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        return super().client
+
     @functools.cached_property
-    def _update_base(self) -> dict[str, str]:
-        # The same login fields go with every update: built once per connector.
-        return self._fields("updatestatus")
+    def _update_login(self) -> str:
+        # The same login fields open every update's form: encoded once per connector.
+        return urlencode(self._fields("updatestatus"))
+
+    @functools.cached_property
+    def _url(self) -> httpx.URL:
+        return httpx.URL(str(self.settings["url"]))
 
     async def _post(self, fields: dict[str, str]) -> httpx.Response:
         timeout = self.settings.get("timeout", self.timeout)
-        return await self.client.post(str(self.settings["url"]), data=fields, timeout=timeout)
+        return await self.client.post(self._url, data=fields, timeout=timeout)
 
     async def send(self, update: StatusUpdate) -> Outcome:
         refused = self.check_status(update)
         if refused is not None:
             return refused
-        fields = {**self._update_base, **protocol.update_fields(update, bool(self.settings.get("send_xml")))}
+        # The form as httpx's data= would encode it (login fields first), built
+        # here from the login part encoded once.
+        form = f"{self._update_login}&{urlencode(protocol.update_fields(update, bool(self.settings.get('send_xml'))))}"
         try:
-            response = await self._post(fields)
+            response = await self.client.post(self._url, content=form.encode("ascii"), headers=_FORM,
+                                              timeout=self.settings.get("timeout", self.timeout))
         except httpx.HTTPError as exc:
             return outcome_for_transport_error(exc)
         http_outcome = outcome_for_http_error(response)
