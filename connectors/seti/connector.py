@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import urllib.request
 from urllib.parse import urlencode
 
 import httpx
@@ -50,12 +51,23 @@ class SetiConnector(Connector):
                                     str(self.settings.get("code", "")))
 
     _transport: httpx.AsyncBaseTransport | None
+    _client: httpx.AsyncClient | None
+    _own_transport: httpx.AsyncBaseTransport | None = None  # the one this connector made
 
     @property
     def client(self) -> httpx.AsyncClient:
-        if self._transport is None:  # not a test's transport: the lean streams (see .transport)
-            self._transport = script_transport(httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        # No transport given (a test gives one): the lean streams (see .transport),
+        # unless the environment names a proxy, which only httpx's own transport
+        # choice follows (a client given a transport ignores HTTP_PROXY and the like).
+        if self._client is None and self._transport is None and not urllib.request.getproxies():
+            self._transport = self._own_transport = script_transport(
+                httpx.Limits(max_connections=64, max_keepalive_connections=64))
         return super().client
+
+    async def aclose(self) -> None:
+        await super().aclose()  # closes the client and with it the transport
+        if self._transport is not None and self._transport is self._own_transport:
+            self._transport = self._own_transport = None  # a new client gets a new one
 
     @functools.cached_property
     def _update_login(self) -> str:

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpcore
+import pytest
 from cartstatus import Delivered, StatusUpdate, Tracking
 from cartstatus.connectors.seti import SetiConnector, SetiSimulator
 from cartstatus.connectors.seti.transport import _Backend, _Stream
@@ -111,3 +112,29 @@ async def test_a_connection_the_server_closed_is_not_used_again() -> None:
         finally:
             await connector.aclose()
     assert connections == [0, 1]
+
+
+async def test_a_proxy_named_in_the_environment_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The proxy is a server that answers every request itself: the update must reach it.
+    async with _one_reply_server() as (proxy, connections, _hung_up):
+        monkeypatch.setenv("HTTP_PROXY", proxy.removesuffix("/seom.php"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        connector = SetiConnector({"url": "http://cart.invalid/seom.php", "user": "om", "password": "secret",
+                                   "code": "main"})
+        try:
+            assert isinstance(await connector.send(_update(1)), Delivered)
+        finally:
+            await connector.aclose()
+    assert connections == [0]
+
+
+async def test_a_closed_connector_opens_a_new_transport() -> None:
+    simulator = SetiSimulator(accept_unknown=True)
+    with serve_in_thread(simulator.app()) as base:
+        connector = SetiConnector({"url": f"{base}/seom.php", "user": "om", "password": "secret", "code": "main"})
+        assert isinstance(await connector.send(_update(1)), Delivered)
+        await connector.aclose()
+        assert isinstance(await connector.send(_update(2)), Delivered)
+        await connector.aclose()
+    assert [r.refnumber for r in simulator.received] == ["1001", "1002"]
