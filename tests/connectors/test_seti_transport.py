@@ -7,9 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpcore
+import httpx
 import pytest
 from cartstatus import Delivered, StatusUpdate, Tracking
-from cartstatus.connectors.seti import SetiConnector, SetiSimulator
+from cartstatus.connectors.seti import SetiConnector, SetiSimulator, protocol
 from cartstatus.connectors.seti.transport import _Backend, _Stream
 
 from ..services import serve_in_thread
@@ -138,3 +139,26 @@ async def test_a_closed_connector_opens_a_new_transport() -> None:
         assert isinstance(await connector.send(_update(2)), Delivered)
         await connector.aclose()
     assert [r.refnumber for r in simulator.received] == ["1001", "1002"]
+
+
+async def test_an_update_carries_the_clients_headers_and_its_form() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text="SETIResponse: update=OK;Notes=")
+
+    connector = SetiConnector({"url": "http://cart.test/seom.php", "user": "om", "password": "p&ss word",
+                               "code": "main", "timeout": 7}, transport=httpx.MockTransport(handler))
+    try:
+        assert isinstance(await connector.send(_update(3)), Delivered)
+    finally:
+        await connector.aclose()
+    (request,) = seen
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.headers["user-agent"].startswith("python-httpx/")
+    assert request.extensions["timeout"] == {"connect": 7, "read": 7, "write": 7, "pool": 7}
+    fields = {**protocol.base_fields("updatestatus", "om", "p&ss word", "main"),
+              **protocol.update_fields(_update(3))}
+    # Byte for byte what httpx's data= would have sent.
+    assert request.content == httpx.Request("POST", "http://x/", data=fields).content
