@@ -238,6 +238,9 @@ class OssStore:
         self._pyformat = engine.dialect.paramstyle == "pyformat"
         self._sql_cache: dict[str, str] = {}
         self._lookup_sql = self._sql(_LOOKUP_SQL)
+        # The ingest statements run on the driver's cursor, which raises the driver's own error.
+        self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError,
+                                                              engine.dialect.loaded_dbapi.IntegrityError)
 
     def _sql(self, text: str) -> str:
         """``text`` in the driver's parameter style (sqlite3 takes :name as written)."""
@@ -361,20 +364,32 @@ class OssStore:
         """
         try:
             with write_transaction(self.engine) as conn:
-                return self._ingest(conn, jobs)
-        except IntegrityError:
+                return self._ingest_in(conn, jobs)
+        except self.integrity_errors:
             if len(jobs) == 1:
                 # The row that collided is committed now: reading it answers replay or conflict.
                 with write_transaction(self.engine) as conn:
-                    return self._ingest(conn, jobs)
+                    return self._ingest_in(conn, jobs)
             return [self.ingest([job])[0] for job in jobs]
 
-    def _ingest(self, conn: Connection, jobs: Sequence[IngestJob]) -> list[IngestResult]:
+    def _ingest_in(self, conn: Connection, jobs: Sequence[IngestJob]) -> list[IngestResult]:
+        cur = conn.connection.cursor()  # the driver's cursor, inside SQLAlchemy's transaction
+        try:
+            return self.ingest_statements(cur, jobs)
+        finally:
+            cur.close()
+
+    def ingest_statements(self, cur: Any, jobs: Sequence[IngestJob]) -> list[IngestResult]:
+        """The statements that store ``jobs``, on a driver cursor inside an open write transaction.
+
+        The caller commits (and only then may answer OK) or rolls back. An
+        IntegrityError means another writer stored the same key or order at the
+        same instant: roll back and use :meth:`ingest`, which retries job by job.
+        """
         # A handful of statements per batch, whatever its size: statements are
         # built once (module level) and rows go in with executemany.
         now = time.time()
         today = self.today()
-        cur = conn.connection.cursor()  # the driver's cursor, inside SQLAlchemy's transaction
 
         def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> list[Any]:
             marks, more = _placeholders(prefix, values)
@@ -454,7 +469,6 @@ class OssStore:
         if new_updates:
             cur.executemany(self._sql(_UPDATE_INSERT), [{k: v for k, v in row.items() if k != "order_number"}
                                                         for row in new_updates])
-        cur.close()
         return [r if r is not None else IngestResult("unauthorized") for r in results]
 
     # -- reading -----------------------------------------------------------
