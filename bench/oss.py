@@ -54,19 +54,21 @@ def serve_bare(port: int) -> None:
 
 
 def serve_oss(db: str, port: int, log_path: str) -> None:
-    import logging
-
     import uvicorn
     from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
+    from cartstatus.oss.logs import configure_logging
 
-    # The access log is on, as in production, written to a file.
-    handler = logging.FileHandler(log_path)
-    logging.getLogger("cartstatus.oss").addHandler(handler)
-    logging.getLogger("cartstatus.oss").setLevel(logging.INFO)
     settings = ServerSettings(db_url=db, ingest_rate=1e9, ingest_burst=1e9, lookup_rate_per_minute=1e12,
                               lookup_burst=1e9)
-    app = create_app(OssStore(open_oss_database(db)), settings)
-    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, access_log=False, log_level="warning")
+
+    def factory() -> Any:
+        # The access log is on and set up as `cartstatus-oss serve` sets it up (after uvicorn's own
+        # logging, in the factory), written to a file instead of stderr.
+        configure_logging("info", open(log_path, "a", encoding="utf-8"))  # noqa: SIM115 (open while serving)
+        return create_app(OssStore(open_oss_database(db)), settings)
+
+    uvicorn.run(factory, factory=True, host="127.0.0.1", port=port, workers=1, access_log=False,
+                log_level="warning")
 
 
 def free_port() -> int:

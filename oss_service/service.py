@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
+import math
 import re
 import secrets
 import threading
@@ -16,6 +16,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import nh3
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -197,6 +198,12 @@ class HistoryEntry:
         return dt.datetime.fromtimestamp(self.at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def iso(ts: float) -> str:
+    """A stored instant as ISO 8601 UTC to the second (``2026-06-01T10:00:00Z``)."""
+    # time.strftime: the same text as datetime's isoformat, for a fraction of its cost on the lookup path.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.floor(round(ts, 6))))
+
+
 @dataclass(frozen=True)
 class OrderView:
     """What a shopper (or the store) may see of one order."""
@@ -209,9 +216,6 @@ class OrderView:
     tracking: tuple[TrackingView, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        def iso(ts: float) -> str:
-            return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
         return {
             "merchant": self.merchant,
             "order_number": self.order_number,
@@ -450,7 +454,7 @@ class OssStore:
                     "body_digest": job.digest, "status": body["status"],
                     "previous_status": body.get("previous_status"), "occurred_at": occurred, "received_at": now,
                     "note": body.get("note"),
-                    "tracking": json.dumps(body["tracking"], separators=(",", ":")) if body.get("tracking") else None})
+                    "tracking": orjson.dumps(body["tracking"]).decode() if body.get("tracking") else None})
                 results[i] = IngestResult("stored", account, reply)
             fresh = [n for n in changes if n not in known]
             edits = [{"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
@@ -516,7 +520,7 @@ def _order_view(merchant: str, number: str, status: str, status_at: float, histo
                 tracking_json: Sequence[str | None]) -> OrderView:
     tracking: dict[tuple[str, str], TrackingView] = {}
     for text in tracking_json:
-        for t in json.loads(text) if text else ():
+        for t in orjson.loads(text) if text else ():
             key = (t["carrier"].upper(), t["number"])
             tracking[key] = TrackingView(t["carrier"], t["number"], t.get("ship_date"),
                                          tracking_url(t["carrier"], t["number"]))

@@ -9,7 +9,6 @@ update.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import queue
@@ -106,6 +105,9 @@ def _resolve(pairs: list[tuple[asyncio.Future[IngestResult], Any]]) -> None:
             future.set_result(result)
 
 
+Batch = list[tuple[IngestJob, "asyncio.Future[IngestResult]"]]
+
+
 class LoopWriter:
     """Group commit for SQLite: the statements on the event loop, the COMMIT in a thread.
 
@@ -113,21 +115,23 @@ class LoopWriter:
     lot on the loop (a local SQLite write of a batch takes well under a
     millisecond, and a writer thread would wait for the interpreter lock behind
     the event loop at every statement), then hands only the COMMIT, which waits
-    for the disk sync (synchronous=FULL), to a thread. The interpreter lock is
-    free while the disk syncs, so the loop goes on parsing the next requests,
-    which form the next batch. Nobody is answered before their COMMIT returns.
+    for the disk sync (synchronous=FULL), to its own thread. The interpreter
+    lock is free while the disk syncs, so the loop goes on reading the next
+    requests, which form the next batch. Nobody is answered before their COMMIT
+    has returned.
     """
 
     def __init__(self, store: OssStore, max_batch: int = 256) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._pending: list[tuple[IngestJob, asyncio.Future[IngestResult]]] = []
+        self._pending: Batch = []
         self._scheduled = False
         self._committing = False
         self._closed = False
         self._conn: Any = None  # the writer's own driver connection, opened on first use
         self._sqlite = store.engine.dialect.name == "sqlite"
-        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oss-commit")
+        self._commits: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._committer: threading.Thread | None = None
         self.batches = 0
         self.jobs = 0
 
@@ -145,7 +149,7 @@ class LoopWriter:
             self._conn = self.store.engine.raw_connection()
         return self._conn
 
-    def _take(self) -> list[tuple[IngestJob, asyncio.Future[IngestResult]]]:
+    def _take(self) -> Batch:
         batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
         self.batches += 1
         self.jobs += len(batch)
@@ -184,8 +188,25 @@ class LoopWriter:
             self._start()
             return
         self._committing = True
-        done = asyncio.get_running_loop().run_in_executor(self._committer, self._conn.commit)
-        done.add_done_callback(lambda f: self._committed(batch, results, f))
+        if self._committer is None:
+            self._committer = threading.Thread(target=self._commit_batches, name="oss-commit", daemon=True)
+            self._committer.start()
+        self._commits.put((asyncio.get_running_loop(), batch, results))
+
+    def _commit_batches(self) -> None:
+        """The committer thread: COMMIT, then one call back to the loop (no executor future in between)."""
+        while True:
+            item = self._commits.get()
+            if item is _STOP:
+                return
+            loop, batch, results = item
+            error: BaseException | None = None
+            try:
+                self._conn.commit()
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(self._committed, batch, results, error)
 
     def _ingest_alone(self, jobs: list[IngestJob]) -> list[Any]:
         try:
@@ -193,26 +214,27 @@ class LoopWriter:
         except Exception as exc:
             return [exc] * len(jobs)
 
-    def _committed(self, batch: list[tuple[IngestJob, asyncio.Future[IngestResult]]], results: list[Any],
-                   done: asyncio.Future[None]) -> None:
+    def _committed(self, batch: Batch, results: list[Any], error: BaseException | None) -> None:
         self._committing = False
-        exc = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        if exc is not None:
-            log.error("committing %d updates failed: %s: %s", len(batch), type(exc).__name__, exc)
+        if error is not None:
+            log.error("committing %d updates failed: %s: %s", len(batch), type(error).__name__, error)
             with contextlib.suppress(Exception):
                 self._conn.rollback()
-            results = [exc] * len(batch)
+            results = [error] * len(batch)
         self._settle(batch, results)
         self._start()  # what arrived during the disk sync is the next batch
 
     @staticmethod
-    def _settle(batch: list[tuple[IngestJob, asyncio.Future[IngestResult]]], results: list[Any]) -> None:
+    def _settle(batch: Batch, results: list[Any]) -> None:
         _resolve([(future, result) for (_, future), result in zip(batch, results, strict=True)])
 
     def close(self) -> None:
         """Wait for the commit under way, write what is still queued, and give the connection back."""
         self._closed = True
-        self._committer.shutdown(wait=True)
+        if self._committer is not None:
+            self._commits.put(_STOP)
+            self._committer.join()
+            self._committer = None
         while self._pending:
             batch = self._take()
             jobs = [job for job, _ in batch]
@@ -229,3 +251,5 @@ class LoopWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self.batches:
+            log.info("wrote %d updates in %d group commits", self.jobs, self.batches)
