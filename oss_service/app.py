@@ -106,6 +106,8 @@ class ServerSettings:
     lookup_burst: float = 10.0
     #: Updates written per transaction at most.
     max_batch: int = 256
+    #: SQLite: seconds a busy server waits before its next group commit, to fill it (see LoopWriter).
+    commit_gather: float = 0.002
     #: Do the database work (lookups, group commits) on the event loop instead of
     #: threads: right for SQLite (local reads and commits of well under a
     #: millisecond, and no thread waiting for the interpreter lock), wrong for a
@@ -283,8 +285,9 @@ class OssApp:
         self.settings = settings
         inline = settings.inline_db
         self.inline_db = store.engine.dialect.name == "sqlite" if inline is None else inline
-        self.writer: BatchWriter | LoopWriter = (LoopWriter(store, settings.max_batch) if self.inline_db
-                                                   else BatchWriter(store, settings.max_batch))
+        self.writer: BatchWriter | LoopWriter = (
+            LoopWriter(store, settings.max_batch, settings.commit_gather) if self.inline_db
+            else BatchWriter(store, settings.max_batch))
         self.metrics = Metrics()
         self.ingest_limit = RateLimiter(settings.ingest_rate, settings.ingest_burst)
         self.lookup_limit = RateLimiter(settings.lookup_rate_per_minute / 60.0, settings.lookup_burst)
