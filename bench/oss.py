@@ -1,18 +1,24 @@
 """OSS throughput on one uvicorn worker, each figure beside a bare Starlette "OK" endpoint in the same run.
 
-    python bench/oss.py [--seconds 8] [--connections 32]
+    python bench/oss.py [--seconds 5] [--warmup 1] [--rounds 5] [--connections 32]
 
-The servers run in subprocesses (one uvicorn worker each, same settings); the
-load comes from another process: ``wrk`` when installed (apt-get install wrk),
-else a raw asyncio HTTP/1.1 client. Measured:
+The servers run in subprocesses (one uvicorn worker each, the same uvicorn
+settings: HTTP and loop implementation as uvicorn picks them, access_log=False,
+log level warning); the load comes from another process: ``wrk`` when installed
+(apt-get install wrk), else a raw asyncio HTTP/1.1 client. Measured:
 
 - peak updates accepted per second (POST /api/v1/updates, each a new update,
   committed to SQLite with synchronous=FULL) and peak lookups per second
-  (GET /api/v1/lookup), each beside the bare endpoint's peak, and the ratios;
+  (GET /api/v1/lookup), each beside the bare endpoint's peak, and the ratios.
+  Rounds of bare / ingest / lookup are interleaved, their order turned each
+  round; every run has the same client settings, warm-up and duration. The
+  ratios are the median of the rounds' ratios, with their range; the server's
+  CPU time per request is given too (less sensitive to the machine's load);
 - p50/p99 latency of each at half its peak rate, from an open-loop client
   (requests leave on a fixed schedule; latency counts from the scheduled time).
 
-Ends with ``name = value`` lines. The figures are only as quiet as the machine.
+Ends with ``name = value`` lines. The figures are only as quiet as the machine:
+see loadavg_*.
 """
 
 from __future__ import annotations
@@ -54,19 +60,30 @@ def serve_bare(port: int) -> None:
 
 
 def serve_oss(db: str, port: int, log_path: str) -> None:
-    import logging
-
     import uvicorn
     from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
+    from cartstatus.oss.logs import configure_logging
 
-    # The access log is on, as in production, written to a file.
-    handler = logging.FileHandler(log_path)
-    logging.getLogger("cartstatus.oss").addHandler(handler)
-    logging.getLogger("cartstatus.oss").setLevel(logging.INFO)
     settings = ServerSettings(db_url=db, ingest_rate=1e9, ingest_burst=1e9, lookup_rate_per_minute=1e12,
                               lookup_burst=1e9)
-    app = create_app(OssStore(open_oss_database(db)), settings)
-    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, access_log=False, log_level="warning")
+
+    def factory() -> Any:
+        # The access log is on and set up as `cartstatus-oss serve` sets it up (after uvicorn's own
+        # logging, in the factory), written to a file instead of stderr.
+        configure_logging("info", open(log_path, "a", encoding="utf-8"))  # noqa: SIM115 (open while serving)
+        return create_app(OssStore(open_oss_database(db)), settings)
+
+    uvicorn.run(factory, factory=True, host="127.0.0.1", port=port, workers=1, access_log=False,
+                log_level="warning")
+
+
+def server_stack() -> str:
+    """The HTTP and loop implementations uvicorn picks by default ("auto"), the same for both servers."""
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{http} + {loop} loop"
 
 
 def free_port() -> int:
@@ -229,16 +246,19 @@ WRK_SCRIPT = textwrap.dedent("""
 """).replace("%(orders)d", str(LOOKUP_ORDERS)).replace("%(merchant)s", MERCHANT).replace("%%", "%")
 
 
-def run_wrk(wrk: str, port: int, kind: str, seconds: float, conns: int, token: str, script: Path) -> tuple[float, int]:
+def run_wrk(wrk: str, port: int, kind: str, seconds: float, conns: int, token: str,
+            script: Path) -> tuple[float, int, int]:
+    """(requests/s, failed requests, requests answered): one wrk run, the same client settings for every kind."""
     env = dict(os.environ, BENCH_KIND=kind, BENCH_TOKEN=token)
     command = [wrk, "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script),
                f"http://127.0.0.1:{port}/"]
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
     errs = re.search(r"Socket errors:.*?read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)
-    return rps, errors
+    return rps, errors, total
 
 
 def find_wrk() -> str | None:
@@ -301,7 +321,8 @@ def median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of bare / ingest / lookup, interleaved")
+    parser.add_argument("--warmup", type=float, default=1.0, help="load before each measurement, not counted")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of bare / ingest / lookup, interleaved")
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients for the peak")
     opts = parser.parse_args()
 
@@ -314,36 +335,43 @@ def main() -> None:
     load_before = os.getloadavg()[0]
 
     def peak(proc: subprocess.Popen[bytes], port: int, kind: str) -> tuple[float, int, float]:
-        """(requests/s, non-200 answers, server CPU ms per request) after a one-second warm-up."""
+        """(requests/s, failed requests, server CPU ms per request) after a warm-up of the same load.
+
+        Every kind gets the same client (same wrk settings, the same Lua script
+        building each request), the same warm-up and the same duration.
+        """
         if wrk:
-            run_wrk(wrk, port, kind, 1, opts.connections, token, script)
+            run_wrk(wrk, port, kind, opts.warmup, opts.connections, token, script)
             cpu = cpu_seconds(proc.pid)
-            t = time.perf_counter()
-            rps, errors = run_wrk(wrk, port, kind, opts.seconds, opts.connections, token, script)
+            rps, errors, requests = run_wrk(wrk, port, kind, opts.seconds, opts.connections, token, script)
         else:
-            asyncio.run(closed_loop(port, kind, 1, opts.connections, token))
+            asyncio.run(closed_loop(port, kind, opts.warmup, opts.connections, token))
             cpu = cpu_seconds(proc.pid)
             t = time.perf_counter()
             rps, errors = asyncio.run(closed_loop(port, kind, opts.seconds, opts.connections, token))
-        requests = rps * (time.perf_counter() - t)
-        return rps, errors, (cpu_seconds(proc.pid) - cpu) * 1000 / max(1.0, requests)
+            requests = round(rps * (time.perf_counter() - t))
+        return rps, errors, (cpu_seconds(proc.pid) - cpu) * 1000 / max(1, requests)
 
     bare_port, oss_port = free_port(), free_port()
     bare = start(["serve-bare", str(bare_port)], bare_port, "/")
     oss = start(["serve-oss", db, str(oss_port), str(work / "access.log")], oss_port, "/healthz")
+    servers = {"bare": (bare, bare_port), "ingest": (oss, oss_port), "lookup": (oss, oss_port)}
+    kinds = list(servers)
     rounds: list[dict[str, float]] = []
-    errors = {"ingest": 0, "lookup": 0}
+    errors = dict.fromkeys(kinds, 0)
+    loads: list[float] = []
     try:
         before = count_updates(db)
-        for _ in range(opts.rounds):
-            # Interleaved, each ratio from runs seconds apart: the machine's load drifts.
+        for i in range(opts.rounds):
+            # Interleaved, each ratio from runs seconds apart (the machine's load drifts), and the
+            # order turned each round, so no kind always runs first or right after another.
             r: dict[str, float] = {}
-            r["bare"], _, r["bare_cpu"] = peak(bare, bare_port, "bare")
-            r["ingest"], e_ing, r["ingest_cpu"] = peak(oss, oss_port, "ingest")
-            r["lookup"], e_look, r["lookup_cpu"] = peak(oss, oss_port, "lookup")
-            errors["ingest"] += e_ing
-            errors["lookup"] += e_look
+            for kind in kinds[i % 3:] + kinds[:i % 3]:
+                proc, port = servers[kind]
+                r[kind], failed, r[f"{kind}_cpu"] = peak(proc, port, kind)
+                errors[kind] += failed
             rounds.append(r)
+            loads.append(os.getloadavg()[0])
         stored = count_updates(db) - before
         ingest_peak, lookup_peak = median([r["ingest"] for r in rounds]), median([r["lookup"] for r in rounds])
         ing = asyncio.run(open_loop(oss_port, "ingest", ingest_peak / 2, opts.seconds, token))
@@ -357,26 +385,34 @@ def main() -> None:
     def med(key: str) -> float:
         return median([r[key] for r in rounds])
 
-    ingest_ratio = median([r["ingest"] / r["bare"] for r in rounds])
-    lookup_ratio = median([r["lookup"] / r["bare"] for r in rounds])
+    ratios = {kind: [r[kind] / r["bare"] for r in rounds] for kind in ("ingest", "lookup")}
+    ingest_ratio, lookup_ratio = median(ratios["ingest"]), median(ratios["lookup"])
     lines: dict[str, Any] = {
         "load_generator": "wrk -t1" if wrk else "python asyncio (closed loop)",
-        "server": "uvicorn, 1 worker, h11, asyncio loop; OSS on SQLite (WAL, synchronous=FULL), access log on",
+        "server": f"uvicorn {server_stack()}, 1 worker, access_log=False for both; "
+                  "OSS on SQLite (WAL, synchronous=FULL), its own access log on",
         "connections": opts.connections,
         "seconds_per_run": opts.seconds,
+        "warmup_seconds": opts.warmup,
         "rounds": opts.rounds,
         "cpus": os.cpu_count(),
         "loadavg_before": round(load_before, 2),
+        "loadavg_per_round": " ".join(f"{x:.2f}" for x in loads),
         "loadavg_after": round(load_after, 2),
         "bare_rps_per_round": " ".join(f"{r['bare']:.0f}" for r in rounds),
         "ingest_rps_per_round": " ".join(f"{r['ingest']:.0f}" for r in rounds),
         "lookup_rps_per_round": " ".join(f"{r['lookup']:.0f}" for r in rounds),
+        "ingest_ratio_per_round": " ".join(f"{x:.3f}" for x in ratios["ingest"]),
+        "lookup_ratio_per_round": " ".join(f"{x:.3f}" for x in ratios["lookup"]),
         "bare_rps": round(med("bare"), 1),
         "ingest_rps": round(ingest_peak, 1),
         "lookup_rps": round(lookup_peak, 1),
         "ingest_ratio": round(ingest_ratio, 3),
+        "ingest_ratio_range": f"{min(ratios['ingest']):.3f}-{max(ratios['ingest']):.3f}",
         "lookup_ratio": round(lookup_ratio, 3),
+        "lookup_ratio_range": f"{min(ratios['lookup']):.3f}-{max(ratios['lookup']):.3f}",
         "ingest_updates_stored": stored,
+        "bare_non_200": errors["bare"],
         "ingest_non_200": errors["ingest"],
         "lookup_non_200": errors["lookup"],
         # Server CPU per request: less sensitive to the other processes on the machine.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from .logs import LOG_LEVEL_ENV
 from .service import Account, AccountError, OssStore
 from .storage import DB_ENV, DEFAULT_DB, current_revision, head_revision, migrate, open_oss_database
 
@@ -113,7 +113,8 @@ def serve(db: str, host: str, port: int, workers: int, max_body: int, ingest_rat
     settings = ServerSettings(db_url=db, max_body=max_body, ingest_rate=ingest_rate,
                               ingest_burst=max(1.0, ingest_rate * 4), lookup_rate_per_minute=lookup_rate)
     os.environ["CARTSTATUS_OSS_SETTINGS"] = json.dumps(settings.__dict__)
-    logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
+    # The application factory sets up the log (stderr, lines in batches: oss_service/logs.py) in each worker.
+    os.environ[LOG_LEVEL_ENV] = log_level
     click.echo(err=True, message=f"OSS serving {_safe_url(db)} on http://{host}:{port} ({workers} worker(s))")
     # uvicorn's own access log prints query strings (lookups carry emails): ours does not.
     uvicorn.run("cartstatus.oss.app:app_from_env", factory=True, host=host, port=port, workers=workers,

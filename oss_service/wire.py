@@ -10,6 +10,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
+import orjson
 
 if TYPE_CHECKING:
     from cartstatus.connector import StatusUpdate
@@ -102,10 +103,24 @@ def validate(body: Any) -> list[WireError]:
     return problems or [WireError("(body)", refusal[:200])]
 
 
+def canonical_json(body: Any) -> bytes:
+    """``body`` as compact JSON with sorted keys, in UTF-8: the form the idempotency digest is taken of.
+
+    For the bodies the schema admits (strings, null, lists, objects, the number
+    1) these are the bytes of ``json.dumps(body, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)``, which digests stored earlier
+    were taken of (tests/oss/test_wire_canonical.py); orjson writes them several
+    times faster. What orjson cannot write goes the slow way.
+    """
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def body_digest(body: dict[str, Any]) -> str:
     """A digest of the body's meaning (key order and whitespace do not matter)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 def payload_for(update: StatusUpdate, merchant: str | None = None) -> dict[str, Any]:

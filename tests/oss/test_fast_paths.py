@@ -1,0 +1,199 @@
+"""The quick ways the two hot endpoints take: same answers, headers, logs and durability as the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import json
+import logging
+import random
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+from cartstatus.oss import OssStore, ServerSettings
+from cartstatus.oss.app import query_dict
+from cartstatus.oss.logs import BufferedLineHandler
+from cartstatus.oss.service import iso
+from cartstatus.oss.storage import updates
+from cartstatus.oss.wire import canonical_json
+from starlette.applications import Starlette
+
+from .conftest import bearer, client_for, update_body
+from .test_api import count
+
+
+async def test_hot_answers_carry_the_headers_and_other_methods_are_405(client: httpx.AsyncClient,
+                                                                       account: Callable[..., str]) -> None:
+    token = account()
+    stored = await client.post("/api/v1/updates", json=update_body(), headers=bearer(token))
+    found = await client.get("/api/v1/lookup", params={"merchant": "acme", "order": "1001", "zip": "12345"})
+    for reply in (stored, found):
+        assert reply.status_code == 200
+        assert reply.headers["content-type"] == "application/json"
+        assert reply.headers["x-content-type-options"] == "nosniff"
+        assert reply.headers["referrer-policy"] == "no-referrer"
+        assert len(reply.headers["x-request-id"]) == 16
+    assert stored.headers["x-request-id"] != found.headers["x-request-id"]
+    assert stored.json() == {"result": "OK", "idempotency_key": stored.json()["idempotency_key"],
+                             "order_number": "1001", "status": "Shipped"}
+    assert (await client.get("/api/v1/updates")).status_code == 405
+    assert (await client.post("/api/v1/lookup")).status_code == 405
+
+
+async def test_hot_endpoints_answer_under_a_root_path(oss_app: Starlette, account: Callable[..., str]) -> None:
+    token = account()
+    transport = httpx.ASGITransport(app=oss_app, root_path="/oss")
+    async with httpx.AsyncClient(transport=transport, base_url="http://oss.test") as c:
+        assert (await c.post("/oss/api/v1/updates", json=update_body(), headers=bearer(token))).status_code == 200
+        found = await c.get("/oss/api/v1/lookup", params={"merchant": "acme", "order": "1001", "zip": "12345"})
+    assert found.json()["status"] == "Shipped"
+
+
+async def test_the_routing_table_answers_the_same_as_the_quick_way(oss_app: Starlette,
+                                                                   account: Callable[..., str]) -> None:
+    """Starlette's own route for the endpoints (what a request reaches when it misses the quick way)."""
+    token = account()
+
+    async def routed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await Starlette.__call__(oss_app, scope, receive, send)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=routed), base_url="http://oss.test") as c:
+        stored = await c.post("/api/v1/updates", json=update_body(), headers=bearer(token))
+        missing = await c.post("/api/v1/updates", json=update_body())
+    assert stored.status_code == 200 and stored.json()["result"] == "OK"
+    assert stored.headers["x-content-type-options"] == "nosniff" and "x-request-id" in stored.headers
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+
+
+class CommitFails:
+    """The writer's database connection, whose COMMIT fails as a full or failing disk would make it."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def commit(self) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+async def test_an_update_is_answered_ok_only_once_committed(oss_app: Starlette, account: Callable[..., str],
+                                                            oss_store: OssStore,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    token = account()
+    writer = oss_app.state.oss.writer
+    real = writer._connection()
+    writer._conn = CommitFails(real)
+    body = update_body()
+    transport = httpx.ASGITransport(app=oss_app, raise_app_exceptions=False)
+    caplog.set_level(logging.INFO, logger="cartstatus.oss")
+    async with httpx.AsyncClient(transport=transport, base_url="http://oss.test") as c:
+        failed = await c.post("/api/v1/updates", json=body, headers=bearer(token))
+        assert failed.status_code == 500
+        assert failed.text == "Internal Server Error"
+        assert failed.headers["x-content-type-options"] == "nosniff"
+        assert count(oss_store, updates) == 0  # rolled back: nothing half-stored
+        writer._conn = real
+        again = await c.post("/api/v1/updates", json=body, headers=bearer(token))
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    assert count(oss_store, updates) == 1
+    assert "committing 1 updates failed" in caplog.text
+    access = [json.loads(r.getMessage()) for r in caplog.records if r.name == "cartstatus.oss.access"]
+    assert [line["status"] for line in access] == [500, 200]
+
+
+@pytest.mark.parametrize("query", [
+    b"merchant=acme&order=1001&email=pat%40example.com",
+    b"a=1&b=&c&a=2",
+    b"x+y=a+b%2B&&=v&%zz=1%",
+    "k=\u00e9".encode("latin-1"),
+    b"k=%C3%A9&j=%E9",
+    b";a=1&b==2",
+    b"",
+])
+def test_the_query_is_read_as_starlette_reads_it(query: bytes) -> None:
+    # Starlette: parse_qsl(latin-1 text, keep_blank_values=True), the last of a repeated name wins.
+    assert query_dict(query) == dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+
+
+TRICKY = ["plain", 'quo"te', "back\\slash", "nl\nrt\r\ttab", "\b\f", "".join(chr(i) for i in range(32)), "\x7f",
+          "\u00e9\u4e2d\U0001f642", "\u2028\u2029", "</script>", "\ufeff", "\U0010ffff"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_the_digested_bytes_are_those_of_earlier_versions(text: str) -> None:
+    """Digests stored before (json.dumps, sorted, compact, not ASCII-escaped) still match a replay."""
+    body = {**update_body(note=text, order_number="A-1"), "schema_version": 1,
+            "tracking": [{"number": "1Z 9", "carrier": text, "ship_date": None}], "reference": None}
+    before = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert canonical_json(body) == before
+    assert canonical_json(json.loads(json.dumps(body))) == before  # key order does not matter
+
+
+def test_instants_are_written_as_datetime_writes_them() -> None:
+    rng = random.Random(5)
+    for ts in [0.0, 1.5, 1780308000.0, 1780308000.9999999, 1780308000.4999995, 253402300799.0,
+               *(rng.uniform(0, 4e9) for _ in range(2000))]:
+        expected = dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        assert iso(ts) == expected, ts
+
+
+def test_log_lines_are_written_in_batches_and_none_is_lost() -> None:
+    stream = io.StringIO()
+    handler = BufferedLineHandler(stream, capacity=3, interval=3600)
+    log = logging.getLogger("cartstatus.oss.test-buffered")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        log.info("one")
+        log.info("two")
+        assert stream.getvalue() == ""  # held back
+        log.info("three")
+        assert stream.getvalue() == "one\ntwo\nthree\n"  # capacity reached
+        log.info("four")
+        log.warning("trouble")
+        assert stream.getvalue().endswith("four\ntrouble\n")  # a warning goes out at once, with what waited
+        log.info("five")
+        handler.flush()
+        assert stream.getvalue().endswith("five\n")
+        handler.close()
+        log.info("after close")  # logging reconfigured or shut down: written at once
+        assert stream.getvalue().endswith("after close\n")
+    finally:
+        log.removeHandler(handler)
+
+
+def test_log_lines_go_out_by_themselves_after_the_interval() -> None:
+    stream = io.StringIO()
+    handler = BufferedLineHandler(stream, capacity=100, interval=0.01)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(logging.makeLogRecord({"msg": "waiting", "levelno": logging.INFO}))
+    try:
+        assert handler._flusher is not None
+        for _ in range(500):  # up to 5 s for the flusher thread to run, not a timing assertion
+            if stream.getvalue():
+                break
+            handler._closing.wait(0.01)
+        assert stream.getvalue() == "waiting\n"
+    finally:
+        handler.close()
+
+
+async def test_concurrent_updates_under_the_quick_way_are_each_stored_once(
+        make_app: Callable[..., Starlette], account: Callable[..., str], oss_store: OssStore) -> None:
+    token = account()
+    app = make_app(ServerSettings(ingest_rate=1000, ingest_burst=1000, max_batch=4))
+    bodies = [update_body(order_number=f"{3000 + i % 3}") for i in range(20)]
+    async with client_for(app) as c:
+        replies = await asyncio.gather(*(c.post("/api/v1/updates", json=b, headers=bearer(token)) for b in bodies))
+    assert [r.status_code for r in replies] == [200] * 20
+    assert count(oss_store, updates) == 20
+    writer = app.state.oss.writer
+    assert writer.jobs == 20 and writer.batches >= 5  # max_batch 4: at least five commits
