@@ -85,13 +85,15 @@ controllers = sa.Table(
 )
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: a writer takes the
-    # lock at the start, so two writers never deadlock upgrading read locks.
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """On each new SQLite connection: WAL, durable commits, a busy timeout, foreign keys."""
+    # Let SQLAlchemy's "begin" event issue BEGIN (IMMEDIATE for writers): a writer
+    # takes the lock at the start, so two writers never deadlock upgrading read locks.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: a commit that returned is on disk (rule 5: fire reported it, it is queued).
+    # FULL: a commit that returned is on disk (rule 5: fire reported it, it is
+    # queued; the OSS answered OK, the store deletes its record).
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -110,12 +112,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # still valid (WAL), where a cold one re-reads every page it touches.
             kwargs.setdefault("pool_use_lifo", True)
         engine = sa.create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    return sa.create_engine(postgres_url(url), pool_pre_ping=True, **kwargs)
+
+
+def postgres_url(url: str) -> str:
+    """``postgresql://`` as people write it, on the psycopg 3 driver we ship."""
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
 
 
 def migrate(engine: Engine) -> None:

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
+from cartstatus.storage import postgres_url, sqlite_pragmas
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -123,18 +124,6 @@ def migrate(engine: Engine) -> bool:
 WRITE_OPTION = "oss_write"
 
 
-def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-    # SQLAlchemy's "begin" event issues BEGIN itself (see _sqlite_begin).
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: an update answered OK is on disk (the store deletes its record on OK).
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
 def _sqlite_begin(conn: Connection) -> None:
     # Writers take the write lock up front (no deadlock upgrading a read lock);
     # readers begin deferred, so shopper lookups never queue behind the writer.
@@ -148,14 +137,12 @@ def make_oss_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 20)
         engine = sa.create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    return sa.create_engine(postgres_url(url), pool_pre_ping=True, **kwargs)
 
 
 @contextmanager

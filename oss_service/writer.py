@@ -167,7 +167,7 @@ class LoopWriter:
         cur = conn.cursor()
         try:
             if self._sqlite:
-                cur.execute("BEGIN IMMEDIATE")  # the connection is in autocommit mode (storage._sqlite_connect)
+                cur.execute("BEGIN IMMEDIATE")  # autocommit connection (storage.sqlite_pragmas)
             return self.store.ingest_statements(cur, jobs)
         except BaseException:
             conn.rollback()
