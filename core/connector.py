@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import httpx
 
 from .outcomes import Failed, Outcome, RetryLater
-from .secrets import Secret, mask_secrets
+from .secrets import MASK, Secret, mask_secrets
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,13 @@ class Connector:
         value = self.settings[key]
         return value.reveal() if isinstance(value, Secret) else str(value)
 
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret of the settings masked (a cart's error page may echo the form)."""
+        for value in _secret_values(self.settings):
+            if value and value in text:
+                text = text.replace(value, MASK)
+        return text
+
     def check_status(self, update: StatusUpdate) -> Failed | None:
         """Refuse, before any request, a label outside the cart's vocabulary."""
         vocab = self.status_vocabulary
@@ -168,6 +175,16 @@ class Connector:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _secret_values(settings: Any) -> list[str]:
+    if isinstance(settings, Secret):
+        return [settings.reveal()]
+    if isinstance(settings, Mapping):
+        return [v for item in settings.values() for v in _secret_values(item)]
+    if isinstance(settings, list | tuple):
+        return [v for item in settings for v in _secret_values(item)]
+    return []
 
 
 def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:

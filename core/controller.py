@@ -183,12 +183,18 @@ class StackController:
         except LookupError as exc:
             return Failed(str(exc))
         try:
-            return await connector.send(record.update)
+            outcome = await connector.send(record.update)
         except httpx.HTTPError as exc:
-            return RetryLater(f"{type(exc).__name__}: {exc}")
+            outcome = RetryLater(f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a connector bug must not kill the controller
             log.exception("connector %s raised", record.destination)
-            return RetryLater(f"connector {record.destination} raised {type(exc).__name__}: {exc}")
+            outcome = RetryLater(f"connector {record.destination} raised {type(exc).__name__}: {exc}")
+        # A reason is stored and shown to support: never with a secret in it.
+        if isinstance(outcome, RetryLater):
+            return RetryLater(connector.scrub(outcome.reason), outcome.delay)
+        if isinstance(outcome, Failed):
+            return Failed(connector.scrub(outcome.reason))
+        return outcome
 
     def _settle(self, done: list[tuple[StackRecord, Outcome]]) -> list[tuple[StackRecord, str]]:
         """Settle sent records in one transaction (runs in the database thread)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from cartstatus import ConfigError, Connector, StatusEngine, StatusUpdate, hookimpl, load_config
@@ -17,7 +19,7 @@ from cartstatus.plugins import load_plugins, pm
 from cartstatus.secrets import Secret
 from click.testing import CliRunner, Result
 
-from ..conftest import SHOP_PASSWORD
+from ..conftest import SHOP_PASSWORD, add_orders
 from .conftest import LiveCart, live_setup
 
 INLINE_PASSWORD = "Inline-Pa55-in-the-file"
@@ -177,3 +179,19 @@ def _write(tmp_path: Path, connector: dict[str, Any]) -> Path:
     setup.write_text(yaml.safe_dump({"stores": [{"id": "main", "cart": "seti", "connector": {
         "url": "http://cart.test/seom.php", "user": "om", "code": "main", **connector}}]}))
     return setup
+
+
+async def test_a_cart_echoing_the_form_does_not_put_the_password_in_last_error(engine: StatusEngine) -> None:
+    async def echo(request: httpx.Request) -> httpx.Response:
+        # A misconfigured server whose refusal page dumps what it was posted.
+        return httpx.Response(403, text=f"<pre>Fatal error; $_POST = {request.content.decode()}</pre>")
+
+    (order,) = add_orders(engine, 1)
+    engine.fire("Order Shipped", [order])
+    controller = StackController(engine.config, engine.stack, transport=httpx.MockTransport(echo))
+    stop = asyncio.get_running_loop().call_later(1.0, controller.stop)
+    await controller.run()
+    stop.cancel()
+    (record,) = engine.stack.records()
+    assert record.last_error is not None and "Fatal error" in record.last_error
+    assert SHOP_PASSWORD not in record.last_error and "********" in record.last_error
