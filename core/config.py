@@ -78,6 +78,10 @@ class Store:
         return str(self.status_map.get(label, label))
 
 
+#: A record that keeps failing is parked after this long (3 days), whatever its attempts.
+DEFAULT_RETRY_HORIZON_SECONDS = 3 * 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class ControllerSettings:
     concurrency: int = 16
@@ -86,6 +90,18 @@ class ControllerSettings:
     backoff_base: float = 2.0
     backoff_cap: float = 3600.0
     max_attempts: int | None = None
+    #: Seconds from a record's first failure after which it is parked with its last reason.
+    retry_horizon_seconds: float = DEFAULT_RETRY_HORIZON_SECONDS
+
+    @property
+    def lease_margin(self) -> float:
+        """The part of a lease no send may use: settling and clock skew between controllers."""
+        return min(5.0, self.lease_seconds / 4)
+
+    @property
+    def longest_send(self) -> float:
+        """The longest total deadline a send may have: it must end inside its lease, less the margin."""
+        return self.lease_seconds - self.lease_margin
 
 
 @dataclass
