@@ -295,23 +295,30 @@ def stack_list(ctx: Context, state: tuple[str, ...], limit: int, as_json: bool) 
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all-failed", is_flag=True, help="Retry every parked record.")
 @click.option("--force", is_flag=True,
-              help="Also retry records a later delivered update overtook (the cart would end on an older status).")
+              help="Also retry records a later update of the same order would overtake "
+                   "(the cart could end on an older status).")
 @pass_ctx
 def stack_retry(ctx: Context, ids: tuple[int, ...], all_failed: bool, force: bool) -> None:
-    """Put parked records back in the queue: by ID, or --all-failed."""
+    """Put parked records back in the queue: by ID, or --all-failed.
+
+    A parked record is not retried (unless --force) while a later update of the
+    same order is on the stack (queued, waiting, in flight, or parked and not
+    retried with it) or was delivered: sent now, it would land after the newer
+    status. Records retried together go out oldest first.
+    """
     if bool(ids) == all_failed:
         fail("give record IDs or --all-failed (not both)", 2)
     stack = _stack(ctx)
-    wanted = None if all_failed else list(ids)
-    superseded = [] if force else stack.superseded(wanted)
-    count = stack.retry(wanted, force=force)
-    console.print(f"{count} parked records queued again")
-    if superseded:
-        console.print(f"[yellow]not retried[/]: {', '.join(map(str, superseded))} - a later update of the same "
-                      "order was already delivered, so sending these would put an older status back on the cart; "
-                      "purge them (`cartstatus stack purge-failed`) or pass --force")
-    if ids and count + len(superseded) < len(ids):
-        fail(f"{len(ids) - count - len(superseded)} of the IDs given are not parked records", 1)
+    result = stack.retry(None if all_failed else list(ids), force=force)
+    console.print(f"{len(result.retried)} parked records queued again")
+    if result.refused:
+        console.print(f"[yellow]not retried[/]: {', '.join(map(str, result.refused))} - a later update of the same "
+                      "order is on the stack or was delivered, so sending these now would put an older status "
+                      "on the cart after a newer one; retry them together with the later ones, purge them "
+                      "(`cartstatus stack purge-failed`) or pass --force")
+    unknown = sorted(set(ids) - set(result.retried) - set(result.refused))
+    if unknown:
+        fail(f"not parked records: {', '.join(map(str, unknown))} (see `cartstatus stack list --state parked`)", 1)
 
 
 @stack_group.command("purge-failed")

@@ -140,6 +140,17 @@ class Connector:
             )
         return self._client
 
+    @classmethod
+    def timeout_for(cls, settings: Mapping[str, Any]) -> float:
+        """Seconds one whole send may take for a store: its ``timeout`` setting, else the class's.
+
+        The stack controller holds every send to this as one total deadline
+        (connect, write and read together), and ``cartstatus check`` refuses a
+        timeout that cannot end inside the controller's lease.
+        """
+        value = settings.get("timeout", cls.timeout)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else cls.timeout
+
     def secret(self, key: str) -> str:
         value = self.settings[key]
         return value.reveal() if isinstance(value, Secret) else str(value)

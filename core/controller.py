@@ -6,10 +6,12 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,11 +49,23 @@ def backoff_delay(attempts: int, settings: ControllerSettings, hint: float | Non
 
     ``attempts`` counts the attempts made so far (1 after the first failure).
     The jitter draws from the upper half of the window so that delays still grow.
+    The exponent stops growing once the cap is reached, so no count of attempts overflows.
     """
     draw = rng.random() if rng is not None else random.random()
-    ceiling = min(settings.backoff_cap, settings.backoff_base * 2 ** max(0, attempts - 1))
+    doublings = max(0, attempts - 1)
+    ceiling = settings.backoff_cap
+    if settings.backoff_base * 2.0 ** min(doublings, 1023) < ceiling:
+        ceiling = settings.backoff_base * 2.0 ** doublings
     delay = ceiling * (0.5 + draw / 2)
     return max(delay, hint or 0.0)
+
+
+def _for_people(seconds: float) -> str:
+    """3 days, 5 hours, 40 minutes, 12 s: how long a horizon or a run of failures is."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 @dataclass
@@ -59,14 +73,35 @@ class ControllerStats:
     delivered: int = 0
     rescheduled: int = 0
     parked: int = 0
+    #: Outcomes not applied: the record's lease had passed to another holder by then.
+    stale: int = 0
     errors: list[str] = field(default_factory=list)
 
 
 ConnectorFactory = Callable[[StackRecord], Connector]
 
+#: The reason of a failure as stored and shown is at most this long (masked first, then cut).
+REASON_LIMIT = 500
+#: A database step (claim, settle) that failed is tried again after this long; after this many in a row, give up.
+DB_RETRY_SECONDS = 1.0
+DB_FAILURES_TOLERATED = 30
+
+
+def _cut(text: str, limit: int = REASON_LIMIT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 class StackController:
-    """Claims due records with a lease, sends them, settles each by its outcome."""
+    """Claims due records with a lease, sends them, settles each by its outcome.
+
+    Order holds by construction: a send runs under one total deadline that ends
+    inside its lease (less :attr:`ControllerSettings.lease_margin`); a record whose
+    send or settlement runs long has its lease renewed; an outcome is applied
+    only by the holder of the record's current lease (its fencing token), so a
+    late reply can neither settle a record another controller took over nor
+    unblock the next update of its order.
+    """
 
     def __init__(
         self,
@@ -89,6 +124,7 @@ class StackController:
         self.rng = rng or random.Random()
         self.stats = ControllerStats()
         self._connectors: dict[tuple[str, str], Connector] = {}
+        self._broken: set[tuple[str, str]] = set()  # connectors that failed to start (logged once)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartstatus-stack")
         self._wake: asyncio.Event | None = None
         self._changed: asyncio.Event | None = None
@@ -118,8 +154,10 @@ class StackController:
         """Requests in flight allowed to the record's store and destination."""
         try:
             cap = getattr(self.connector_for(record), "max_in_flight", None)
-        except LookupError:
+        except Exception:
             cap = None  # the send fails at once with the reason
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+            cap = None
         return min(cap or self.settings.concurrency, self.settings.concurrency)
 
     def connector_for(self, record: StackRecord) -> Connector:
@@ -127,6 +165,35 @@ class StackController:
         if key not in self._connectors:
             self._connectors[key] = self.connector_factory(record)
         return self._connectors[key]
+
+    def _deadline(self, connector: Connector) -> float:
+        """The total deadline of one send through ``connector``: its timeout, within what a lease allows."""
+        try:
+            timeout = connector.timeout_for(connector.settings)
+        except Exception:
+            timeout = self.settings.longest_send
+        if not math.isfinite(timeout) or timeout <= 0:
+            timeout = self.settings.longest_send
+        return min(timeout, self.settings.longest_send)
+
+    def _deadline_for(self, record: StackRecord) -> float:
+        try:
+            return self._deadline(self.connector_for(record))
+        except Exception:
+            return self.settings.longest_send
+
+    def _scrub(self, record: StackRecord, text: str) -> str:
+        """``text`` as it may be stored and shown: the store's secrets masked, then cut."""
+        connector = self._connectors.get((record.store_id, record.destination))
+        if connector is not None:
+            text = connector.scrub(text)
+        else:  # no connector to ask: mask the secrets of the store's setup
+            store = self.config.stores.get(record.store_id)
+            if store is not None:
+                settings: dict[str, Any] = {"connector": store.connector,
+                                            "oss": store.oss.token if store.oss else None}
+                text = Connector(settings).scrub(text)
+        return _cut(text)
 
     # -- waking ------------------------------------------------------------
 
@@ -177,55 +244,96 @@ class StackController:
 
     # -- sending -----------------------------------------------------------
 
-    async def _send(self, record: StackRecord) -> Outcome:
+    async def _send(self, record: StackRecord, deadline: float) -> Outcome:
+        """One send, whatever the connector does: an outcome always comes back, within ``deadline``."""
+        key = (record.store_id, record.destination)
         try:
             connector = self.connector_for(record)
         except LookupError as exc:
-            return Failed(str(exc))
+            return Failed(self._scrub(record, str(exc)))
+        except Exception as exc:  # a broken plugin or store fails its own records only
+            reason = self._scrub(record, f"connector {record.destination} could not be set up: "
+                                         f"{type(exc).__name__}: {exc}")
+            if key not in self._broken:
+                self._broken.add(key)
+                log.error("store %s: %s", record.store_id, reason)
+            return RetryLater(reason)
+        outcome: Any
         try:
-            outcome = await connector.send(record.update)
+            async with asyncio.timeout(deadline) as scope:
+                outcome = await connector.send(record.update)
+        except TimeoutError:
+            if not scope.expired():
+                outcome = RetryLater("timed out: TimeoutError")
+            else:  # connect, write and read together took too long: a trickling cart ends here too
+                outcome = RetryLater(f"no complete reply within the send's deadline of {deadline:.3g} s")
         except httpx.HTTPError as exc:
             outcome = RetryLater(f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a connector bug must not kill the controller
-            log.exception("connector %s raised", record.destination)
+            text = "".join(traceback.format_exception(exc))
+            log.error("connector %s raised:\n%s", record.destination, connector.scrub(text))
             outcome = RetryLater(f"connector {record.destination} raised {type(exc).__name__}: {exc}")
-        # A reason is stored and shown to support: never with a secret in it.
+        # A reason is stored and shown to support: never with a secret in it, in any encoding.
         if isinstance(outcome, RetryLater):
-            return RetryLater(connector.scrub(outcome.reason), outcome.delay)
+            delay = outcome.delay
+            if not isinstance(delay, int | float) or isinstance(delay, bool) or not math.isfinite(delay):
+                delay = None
+            return RetryLater(self._scrub(record, str(outcome.reason)), delay)
         if isinstance(outcome, Failed):
-            return Failed(connector.scrub(outcome.reason))
-        return outcome
+            return Failed(self._scrub(record, str(outcome.reason)))
+        if isinstance(outcome, SUCCESS):
+            return outcome
+        return RetryLater(self._scrub(record, f"connector {record.destination} returned {type(outcome).__name__}, "
+                                              "not an outcome (Delivered, AlreadyDone, RetryLater or Failed)"))
 
-    def _settle(self, done: list[tuple[StackRecord, Outcome]]) -> list[tuple[StackRecord, str]]:
-        """Settle sent records in one transaction (runs in the database thread)."""
+    def _settle(self, done: list[tuple[StackRecord, Outcome]]) -> list[tuple[StackRecord, Outcome, str | None]]:
+        """Settle sent records in one transaction (runs in the database thread).
+
+        Returns what was applied: each record with its outcome and, when it was
+        parked, the reason. Records whose lease had passed to another holder are
+        left out (and counted as stale).
+        """
         now = time.time()
-        delete: list[int] = []
-        reschedule: list[tuple[int, float, str]] = []
+        settings = self.settings
+        delete: list[StackRecord] = []
+        reschedule: list[tuple[StackRecord, float, str]] = []
         park: list[tuple[StackRecord, str]] = []
+        parked_reason: dict[int, str] = {}
         for record, outcome in done:
             if isinstance(outcome, SUCCESS):
-                delete.append(record.id)
+                delete.append(record)
             elif isinstance(outcome, RetryLater):
-                if self.settings.max_attempts and record.attempts >= self.settings.max_attempts:
+                since = record.failing_since if record.failing_since is not None else now
+                if settings.max_attempts and record.attempts >= settings.max_attempts:
                     park.append((record, f"gave up after {record.attempts} attempts: {outcome.reason}"))
+                elif now - since >= settings.retry_horizon_seconds:
+                    park.append((record, f"gave up after {_for_people(now - since)} of failures "
+                                         f"({record.attempts} attempts; controller.retry_horizon_seconds is "
+                                         f"{settings.retry_horizon_seconds:g}): {outcome.reason}"))
                 else:
-                    delay = backoff_delay(record.attempts, self.settings, outcome.delay, self.rng)
-                    reschedule.append((record.id, now + delay, outcome.reason))
+                    delay = backoff_delay(record.attempts, settings, outcome.delay, self.rng)
+                    reschedule.append((record, now + delay, outcome.reason))
             else:
                 park.append((record, outcome.reason))
-        self.stack.settle(delete, reschedule, [(r.id, reason) for r, reason in park], now)
-        self.stats.delivered += len(delete)
-        self.stats.rescheduled += len(reschedule)
-        self.stats.parked += len(park)
-        return park
+        parked_reason = {r.id: reason for r, reason in park}
+        stale = self.stack.settle(delete, reschedule, park, now)
+        applied = [(r, o, parked_reason.get(r.id)) for r, o in done if r.id not in stale]
+        self.stats.delivered += sum(1 for r in delete if r.id not in stale)
+        self.stats.rescheduled += sum(1 for r, _, _ in reschedule if r.id not in stale)
+        self.stats.parked += sum(1 for r, _ in park if r.id not in stale)
+        self.stats.stale += len(stale)
+        if stale:
+            log.info("%d outcomes came after their lease passed to another holder; left to it: %s",
+                     len(stale), sorted(stale))
+        return applied
 
-    def _after_settle(self, done: list[tuple[StackRecord, Outcome]], parked: list[tuple[StackRecord, str]]) -> None:
-        for record, outcome in done:
-            if isinstance(outcome, SUCCESS):
+    def _after_settle(self, applied: list[tuple[StackRecord, Outcome, str | None]]) -> None:
+        for record, outcome, parked in applied:
+            if parked is not None:
+                log.warning("parked record %s (order %s): %s", record.id, record.order_number, parked)
+                notify_parked(record, parked)
+            elif isinstance(outcome, SUCCESS):
                 notify_delivered(record, outcome)
-        for record, reason in parked:
-            log.warning("parked record %s (order %s): %s", record.id, record.order_number, reason)
-            notify_parked(record, reason)
 
     # -- the loop ----------------------------------------------------------
 
@@ -238,9 +346,10 @@ class StackController:
         while the current one is still being sent; outcomes are settled in one
         transaction for whatever finished while the previous settle ran. The
         guarantees are the database's, not the timing's: a record is sent only
-        under a committed lease, deleted only after its success reply, and a
-        later record of an order cannot be claimed while an earlier one is on
-        the stack (in flight and awaiting settlement included).
+        under a committed lease that outlasts the send's deadline, settled only
+        by the holder of its current lease, deleted only after its success reply,
+        and a later record of an order cannot be claimed while an earlier one is
+        on the stack (in flight and awaiting settlement included).
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -252,76 +361,121 @@ class StackController:
         started = time.time()
         watcher = asyncio.create_task(self._watch())
         settings = self.settings
+        margin = settings.lease_margin
         # Claim the next batch once fewer than this many claimed records wait to be sent.
         low_water = max(settings.concurrency, settings.batch_size // 2)
         settle_batch = max(1, settings.batch_size // 4)
-        # Never start a send this close to the end of its lease (another controller may take it then).
-        lease_margin = min(5.0, settings.lease_seconds / 4)
+        # How often leases are looked over: records sent or settled late are renewed well before they end.
+        lease_check = min(1.0, settings.lease_seconds / 8)
         # Claimed records waiting to be sent, by (store, destination): each
         # connector has its own cap on requests in flight (Connector.max_in_flight).
         pending: dict[tuple[str, str], collections.deque[StackRecord]] = {}
         waiting_count = 0
         in_flight: dict[tuple[str, str], int] = {}
         caps: dict[tuple[str, str], int] = {}
-        expiring: list[int] = []
+        expiring: list[StackRecord] = []
         sending: dict[asyncio.Task[Outcome], StackRecord] = {}
         done: list[tuple[StackRecord, Outcome]] = []
+        # The current end of each held record's lease (renewal moves it).
+        lease_end: dict[int, float] = {}
         claiming: asyncio.Future[list[StackRecord]] | None = None
-        settling: asyncio.Future[list[tuple[StackRecord, str]]] | None = None
+        settling: asyncio.Future[list[tuple[StackRecord, Outcome, str | None]]] | None = None
+        renewing: asyncio.Future[list[StackRecord]] | None = None
+        renew_asked: list[StackRecord] = []
         settled: list[tuple[StackRecord, Outcome]] = []
         more = True  # whether a claim may find something (false after a short claim until woken)
+        db_failures = 0
+        db_paused_until = 0.0
 
         def sent(task: asyncio.Task[Outcome]) -> None:
             record = sending.pop(task)
             in_flight[(record.store_id, record.destination)] -= 1
             if not task.cancelled():
                 done.append((record, task.result()))
+            else:
+                lease_end.pop(record.id, None)
             changed.set()
 
         def finished(_future: asyncio.Future[Any]) -> None:
             changed.set()
 
+        def db_failed(what: str, exc: BaseException) -> None:
+            nonlocal db_failures, db_paused_until
+            db_failures += 1
+            db_paused_until = time.monotonic() + DB_RETRY_SECONDS
+            log.error("the stack's database failed to %s (%d in a row): %s: %s", what, db_failures,
+                      type(exc).__name__, _cut(str(exc)))
+            if db_failures > DB_FAILURES_TOLERATED:
+                raise exc
+
         last_beat = 0.0
         last_progress = 0.0
         last_settle = 0.0
+        last_lease_check = 0.0
         try:
             while True:
                 if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                    await self._db_call(self.stack.beat, self.worker_id, self.mode, self.stats.delivered, started)
+                    try:
+                        await self._db_call(self.stack.beat, self.worker_id, self.mode, self.stats.delivered,
+                                            started)
+                    except Exception as exc:
+                        db_failed("write the heartbeat", exc)
                     last_beat = time.monotonic()
                 if self._wake.is_set():
                     self._wake.clear()
                     more = True
                 if self._stopping and not sending and claiming is None and settling is None and not done:
                     break
+                db_ready = time.monotonic() >= db_paused_until
                 # 1. Claim ahead, while the window still has records to send.
-                if claiming is None and more and not self._stopping and waiting_count < low_water:
+                if claiming is None and more and db_ready and not self._stopping and waiting_count < low_water:
                     claiming = self._loop.run_in_executor(
                         self._db, self.stack.claim, self.worker_id, settings.batch_size, settings.lease_seconds)
                     claiming.add_done_callback(finished)
-                # 2. Keep the window full.
+                # 2. Keep the window full, each store to its fair share of it.
                 now = time.time()
-                for key, queue in pending.items():
-                    if self._stopping:
-                        break
-                    if not queue:
-                        continue
-                    cap = caps.get(key) or caps.setdefault(key, self._cap(queue[0]))
-                    while queue and len(sending) < settings.concurrency and in_flight.get(key, 0) < cap:
-                        record = queue.popleft()
-                        waiting_count -= 1
-                        if record.lease_until is not None and record.lease_until - now < lease_margin:
-                            expiring.append(record.id)  # never sent without a lease: given back
+                if not self._stopping and len(sending) < settings.concurrency:
+                    busy = sum(1 for k, q in pending.items() if q or in_flight.get(k))
+                    share = max(1, settings.concurrency // max(1, busy))
+                    for key, queue in pending.items():
+                        if not queue:
                             continue
-                        task = asyncio.ensure_future(self._send(record))
-                        sending[task] = record
-                        in_flight[key] = in_flight.get(key, 0) + 1
-                        task.add_done_callback(sent)
-                if expiring and claiming is None:
-                    await self._db_call(self.stack.release, expiring, self.worker_id)
+                        cap = caps.get(key) or caps.setdefault(key, self._cap(queue[0]))
+                        limit = min(cap, share)
+                        deadline = self._deadline_for(queue[0])
+                        while queue and len(sending) < settings.concurrency and in_flight.get(key, 0) < limit:
+                            record = queue.popleft()
+                            waiting_count -= 1
+                            # The send must end inside the lease, less the margin: its deadline is
+                            # cut to what is left, and with less than half of it left the record is
+                            # given back rather than sent with a deadline too short to be useful.
+                            left = lease_end.get(record.id, 0.0) - now - margin
+                            if left < deadline / 2:
+                                expiring.append(record)
+                                lease_end.pop(record.id, None)
+                                continue
+                            task = asyncio.ensure_future(self._send(record, min(deadline, left)))
+                            sending[task] = record
+                            in_flight[key] = in_flight.get(key, 0) + 1
+                            task.add_done_callback(sent)
+                if expiring and claiming is None and db_ready:
+                    try:
+                        await self._db_call(self.stack.release, expiring)
+                    except Exception as exc:
+                        db_failed("give back records", exc)
                     expiring = []
-                # 3. Settle whatever finished, in one transaction.
-                if settling is None and done and (
+                # 3. Renew the leases of records still being sent or settled late.
+                if renewing is None and db_ready and time.monotonic() - last_lease_check >= lease_check:
+                    last_lease_check = time.monotonic()
+                    soon = now + settings.lease_seconds / 2
+                    renew_asked = [r for r in (*sending.values(), *(r for r, _ in done))
+                                   if lease_end.get(r.id, 0.0) < soon]
+                    if renew_asked:
+                        renewing = self._loop.run_in_executor(
+                            self._db, self.stack.renew, renew_asked, settings.lease_seconds)
+                        renewing.add_done_callback(finished)
+                # 4. Settle whatever finished, in one transaction.
+                if settling is None and done and db_ready and (
                         not waiting_count or self._stopping or len(done) >= settle_batch
                         or time.monotonic() - last_settle >= SETTLE_SECONDS):
                     last_settle = time.monotonic()
@@ -329,11 +483,16 @@ class StackController:
                     done.clear()
                     settling = self._loop.run_in_executor(self._db, self._settle, settled)
                     settling.add_done_callback(finished)
-                # 4. Idle: drained, or asleep until the next record is due or new ones arrive.
-                if not sending and claiming is None and settling is None and not waiting_count and not done:
+                # 5. Idle: drained, or asleep until the next record is due or new ones arrive.
+                if (not sending and claiming is None and settling is None and renewing is None
+                        and not waiting_count and not done):
                     if self._stopping:
                         break
-                    next_due = await self._db_call(self.stack.next_due)
+                    try:
+                        next_due = await self._db_call(self.stack.next_due)
+                    except Exception as exc:
+                        db_failed("read the stack", exc)
+                        next_due = time.time() + DB_RETRY_SECONDS
                     if drain and next_due is None:
                         break
                     timeout = HEARTBEAT_SECONDS
@@ -343,28 +502,58 @@ class StackController:
                         await asyncio.wait_for(self._wake.wait(), timeout=timeout)
                     more = True
                     continue
-                # 5. Wait for the next thing to happen (sends report through ``sent``).
+                # 6. Wait for the next thing to happen (sends report through ``sent``).
                 if not changed.is_set():
-                    timeout = HEARTBEAT_SECONDS
+                    timeout = min(HEARTBEAT_SECONDS, lease_check)
                     if done and settling is None:  # outcomes waiting for the next settle
-                        timeout = max(0.0, last_settle + SETTLE_SECONDS - time.monotonic())
+                        timeout = max(0.0, min(timeout, last_settle + SETTLE_SECONDS - time.monotonic()))
+                    if not db_ready:
+                        timeout = max(0.0, min(timeout, db_paused_until - time.monotonic()))
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(timeout):
                             await changed.wait()
                 changed.clear()
                 if claiming is not None and claiming.done():
-                    batch = claiming.result()
-                    claiming = None
+                    future, claiming = claiming, None
+                    try:
+                        batch = future.result()
+                    except Exception as exc:
+                        db_failed("claim records", exc)
+                        batch = []
+                    else:
+                        db_failures = 0
                     for record in batch:
+                        lease_end[record.id] = record.lease_until or 0.0
                         pending.setdefault((record.store_id, record.destination), collections.deque()).append(record)
                     waiting_count += len(batch)
                     more = len(batch) >= settings.batch_size
+                if renewing is not None and renewing.done():
+                    future_renew, renewing = renewing, None
+                    try:
+                        renewed = {r.id: r.lease_until or 0.0 for r in future_renew.result()}
+                    except Exception as exc:
+                        db_failed("renew leases", exc)
+                    else:
+                        lease_end.update((i, until) for i, until in renewed.items() if i in lease_end)
+                        lost = {r.id for r in renew_asked} - set(renewed)
+                        for task, record in list(sending.items()):
+                            if record.id in lost:  # another holder has it now: stop this send
+                                task.cancel()
+                    renew_asked = []
                 if settling is not None and settling.done():
-                    parked = settling.result()
-                    settling = None
-                    self._after_settle(settled, parked)
+                    future_settle, settling = settling, None
+                    try:
+                        applied = future_settle.result()
+                    except Exception as exc:
+                        db_failed("settle outcomes", exc)
+                        done[:0] = settled  # kept, and settled again once the database answers
+                    else:
+                        db_failures = 0
+                        for record, _ in settled:
+                            lease_end.pop(record.id, None)
+                        self._after_settle(applied)
+                        more = True  # deletes unblock the next record of those orders
                     settled = []
-                    more = True  # deletes unblock the next record of those orders
                     if progress is not None and time.monotonic() - last_progress >= 0.2:
                         last_progress = time.monotonic()
                         progress(self.stats, await self._db_call(self._unparked))
@@ -373,27 +562,32 @@ class StackController:
             for send in list(sending):  # interrupted: these stay leased and go again after the lease
                 send.cancel()
             # The database calls run on in their thread whatever happens here: wait for them.
-            unsent = [*expiring, *(r.id for queue in pending.values() for r in queue)]
+            unsent = [*expiring, *(r for queue in pending.values() for r in queue)]
             with contextlib.suppress(Exception):
                 if claiming is not None:
-                    unsent.extend(r.id for r in await claiming)
+                    unsent.extend(await claiming)
+            with contextlib.suppress(Exception):
+                if renewing is not None:
+                    await renewing
             with contextlib.suppress(Exception):
                 if settling is not None:
-                    self._after_settle(settled, await settling)
+                    self._after_settle(await settling)
             with contextlib.suppress(Exception):
                 if done:  # replies already in: record them, so they are not sent again
                     settled = done[:]
-                    self._after_settle(settled, await self._db_call(self._settle, settled))
+                    self._after_settle(await self._db_call(self._settle, settled))
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
             for connector in self._connectors.values():
-                await connector.aclose()
+                with contextlib.suppress(Exception):
+                    await connector.aclose()
             self._connectors.clear()
             if unsent:  # claimed but never sent: give them back at once rather than at lease expiry
                 with contextlib.suppress(Exception):
-                    await self._db_call(self.stack.release, unsent, self.worker_id)
-            await self._db_call(self.stack.sign_off, self.worker_id)
+                    await self._db_call(self.stack.release, unsent)
+            with contextlib.suppress(Exception):
+                await self._db_call(self.stack.sign_off, self.worker_id)
         if progress is not None:
             progress(self.stats, await self._db_call(self._unparked))
         return self.stats

@@ -7,6 +7,8 @@ rescheduled on a transient fault and parked on a permanent one.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 import socket
@@ -23,6 +25,10 @@ from sqlalchemy.sql import ClauseElement
 
 from .connector import StatusUpdate
 from .storage import Prepared, controllers, order_history, prepared, stack, transaction
+
+#: Numbers the claims of this process: with the worker's id and a tag of the process, a claim's fencing token.
+_claims = itertools.count(1)
+_PROCESS_TAG = os.urandom(3).hex()
 
 #: A controller whose heartbeat is older than this is taken for dead.
 HEARTBEAT_STALE_SECONDS = 15.0
@@ -42,6 +48,10 @@ class StackRecord:
     last_error: str | None
     parked: bool
     lease_until: float | None = None
+    #: The fencing token of the lease this copy was claimed under: only its holder may settle the record.
+    lease_token: str | None = None
+    #: When the record's current run of failures began (the retry horizon counts from it).
+    failing_since: float | None = None
 
     def state(self, now: float | None = None) -> str:
         """parked, in flight (leased), waiting (a retry is scheduled) or queued."""
@@ -67,7 +77,17 @@ class StackRecord:
             "created_at": self.created_at,
             "next_attempt_at": self.next_attempt_at,
             "last_error": self.last_error,
+            "failing_since": self.failing_since,
         }
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    """What ``stack retry`` did: the records queued again, and those it refused to."""
+
+    retried: list[int]
+    #: Parked records a later update of their order would be overtaken by (see :meth:`Stack.retry`).
+    refused: list[int]
 
 
 @dataclass(frozen=True)
@@ -203,6 +223,8 @@ def _record(row: Any) -> StackRecord:
         last_error=row.last_error,
         parked=bool(row.parked),
         lease_until=row.lease_until,
+        lease_token=row.leased_by,
+        failing_since=row.failing_since,
     )
 
 
@@ -213,7 +235,7 @@ INSERT_COLUMNS = ("idempotency_key", "store_id", "order_number", "destination", 
                   "attempts", "next_attempt_at", "parked")
 _CLAIM_COLUMNS = (stack.c.id, stack.c.idempotency_key, stack.c.store_id, stack.c.order_number,
                   stack.c.destination, stack.c.payload, stack.c.created_at, stack.c.attempts,
-                  stack.c.next_attempt_at, stack.c.last_error)
+                  stack.c.next_attempt_at, stack.c.last_error, stack.c.failing_since)
 
 
 def _insert() -> ClauseElement:
@@ -252,52 +274,80 @@ def _claim_select(postgres: bool) -> ClauseElement:
     return query
 
 
+def _held_select(postgres: bool) -> ClauseElement:
+    query = sa.select(stack.c.id).where(stack.c.leased_by == sa.bindparam("token"))
+    # Locked until the settle commits: a claim (SKIP LOCKED) cannot take them over meanwhile.
+    return query.with_for_update(of=stack) if postgres else query
+
+
 def _claim_lease() -> ClauseElement:
     return (stack.update().where(stack.c.id == sa.bindparam("rid"))
-            .values(lease_until=sa.bindparam("until"), leased_by=sa.bindparam("worker"),
+            .values(lease_until=sa.bindparam("until"), leased_by=sa.bindparam("token"),
                     attempts=stack.c.attempts + 1))
 
 
+def _held() -> sa.ColumnElement[bool]:
+    """Only the holder of the current lease: a stale copy of a record never changes it (fencing)."""
+    return sa.and_(stack.c.id == sa.bindparam("rid"), stack.c.leased_by == sa.bindparam("token"))
+
+
 def _release() -> ClauseElement:
-    return (stack.update().where(stack.c.id == sa.bindparam("rid"), stack.c.leased_by == sa.bindparam("worker"))
+    return (stack.update().where(_held())
             .values(lease_until=sa.null(), leased_by=sa.null(), attempts=stack.c.attempts - 1))
 
 
+def _renew() -> ClauseElement:
+    return stack.update().where(_held()).values(lease_until=sa.bindparam("until"))
+
+
 def _delete() -> ClauseElement:
-    return stack.delete().where(stack.c.id == sa.bindparam("rid"))
+    return stack.delete().where(_held())
 
 
 def _history_settled() -> ClauseElement:
     """Mark the change's history row delivered, before its record leaves the stack."""
-    key = sa.select(stack.c.idempotency_key).where(stack.c.id == sa.bindparam("rid")).scalar_subquery()
+    key = sa.select(stack.c.idempotency_key).where(_held()).scalar_subquery()
     return (order_history.update().where(order_history.c.idempotency_key == key)
             .values(settled_at=sa.bindparam("now"), outcome="delivered"))
 
 
-def _superseded(ids: Sequence[int] | None) -> sa.Select[Any]:
-    """Parked records a later update of the same order has overtaken (and was delivered)."""
+def _overtaken(ids: Sequence[int] | None) -> sa.Select[Any]:
+    """Parked records (these, or all) a later update of their order would overtake if sent now.
+
+    A later update overtakes when it was delivered (history), or when it is on the
+    stack and not being retried together with this one (queued, waiting, in flight,
+    or left parked): retried together, the older goes first.
+    """
     own = order_history.alias("own")
-    later = order_history.alias("later")
-    query = (
-        sa.select(stack.c.id)
-        .join(own, own.c.idempotency_key == stack.c.idempotency_key)
-        .where(
-            stack.c.parked == sa.true(),
-            sa.select(later.c.id).where(later.c.order_id == own.c.order_id, later.c.id > own.c.id,
-                                        later.c.outcome == "delivered").exists(),
-        )
+    later_change = order_history.alias("later_change")
+    later = stack.alias("later")
+    retried_with = later.c.parked == sa.true()
+    if ids is not None:
+        retried_with = sa.and_(retried_with, later.c.id.in_(list(ids)))
+    delivered_later = (
+        sa.select(later_change.c.id)
+        .where(own.c.idempotency_key == stack.c.idempotency_key, later_change.c.order_id == own.c.order_id,
+               later_change.c.id > own.c.id, later_change.c.outcome == "delivered")
+        .exists()
     )
+    queued_later = (
+        sa.select(later.c.id)
+        .where(later.c.store_id == stack.c.store_id, later.c.order_number == stack.c.order_number,
+               later.c.id > stack.c.id, ~retried_with)
+        .exists()
+    )
+    query = sa.select(stack.c.id).where(stack.c.parked == sa.true(), sa.or_(delivered_later, queued_later))
     return query.where(stack.c.id.in_(list(ids))) if ids is not None else query
 
 
 def _reschedule() -> ClauseElement:
-    return stack.update().where(stack.c.id == sa.bindparam("rid")).values(
+    return stack.update().where(_held()).values(
         next_attempt_at=sa.bindparam("at"), last_error=sa.bindparam("err"), lease_until=sa.null(),
-        leased_by=sa.null())
+        leased_by=sa.null(), failing_since=sa.func.coalesce(stack.c.failing_since, sa.bindparam("now")))
 
 
 def _park() -> ClauseElement:
-    return stack.update().where(stack.c.id == sa.bindparam("rid")).values(
+    return stack.update().where(_held()).values(
         parked=sa.true(), parked_at=sa.bindparam("now"), last_error=sa.bindparam("err"), lease_until=sa.null(),
         leased_by=sa.null())
 
@@ -333,10 +383,14 @@ class Stack:
 
         A record whose order has an earlier unparked record (queued, waiting or in
         flight) is not claimable: updates of one order go out in the order they happened.
+        Each claim has a fencing token of its own (``worker#n``), kept in ``leased_by``:
+        a record claimed again after its lease ran out gets a new one, and the old
+        holder can then no longer settle, renew or release it.
         The lease is committed before this returns, so before anything is sent.
         """
         now = time.time() if now is None else now
         until = now + lease_seconds
+        token = f"{worker[:96]}#{_PROCESS_TAG}.{next(_claims)}"  # leased_by holds 128 characters
         select = self._prepared("stack.claim." + ("pg" if self.postgres else "sql"),
                                 lambda: _claim_select(self.postgres))
         with transaction(self.engine) as cur:
@@ -344,65 +398,102 @@ class Stack:
             if not rows:
                 return []
             self._prepared("stack.lease", _claim_lease).executemany(
-                cur, [{"rid": r[0], "until": until, "worker": worker} for r in rows])
+                cur, [{"rid": r[0], "until": until, "token": token} for r in rows])
         return [
             StackRecord(id=r[0], idempotency_key=r[1], store_id=r[2], order_number=r[3], destination=r[4],
                         update=StatusUpdate.from_payload(json.loads(r[5])), created_at=r[6],
                         attempts=r[7] + 1, next_attempt_at=r[8], last_error=r[9], parked=False,
-                        lease_until=until)
+                        lease_until=until, lease_token=token, failing_since=r[10])
             for r in rows
         ]
 
+    def _holding(self, cur: Any, records: Iterable[StackRecord]) -> set[int]:
+        """The ids of ``records`` whose lease is still theirs (same token), locked for this transaction."""
+        tokens = {r.lease_token for r in records if r.lease_token is not None}
+        held = self._prepared("stack.held." + ("pg" if self.postgres else "sql"), lambda: _held_select(self.postgres))
+        ids: set[int] = set()
+        for token in tokens:
+            ids.update(row[0] for row in held.execute(cur, {"token": token}).fetchall())
+        return {r.id for r in records if r.id in ids}
+
     def settle(
         self,
-        delete: Iterable[int] = (),
-        reschedule: Iterable[tuple[int, float, str]] = (),
-        park: Iterable[tuple[int, str]] = (),
+        delete: Iterable[StackRecord] = (),
+        reschedule: Iterable[tuple[StackRecord, float, str]] = (),
+        park: Iterable[tuple[StackRecord, str]] = (),
         now: float | None = None,
-    ) -> None:
-        """Apply a batch of outcomes in one transaction."""
+    ) -> set[int]:
+        """Apply a batch of outcomes in one transaction; returns the ids that were stale.
+
+        Only the holder of a record's current lease settles it (its claim's fencing
+        token): a record whose lease ran out and was claimed again is left to its
+        new holder, and its id is returned, so a late reply can never delete,
+        reschedule or park it, nor unblock the next update of its order.
+        """
         now = time.time() if now is None else now
         delete, reschedule, park = list(delete), list(reschedule), list(park)
         if not (delete or reschedule or park):
-            return
+            return set()
+        every = [*delete, *(r for r, _, _ in reschedule), *(r for r, _ in park)]
         with transaction(self.engine) as cur:
+            held = self._holding(cur, every)
             self._prepared("history.settled", _history_settled).executemany(
-                cur, [{"rid": i, "now": now} for i in delete])
-            self._prepared("stack.delete", _delete).executemany(cur, [{"rid": i} for i in delete])
+                cur, [{"rid": r.id, "token": r.lease_token, "now": now} for r in delete if r.id in held])
+            self._prepared("stack.delete", _delete).executemany(
+                cur, [{"rid": r.id, "token": r.lease_token} for r in delete if r.id in held])
             self._prepared("stack.reschedule", _reschedule).executemany(
-                cur, [{"rid": i, "at": at, "err": err} for i, at, err in reschedule])
+                cur, [{"rid": r.id, "token": r.lease_token, "at": at, "err": err, "now": now}
+                      for r, at, err in reschedule if r.id in held])
             self._prepared("stack.park", _park).executemany(
-                cur, [{"rid": i, "err": err, "now": now} for i, err in park])
+                cur, [{"rid": r.id, "token": r.lease_token, "err": err, "now": now} for r, err in park if r.id in held])
+        return {r.id for r in every} - held
 
-    def release(self, ids: Iterable[int], worker: str) -> None:
-        """Give back records ``worker`` claimed but never sent (the attempt is not counted)."""
+    def renew(self, records: Iterable[StackRecord], lease_seconds: float,
+              now: float | None = None) -> list[StackRecord]:
+        """Extend the leases of ``records`` still held; returns those, with their new ``lease_until``."""
+        now = time.time() if now is None else now
+        records = list(records)
+        until = now + lease_seconds
         with transaction(self.engine) as cur:
-            self._prepared("stack.release", _release).executemany(cur, [{"rid": i, "worker": worker} for i in ids])
+            held = self._holding(cur, records)
+            self._prepared("stack.renew", _renew).executemany(
+                cur, [{"rid": r.id, "token": r.lease_token, "until": until} for r in records if r.id in held])
+        return [dataclasses.replace(r, lease_until=until) for r in records if r.id in held]
 
-    def superseded(self, ids: Sequence[int] | None = None) -> list[int]:
-        """Parked records (these, or all) that a later, delivered update of their order overtook.
+    def release(self, records: Iterable[StackRecord]) -> None:
+        """Give back records claimed but never sent (the attempt is not counted); only while still held."""
+        with transaction(self.engine) as cur:
+            self._prepared("stack.release", _release).executemany(
+                cur, [{"rid": r.id, "token": r.lease_token} for r in records])
 
-        Sending one now would leave the cart showing an older status than the order has.
+    def overtaken(self, ids: Sequence[int] | None = None) -> list[int]:
+        """Parked records (these, or all) that a later update of their order would overtake if retried.
+
+        See :meth:`retry`: sending one could leave the cart showing an older status than the order has.
         """
         with self.engine.connect() as conn:
-            return sorted(conn.execute(_superseded(ids)).scalars())
+            return sorted(conn.execute(_overtaken(ids)).scalars())
 
-    def retry(self, ids: Sequence[int] | None = None, now: float | None = None, *, force: bool = False) -> int:
-        """Put parked records (these, or all) back in the queue; returns how many.
+    def retry(self, ids: Sequence[int] | None = None, now: float | None = None, *,
+              force: bool = False) -> RetryResult:
+        """Put parked records (these, or all) back in the queue.
 
-        A superseded record (see :meth:`superseded`) stays parked unless ``force``:
-        retrying it would send an older status after a newer one.
+        A record is refused (stays parked) unless ``force`` when a later update of
+        the same order was delivered or is on the stack and not retried with it:
+        sent now, it would land after the newer status. Records retried together
+        go out oldest first (the claim takes only an order's oldest record).
         """
         now = time.time() if now is None else now
-        query = stack.update().where(stack.c.parked == sa.true())
+        wanted = sa.select(stack.c.id).where(stack.c.parked == sa.true())
         if ids is not None:
-            query = query.where(stack.c.id.in_(list(ids)))
+            wanted = wanted.where(stack.c.id.in_(list(ids)))
         with self.engine.begin() as conn:
-            if not force:
-                query = query.where(stack.c.id.not_in(_superseded(ids).scalar_subquery()))
-            return conn.execute(
-                query.values(parked=False, parked_at=None, next_attempt_at=now, attempts=0)
-            ).rowcount
+            refused = [] if force else sorted(conn.execute(_overtaken(ids)).scalars())
+            retried = sorted(set(conn.execute(wanted).scalars()) - set(refused))
+            if retried:
+                conn.execute(stack.update().where(stack.c.id.in_(retried), stack.c.parked == sa.true()).values(
+                    parked=False, parked_at=None, next_attempt_at=now, attempts=0, failing_since=None))
+        return RetryResult(retried, refused)
 
     def purge_failed(self, now: float | None = None) -> int:
         """Delete every parked record; the change's history keeps why it never arrived."""

@@ -64,10 +64,13 @@ stack = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.Float, nullable=False),
     sa.Column("lease_until", sa.Float),
+    # The fencing token of the current lease: the claiming worker's id and its claim (see Stack.claim).
     sa.Column("leased_by", sa.String(128)),
     sa.Column("last_error", sa.Text),
     sa.Column("parked", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("parked_at", sa.Float),
+    # The first failure of the current run of failures (migration 0003): the retry horizon counts from it.
+    sa.Column("failing_since", sa.Float),
 )
 sa.Index("ix_stack_order", stack.c.store_id, stack.c.order_number, stack.c.id)
 sa.Index("ix_stack_due", stack.c.parked, stack.c.next_attempt_at)

@@ -168,7 +168,7 @@ def test_fire_at_many_orders_shows_progress(cli: Callable[..., Result], engine: 
 def _park(engine: StatusEngine, numbers: list[str]) -> list[int]:
     engine.fire("Order Shipped", numbers)
     claimed = engine.stack.claim("test", 100, 60)
-    engine.stack.settle(park=[(r.id, Failed("cart said no").reason) for r in claimed])
+    engine.stack.settle(park=[(r, Failed("cart said no").reason) for r in claimed])
     return [r.id for r in claimed]
 
 
@@ -202,7 +202,7 @@ def test_stack_retry_and_purge_failed(cli: Callable[..., Result], engine: Status
     assert "give record IDs or --all-failed" in cli("stack", "retry", str(ids[0]), "--all-failed", code=2).output
 
     assert "1 parked records queued again" in cli("stack", "retry", str(ids[0])).output
-    assert "1 of the IDs given are not parked records" in cli("stack", "retry", str(ids[0]), code=1).output
+    assert f"not parked records: {ids[0]}" in cli("stack", "retry", str(ids[0]), code=1).output
     assert engine.stack.status().parked == 2
 
     declined = cli("stack", "purge-failed", input="n\n", code=1)
@@ -211,8 +211,8 @@ def test_stack_retry_and_purge_failed(cli: Callable[..., Result], engine: Status
     assert "2 parked records deleted" in cli("stack", "purge-failed", "--yes").output
     assert [r.id for r in engine.stack.records()] == [ids[0]]
 
-    _park(engine, [])  # nothing new
-    engine.stack.settle(park=[(ids[0], "again")])
+    (again,) = engine.stack.claim("test", 100, 60)
+    engine.stack.settle(park=[(again, "again")])
     assert "1 parked records queued again" in cli("stack", "retry", "--all-failed").output
 
 

@@ -341,15 +341,16 @@ async def test_stack_retry_and_purge_failed(make_engine: Callable[..., StatusEng
     parked = {r.order_number: r.id for r in stack.records(states=["parked"])}
     assert set(parked) == {p1, p2, p3}
 
-    assert stack.retry([parked[p1]]) == 1
+    assert stack.retry([parked[p1]]).retried == [parked[p1]]
     retried = stack.get(parked[p1])
     assert retried is not None and (retried.state(), retried.attempts) == ("queued", 0)
-    assert stack.retry([parked[p1]]) == 0  # no longer parked
+    assert stack.retry([parked[p1]]).retried == []  # no longer parked
     assert stack.purge_failed() == 2  # p2 and p3 only
     assert {r.order_number: r.state() for r in stack.records()} == {p1: "queued", waiting: "waiting"}
 
-    stack.settle(park=[(parked[p1], "again")])
-    assert stack.retry() == 1  # all failed
+    (again,) = stack.claim("w", 10, 60)
+    stack.settle(park=[(again, "again")])
+    assert stack.retry().retried == [parked[p1]]  # all failed
     assert stack.status().parked == 0
 
 

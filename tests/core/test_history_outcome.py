@@ -73,7 +73,7 @@ async def test_a_parked_update_overtaken_by_a_delivered_one_is_not_retried(
     engine.fire("Order Cancelled", [first])  # overtakes the parked Shipped of `first`
     await drain(engine, Answers({"Cancelled": Delivered()}))
     parked = {r.order_number: r.id for r in engine.stack.records(states=["parked"])}
-    assert engine.stack.superseded() == [parked[first]]
+    assert engine.stack.overtaken() == [parked[first]]
 
     # Retrying everything brings back only `other`: the cart would otherwise end on Shipped.
     result = CliRunner().invoke(main, ["--config", str(engine.config.path), "stack", "retry", "--all-failed"])
@@ -82,7 +82,7 @@ async def test_a_parked_update_overtaken_by_a_delivered_one_is_not_retried(
     assert f"not retried: {parked[first]}" in " ".join(result.output.split())
     assert [r.order_number for r in engine.stack.records(states=["parked"])] == [first]
 
-    assert engine.stack.retry([parked[first]], force=True) == 1
+    assert engine.stack.retry([parked[first]], force=True).retried == [parked[first]]
     assert engine.stack.records(states=["parked"]) == []
 
 
@@ -98,10 +98,15 @@ def test_a_stack_at_revision_0001_is_migrated_keeping_its_rows(tmp_path: Path) -
                              "VALUES ('main', '1', 'New', 'C1', 0)"))
         conn.execute(sa.text("INSERT INTO order_history (order_id, at, route, to_status) "
                              "VALUES (1, 0, 'imported', 'New')"))
+        conn.execute(sa.text("INSERT INTO stack (idempotency_key, store_id, order_number, destination, payload, "
+                             "created_at, attempts, next_attempt_at, parked) "
+                             "VALUES ('k1', 'main', '1', 'seti', '{}', 0, 2, 0, 0)"))
     migrate(db)
     with db.connect() as conn:
         row = conn.execute(sa.text("SELECT to_status, settled_at, outcome FROM order_history")).one()
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+        stacked = conn.execute(sa.text("SELECT attempts, failing_since FROM stack")).one()
     assert tuple(row) == ("New", None, None)
-    assert version == "0002"
+    assert tuple(stacked) == (2, None)  # 0003: its run of failures counts from its next failure
+    assert version == "0003"
 

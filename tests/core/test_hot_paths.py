@@ -74,7 +74,7 @@ def test_claim_leases_only_the_oldest_record_of_each_order(engine: StatusEngine)
     assert all(r.attempts == 1 and r.state() == "in flight" for r in claimed)
     # Leased records and the later record of a leased order are not claimable.
     assert engine.stack.claim("w2", 10, 30) == []
-    engine.stack.settle(delete=[r.id for r in claimed if r.order_number == first])
+    engine.stack.settle(delete=[r for r in claimed if r.order_number == first])
     (later,) = engine.stack.claim("w2", 10, 30)
     assert (later.order_number, later.update.status) == (first, "Cancelled")
 
@@ -82,8 +82,8 @@ def test_claim_leases_only_the_oldest_record_of_each_order(engine: StatusEngine)
 def test_release_gives_back_lease_and_attempt_only_to_the_holder(engine: StatusEngine) -> None:
     engine.fire("Order Shipped", add_orders(engine, 2))
     claimed = engine.stack.claim("w1", 10, 30)
-    engine.stack.release([claimed[0].id], "someone-else")
-    engine.stack.release([claimed[1].id], "w1")
+    engine.stack.release([dataclasses.replace(claimed[0], lease_token="someone-else#1")])
+    engine.stack.release([claimed[1]])
     states = {r.id: (r.state(), r.attempts) for r in engine.stack.records()}
     assert states == {claimed[0].id: ("in flight", 1), claimed[1].id: ("queued", 0)}
 

@@ -113,7 +113,7 @@ async def test_the_stack_claims_and_settles_on_postgres(pg_url: str, config: Con
         # Only the oldest record of each order is claimable.
         assert sorted(r.order_number for r in claimed) == sorted(numbers)
         assert engine.stack.claim("w2", 100, 30) == []
-        engine.stack.settle([r.id for r in claimed], [], [])
+        engine.stack.settle(claimed)
         stats = await StackController(config, engine.stack, transport=sim_transport).run(drain=True)
         assert stats.delivered == 2
         assert engine.stack.count() == 0
