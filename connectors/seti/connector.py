@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import urllib.request
 from urllib.parse import urlencode
 
@@ -24,6 +25,13 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 #: reply is masked first, and the stack controller cuts reasons for display
 #: after masking them, so a cut never leaves part of an echoed password.
 REPLY_TEXT_LIMIT = 64 * 1024
+
+#: Control characters but tab, CR and LF: a garbled reply's bytes, shown as ``\x00``.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 class SetiConnector(Connector):
@@ -161,8 +169,9 @@ class SetiConnector(Connector):
         return RetryLater(f"unreadable reply from the script: {message}")
 
     def _reply_text(self, text: str) -> str:
-        """The script's text for a reason: secrets masked first, then bounded (never cut before masking)."""
-        return self.scrub(text.strip())[:REPLY_TEXT_LIMIT]
+        """The script's text for a reason: secrets masked first, then control characters written
+        out (PostgreSQL stores no NUL in text), then bounded: nothing is cut or changed before masking."""
+        return _CONTROL.sub(_escaped, self.scrub(text.strip()))[:REPLY_TEXT_LIMIT]
 
     async def test_connection(self) -> ConnectionResult:
         try:

@@ -143,3 +143,10 @@ async def test_finding_7_the_simulator_notice_is_delivered_and_its_failed_query_
     finally:
         await connector.aclose()
     assert simulator.order_state("C1001") == {"status": "shipped", "tracking": []}
+
+
+async def test_a_garbled_reply_makes_a_reason_any_database_stores() -> None:
+    # PostgreSQL refuses a NUL in text: a controller storing this reason raw crashed.
+    outcome = await send("\x00\xff\x1bSETIResp garbage\r\n")
+    assert isinstance(outcome, RetryLater)
+    assert outcome.reason.endswith("not a script reply: \\x00\xff\\x1bSETIResp garbage")
