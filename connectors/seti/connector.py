@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import urllib.request
 from urllib.parse import urlencode
 
@@ -20,10 +21,30 @@ from . import protocol
 from .transport import script_transport
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+#: The most of a script's reply kept in a reason. Generous on purpose: the
+#: reply is masked first, and the stack controller cuts reasons for display
+#: after masking them, so a cut never leaves part of an echoed password.
+REPLY_TEXT_LIMIT = 64 * 1024
+
+#: Control characters but tab, CR and LF: a garbled reply's bytes, shown as ``\x00``.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 class SetiConnector(Connector):
-    """Posts ``updatestatus`` to the cart's script; only a success reply is delivery."""
+    """Posts ``updatestatus`` to the cart's script; only a clean success reply is delivery.
+
+    The reply is read by its ``SETIResponse`` / ``SETIError`` line wherever it
+    stands in the body (see :func:`protocol.parse_reply`). An OK that comes
+    with database trouble (a PHP warning about ``mysql_query()``, ``SQLSTATE``,
+    a fatal error) or next to a line that disagrees is not delivery: it is
+    retried with the script's text (a status update is idempotent, and the
+    controller's retry horizon parks a record that never gets a clean OK).
+    See docs/seti.md.
+    """
 
     name = "seti"
     settings_schema = {
@@ -130,7 +151,7 @@ class SetiConnector(Connector):
             # misconfigured proxy that will recover, so only the script's own
             # refusal is permanent.
             if isinstance(http_outcome, Failed):
-                return RetryLater(http_outcome.reason)
+                return RetryLater(f"HTTP {response.status_code} from the cart: {self._reply_text(response.text)}")
             return http_outcome
         # Script replies are ASCII; decoding them directly skips httpx's charset
         # lookup (an email-header parse per response).
@@ -138,11 +159,19 @@ class SetiConnector(Connector):
         reply = protocol.parse_reply(body.decode("ascii") if body.isascii() else response.text)
         if reply.kind == "ok":
             return Delivered("SETIResponse OK")
+        message = self._reply_text(reply.message)
         if reply.kind == "refused":
-            return Failed(f"the cart refused the update: {reply.message}")
+            return Failed(f"the cart refused the update: {message}")
         if reply.kind == "error":
-            return Failed(f"the cart script reported an error: {reply.message}")
-        return RetryLater(f"unreadable reply from the script: {reply.message}")
+            return Failed(f"the cart script reported an error: {message}")
+        if reply.kind == "doubtful":
+            return RetryLater(f"not taken as delivered, sent again: {message}")
+        return RetryLater(f"unreadable reply from the script: {message}")
+
+    def _reply_text(self, text: str) -> str:
+        """The script's text for a reason: secrets masked first, then control characters written
+        out (PostgreSQL stores no NUL in text), then bounded: nothing is cut or changed before masking."""
+        return _CONTROL.sub(_escaped, self.scrub(text.strip()))[:REPLY_TEXT_LIMIT]
 
     async def test_connection(self) -> ConnectionResult:
         try:
@@ -155,4 +184,4 @@ class SetiConnector(Connector):
         if version:
             return ConnectionResult(True, f"script version {version}")
         reply = protocol.parse_reply(response.text)
-        return ConnectionResult(False, reply.message or "no version in the reply")
+        return ConnectionResult(False, self._reply_text(reply.message) or "no version in the reply")

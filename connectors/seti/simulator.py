@@ -24,7 +24,13 @@ from starlette.routing import Route
 from . import protocol
 
 FAULTS = ("http_500", "http_503", "http_429", "http_404", "refuse", "seti_error", "xml_error",
-          "timeout", "garbled", "empty")
+          "timeout", "garbled", "empty", "notice", "db_warning")
+
+#: What PHP prints before the reply: a harmless notice (``notice``: the update is
+#: applied) or a failed query (``db_warning``: the script still says OK, but the
+#: update is not applied).
+PHP_NOTICE = "<br />\n<b>Notice</b>:  Undefined index: trackcount in <b>/var/www/seom.php</b> on line <b>41</b><br />\n"
+PHP_DB_WARNING = "Warning: mysql_query(): Lock wait timeout exceeded in /var/www/seom.php on line 88\n"
 
 REPLY_STYLES = {
     "colon": "SETIResponse: update=OK;Notes=\r\n",
@@ -89,8 +95,8 @@ class SetiSimulator:
     async def _script(self, request: Request) -> Response:
         self.requests += 1
         form = {k: str(v) for k, v in (await request.form()).items()}
-        if self.faults:
-            fault = self.faults.popleft()
+        fault = self.faults.popleft() if self.faults else None
+        if fault is not None:
             reply = await self._fault(fault)
             if reply is not None:
                 return reply
@@ -111,11 +117,13 @@ class SetiSimulator:
             return PlainTextResponse(f"SETIResponse: update=False;Notes=Order {number} could not be found")
         if not status:
             return PlainTextResponse("SETIResponse=False;Note=No order status given")
+        if fault == "db_warning":  # the query failed, the script says OK all the same
+            return PlainTextResponse(PHP_DB_WARNING + REPLY_STYLES[self.reply_style])
         self.orders[number] = status
         if tracks:
             self.tracking[number] = tracks
         self.received.append(Received(number, form.get("refnumber", ""), status, tracks, form))
-        return PlainTextResponse(REPLY_STYLES[self.reply_style])
+        return PlainTextResponse((PHP_NOTICE if fault == "notice" else "") + REPLY_STYLES[self.reply_style])
 
     async def _fault(self, fault: str) -> Response | None:
         if fault == "http_500":
