@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import click
@@ -199,6 +199,8 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
         checks.append(Check(6, "wait", f"record #{record.id} will be retried; last error: {record.last_error}"))
     else:
         checks.append(Check(6, "wait", f"record #{record.id} has not been answered yet ({record.state(now)})"))
+    # Details quote the cart's reasons: masked again (one stored by an older version may not be).
+    checks[:] = [replace(c, detail=config.secret_mask(c.detail)) for c in checks]
     return result
 
 
