@@ -133,8 +133,8 @@ SHORT_SECRET = 3
 #: A text ending with this many characters of a secret (a cut may have left
 #: them) has that tail masked.
 TAIL_CHARS = 3
-#: What a cut may leave after a tail: a closing quote, an ellipsis, spaces.
-_AFTER_CUT = r"(?=[\s'\"….]{0,4}\Z)"
+#: What may follow a cut tail: a closing quote or bracket, an ellipsis, spaces.
+_AFTER_CUT = r"(?=[\s'\"….)\]}]{0,4}\Z)"
 _WORD = "A-Za-z0-9"
 
 #: Whole-text encoders a cart may apply; applied to one character here.
