@@ -213,14 +213,12 @@ def _forms(secret: str, users: Iterable[str]) -> dict[str, int]:
     keep = min(TAIL_CHARS, len(secret))
     forms = {secret: keep}
     data, kept = secret.encode(), len(secret[:keep].encode())
-    for user in sorted({"", *users}):
-        for lead in (b"", f"{user}:".encode()):
-            raw = lead + data
-            tail = -(-(len(lead) + kept) * 4 // 3)  # base64 characters that carry the kept bytes
-            for encode in (base64.b64encode, base64.urlsafe_b64encode):
-                full = encode(raw).decode("ascii")
-                forms.setdefault(full, tail)
-                forms.setdefault(full.rstrip("="), tail)
+    for lead in [b"", *(f"{user}:".encode() for user in sorted({"", *users}))]:  # alone, then as user:secret
+        tail = -(-(len(lead) + kept) * 4 // 3)  # the base64 characters that carry the kept bytes
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            full = encode(lead + data).decode("ascii")
+            forms.setdefault(full, tail)
+            forms.setdefault(full.rstrip("="), tail)
     return forms
 
 
@@ -309,6 +307,10 @@ class SecretMask:
     def __repr__(self) -> str:
         return f"SecretMask({len(self._users)} secrets)"
 
+    def __reduce__(self) -> Any:
+        # Pickling would write the secrets out in the clear; refuse (as Secret does).
+        raise TypeError("a SecretMask cannot be pickled")
+
 
 def config_secret_mask(config: Config) -> SecretMask:
     """A mask over every secret a setup file holds: each store's connector and OSS settings, the stack's password."""
@@ -329,7 +331,11 @@ class MaskingFilter(logging.Filter):
         self.mask = mask
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self.mask(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: the handler would print them raw
+            message = f"{record.msg} (log arguments that do not fit: {record.args!r})"
+        record.msg, record.args = self.mask(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -7,6 +7,7 @@ import base64
 import html
 import json
 import logging
+import pickle
 import re
 import time
 import xml.sax.saxutils
@@ -249,6 +250,8 @@ def test_finding_3_the_setup_files_mask_holds_every_secret_it_has(
     config = load_config(write_setup(data))
     mask = config.secret_mask
     assert mask is config.secret_mask  # built once per setup file
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(mask)
     for secret, user in (("s3cret-Shop-Pass", "om"), ("Inline-Pa55 word", "om2"), ("oss-T0ken-value", "shop-1"),
                          ("pg@Pa55word", "cs")):
         for form in (secret, quote_plus(secret), html.escape(json.dumps(secret)[1:-1]), _b64(f"{user}:{secret}")):
@@ -287,7 +290,9 @@ def test_finding_3_log_lines_are_masked(caplog: pytest.LogCaptureFixture) -> Non
             raise ValueError(f"cannot post {html.escape(PASSWORD)}")
         except ValueError:
             log.exception("connector main raised")
+        log.warning("a plugin's bad format %d", quote(PASSWORD))  # the handler would print the arguments raw
     assert "parked record 7: HTTP 403: password=" in caplog.text and "ValueError: cannot post" in caplog.text
+    assert "a plugin's bad format %d (log arguments that do not fit" in caplog.text
     assert_no_form(caplog.text)
     assert not log.filters  # the block is over: nothing left behind
 
