@@ -22,6 +22,7 @@ from .config import Config, ConfigError, StatusEvent, config_path, load_config, 
 from .connector import Tracking
 from .engine import ImportError_, OrderError, StatusEngine
 from .events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
+from .secrets import masked_logs
 from .stack import Stack
 
 # soft_wrap: piped output keeps each message on one line (rich would cut it at 80 columns).
@@ -69,6 +70,20 @@ pass_ctx = click.make_pass_decorator(Context)
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+#: Fields of a shown record that carry a reason: a cart's words, which may echo a secret.
+_REASON_FIELDS = frozenset({"last_error", "reason", "outcome"})
+
+
+def masked_reasons(data: Any, mask: Callable[[str], str]) -> Any:
+    """``data`` with every reason field masked, again: a reason stored by an older version may not be."""
+    if isinstance(data, dict):
+        return {k: mask(v) if k in _REASON_FIELDS and isinstance(v, str) else masked_reasons(v, mask)
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [masked_reasons(v, mask) for v in data]
+    return data
 
 
 def _age(seconds: float | None) -> str:
@@ -168,7 +183,7 @@ def orders_import(ctx: Context, file: Path) -> None:
 def orders_show(ctx: Context, order: str, store: str | None, as_json: bool) -> None:
     """Show an order's label, its history and any update still pending."""
     try:
-        info = ctx.engine.show_order(order, store)
+        info = masked_reasons(ctx.engine.show_order(order, store), ctx.config.secret_mask)
     except OrderError as exc:
         fail(str(exc), 1)
     if as_json:
@@ -279,13 +294,14 @@ def stack_list(ctx: Context, state: tuple[str, ...], limit: int, as_json: bool) 
     """List queued, waiting and parked records with attempts and last error."""
     now = time.time()
     records = _stack(ctx).records(states=state or None, limit=limit)
+    mask = ctx.config.secret_mask
     if as_json:
-        echo_json([r.as_dict(now) for r in records])
+        echo_json(masked_reasons([r.as_dict(now) for r in records], mask))
         return
     table = Table("id", "store", "order", "status", "to", "state", "attempts", "age", "last error")
     for r in records:
         table.add_row(str(r.id), r.store_id, r.order_number, r.update.status, r.destination, r.state(now),
-                      str(r.attempts), _age(now - r.created_at), escape(r.last_error or ""))
+                      str(r.attempts), _age(now - r.created_at), escape(mask(r.last_error or "")))
     console.print(table)
     if not records:
         console.print("the stack is empty" if not state else "no records in that state")
@@ -365,7 +381,8 @@ def controller(ctx: Context, drain: bool, mode: str) -> None:
             stats = await ctl.run()
         console.print(f"delivered {stats.delivered}, rescheduled {stats.rescheduled}, parked {stats.parked}")
 
-    asyncio.run(run())
+    with masked_logs(ctx.config.secret_mask):  # a reason in a log line, a connector's traceback
+        asyncio.run(run())
     st = engine.stack.status()
     if drain and st.parked:
         console.print(f"[red]{st.parked} records parked[/]: see `cartstatus stack list --state parked`")

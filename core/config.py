@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import jsonschema
 import yaml
 
 from .events import KNOWN_EVENTS, match_event
-from .secrets import Secret, SecretError, resolve_secret
+from .secrets import Secret, SecretError, SecretMask, config_secret_mask, resolve_secret
 from .yamlfile import Locator, YamlSyntaxError, dotted, load_yaml
 
 CONFIG_ENV = "CARTSTATUS_CONFIG"
@@ -121,6 +121,11 @@ class Config:
             raise KeyError(
                 f"store {store_id!r} is not in {self.path}; known stores: {', '.join(self.stores) or 'none'}"
             ) from None
+
+    @cached_property
+    def secret_mask(self) -> SecretMask:
+        """Masks every secret this file holds, in any form: for every reason stored, shown or logged."""
+        return config_secret_mask(self)
 
 
 @cache

@@ -7,6 +7,8 @@ answers with one typed outcome (see :mod:`cartstatus.outcomes`).
 from __future__ import annotations
 
 import email.utils
+import functools
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +17,13 @@ from typing import Any, ClassVar
 import httpx
 
 from .outcomes import Failed, Outcome, RetryLater
-from .secrets import MASK, Secret, mask_secrets
+from .secrets import Secret, SecretMask, mask_secrets
+
+#: A reason is kept whole up to here until it is masked (a cut first could leave
+#: the start of a secret); the bound only keeps a huge page from eating memory.
+REASON_BOUND = 64 * 1024
+#: The longest reason stored or shown, once masked (see :func:`reason_text`).
+REASON_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -155,12 +163,17 @@ class Connector:
         value = self.settings[key]
         return value.reveal() if isinstance(value, Secret) else str(value)
 
+    @functools.cached_property
+    def _mask(self) -> SecretMask:
+        return SecretMask.of_settings(self.settings)
+
     def scrub(self, text: str) -> str:
-        """``text`` with every secret of the settings masked (a cart's error page may echo the form)."""
-        for value in _secret_values(self.settings):
-            if value and value in text:
-                text = text.replace(value, MASK)
-        return text
+        """``text`` with every secret of the settings masked in every form a cart may echo it
+        (:class:`~cartstatus.secrets.SecretMask`): a cart's error page may echo the posted form.
+
+        Mask first, then cut (:func:`reason_text`): a cut first could leave the start of a secret.
+        """
+        return self._mask(text)
 
     def check_status(self, update: StatusUpdate) -> Failed | None:
         """Refuse, before any request, a label outside the cart's vocabulary."""
@@ -188,14 +201,17 @@ class Connector:
             self._client = None
 
 
-def _secret_values(settings: Any) -> list[str]:
-    if isinstance(settings, Secret):
-        return [settings.reveal()]
-    if isinstance(settings, Mapping):
-        return [v for item in settings.values() for v in _secret_values(item)]
-    if isinstance(settings, list | tuple):
-        return [v for item in settings for v in _secret_values(item)]
-    return []
+_CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+
+
+def reason_text(text: str, limit: int = REASON_LIMIT) -> str:
+    """A reason ready to store or show on one line: control characters and runs of
+    white space made one space, stripped, cut to ``limit`` characters (ending "…").
+
+    Call it on a masked text, never before masking (``reason_text(connector.scrub(reason))``).
+    """
+    flat = _CONTROL_OR_SPACE.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[:limit - 1].rstrip() + "…"
 
 
 def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
@@ -225,7 +241,8 @@ def outcome_for_http_error(response: httpx.Response) -> Outcome | None:
         return None
     if code in (408, 425, 429) or code >= 500:
         return RetryLater(f"HTTP {code} from the cart", retry_after_seconds(response))
-    return Failed(f"HTTP {code} from the cart: {response.text[:200].strip()}")
+    # Whole (to a bound): the caller masks it, then cuts it (a cut first could leave part of a secret).
+    return Failed(f"HTTP {code} from the cart: {response.text[:REASON_BOUND].strip()}")
 
 
 def outcome_for_transport_error(exc: httpx.HTTPError) -> RetryLater:

@@ -102,6 +102,8 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
         history = conn.execute(sa.select(order_history).where(order_history.c.order_id == order.id)
                                .order_by(order_history.c.id)).all()
     records = [r for r in engine.stack.records(order_number=number) if r.store_id == order.store_id]
+    # A reason quoted below is masked again: one stored by an older version may hold a secret.
+    mask = config.secret_mask
     result = Diagnosis(number, order.store_id, order.status)
     checks = result.checks
 
@@ -160,7 +162,7 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
     elif change.idempotency_key is None:
         rule = {"internal": 3, "none": 1, "off": 2}.get(change.route)
         because = f" (rule {rule} at the time)" if rule else ""
-        checks.append(Check(5, "fail", f"nothing was queued for that change{because}: {change.reason}",
+        checks.append(Check(5, "fail", f"nothing was queued for that change{because}: {mask(change.reason)}",
                             "fix the cause above, then fire the event again at an order whose label differs"))
     else:
         record = next((r for r in records if r.idempotency_key == change.idempotency_key), None)
@@ -186,17 +188,18 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
         checks.append(Check(6, "skip", "no record to look at"))
     elif record is None and (change.outcome or "").startswith("purged"):
         checks.append(Check(6, "fail", f"never delivered: the record was parked and then purged "
-                                       f"({change.outcome.removeprefix('purged: ') or 'no error recorded'})",
+                                       f"({mask(change.outcome.removeprefix('purged: ')) or 'no error recorded'})",
                             "fix the cause, then fire the event again (the label must change)"))
     elif record is None:
         when = f" at {_iso(change.settled_at)}" if change.settled_at else ""
         checks.append(Check(6, "pass", f"delivered: {change.destination} answered OK{when} and the record was "
                                        "deleted from the stack"))
     elif record.parked:
-        checks.append(Check(6, "fail", f"record #{record.id} is parked after a permanent failure: {record.last_error}",
+        checks.append(Check(6, "fail", f"record #{record.id} is parked after a permanent failure: "
+                                       f"{mask(record.last_error or '')}",
                             f"fix the cause, then `cartstatus stack retry {record.id}`"))
     elif record.last_error:
-        checks.append(Check(6, "wait", f"record #{record.id} will be retried; last error: {record.last_error}"))
+        checks.append(Check(6, "wait", f"record #{record.id} will be retried; last error: {mask(record.last_error)}"))
     else:
         checks.append(Check(6, "wait", f"record #{record.id} has not been answered yet ({record.state(now)})"))
     return result
