@@ -233,8 +233,10 @@ class StatusEngine:
                                         f"{_CONTROL.sub('?', ','.join(header))[:200]}")])
         seen: dict[tuple[str, str], int] = {}
         rows = []
+        start = reader.line_num + 1
         for fields in reader:
-            line = reader.line_num
+            # The record's first line (a quoted field may run over several).
+            line, start = start, reader.line_num + 1
             if not any(f.strip() for f in fields):
                 continue
             if len(fields) != len(CSV_HEADER):
