@@ -79,7 +79,7 @@ class Context:
         return self._engine
 
 
-def _database_failure(config: Config, exc: BaseException) -> str:
+def _database_failure(config: Config, exc: BaseException, lead: str = "cannot open the stack database") -> str:
     """One line: which database (password masked), what went wrong, what to do."""
     url = sa.engine.make_url(config.stack_url)
     shown = url.render_as_string(hide_password=True)
@@ -103,7 +103,7 @@ def _database_failure(config: Config, exc: BaseException) -> str:
         hint = f"the stack was made by another cartstatus version: upgrade cartstatus, or change {where}"
     else:
         hint = f"check {where}"
-    return f"cannot open the stack database {shown}: {reason}; {hint}"
+    return f"{lead} {shown}: {reason}; {hint}"
 
 
 class _Main(click.Group):
@@ -116,7 +116,7 @@ class _Main(click.Group):
             obj = ctx.obj
             if not isinstance(obj, Context) or obj._config is None:
                 raise
-            fail(_database_failure(obj._config, exc), 2)
+            fail(_database_failure(obj._config, exc, "lost the stack database"), 2)
 
 
 pass_ctx = click.make_pass_decorator(Context)

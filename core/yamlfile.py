@@ -157,7 +157,8 @@ def load_yaml(path: Path, *, kind: str = "file", max_bytes: int = MAX_BYTES) -> 
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise YamlFileError(path, line, "(syntax)", f"not valid YAML: {exc.problem or exc}") from None
+        said = ", ".join(str(part) for part in (exc.context, exc.problem) if part) or str(exc)
+        raise YamlFileError(path, line, "(syntax)", f"not valid YAML: {said}") from None
     except yaml.YAMLError as exc:
         raise YamlFileError(path, None, "(syntax)", f"not valid YAML: {exc}") from None
     except _Unreadable as exc:

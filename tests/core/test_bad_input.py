@@ -551,3 +551,18 @@ def test_finding_1_a_timeout_that_cannot_fit_inside_the_lease_is_refused(tmp_pat
     # Either change is accepted.
     ok = setup_text(lambda d: d["controller"].update(lease_seconds=35))
     assert CliRunner().invoke(main, ["--config", str(write(tmp_path, ok)), "check"]).exit_code == 0
+
+
+def test_a_database_lost_in_the_middle_of_a_command_is_one_line(engine: StatusEngine,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy as sa
+    from cartstatus.stack import Stack
+
+    def locked(self: Stack) -> None:
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(Stack, "status", locked)
+    db = engine.config.stack_url.removeprefix("sqlite:///")
+    refused(["--config", str(engine.config.path), "stack", "status"],
+            f"error: lost the stack database sqlite:///{db}: database is locked; check that {db} and its folder "
+            f"can be read and written, or change stack.url in {engine.config.path}")
