@@ -29,6 +29,7 @@ MAX_DEPTH = 50
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _FLOAT = "tag:yaml.org,2002:float"
+_STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when built
 
@@ -85,8 +86,15 @@ def _check(path: Path, loader: _Loader, root: yaml.Node) -> dict[int, list[Any]]
     def fail(node: yaml.Node, data_path: list[Any], message: str) -> YamlFileError:
         return YamlFileError(path, _line(node), dotted(data_path), message)
 
-    # Frames: (node, its data path, depth, node it is in, done?). A node is
-    # entered, its children pushed, then left again to sum their sizes.
+    def scalar(node: yaml.Node, data_path: list[Any]) -> None:
+        paths[id(node)] = data_path
+        sizes[id(node)] = 1
+        if node.tag == _FLOAT and not math.isfinite(loader.construct_object(node)):
+            raise fail(node, data_path, f"{node.value} is not a finite number: write a number")
+
+    # Frames: (node, its data path, depth, node it is in, done?). A list or a
+    # mapping is entered, its children pushed, then left again to sum their
+    # sizes; a scalar met for the first time is checked at once (most nodes are).
     frames: list[tuple[yaml.Node, list[Any], int, yaml.Node, bool]] = [(root, [], 0, root, False)]
     while frames:
         node, data_path, depth, parent, done = frames.pop()
@@ -103,37 +111,37 @@ def _check(path: Path, loader: _Loader, root: yaml.Node) -> dict[int, list[Any]]
             continue
         if key in paths:
             raise fail(parent, data_path, "an alias refers to a value that contains it: write the values out")
-        paths[key] = data_path
-        if depth > MAX_DEPTH:
-            raise fail(node, data_path, f"nested deeper than {MAX_DEPTH} levels: flatten it")
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == _FLOAT and not math.isfinite(loader.construct_object(node)):
-                raise fail(node, data_path, f"{node.value} is not a finite number: write a number")
-            sizes[key] = 1
+            scalar(node, data_path)
             continue
+        paths[key] = data_path
+        if depth >= MAX_DEPTH:
+            raise fail(node, data_path, f"nested deeper than {MAX_DEPTH} levels: flatten it")
         frames.append((node, data_path, depth, parent, True))
+        children_at: list[tuple[yaml.Node, list[Any]]] = []
         if isinstance(node, yaml.SequenceNode):
-            frames.extend((child, [*data_path, i], depth + 1, node, False) for i, child in reversed(
-                list(enumerate(node.value))))
-            continue
-        seen: dict[Any, int] = {}
-        pairs = []
-        for k, v in node.value:
-            if k.tag == _MERGE:  # ``<<: *defaults``: the merged keys belong to this mapping
-                pairs.append((k, data_path, v, data_path))
-                continue
-            if not isinstance(k, yaml.ScalarNode):
-                raise fail(k, data_path, "a key must be a plain value, not a list or a mapping")
-            name = loader.construct_object(k)
-            where = [*data_path, name]
-            if name in seen:
-                raise fail(k, where, f"key {name!r} on line {_line(k)} repeats line {seen[name]}: keep one "
-                                     "(a repeated key silently replaces the first)")
-            seen[name] = _line(k)
-            pairs.append((k, data_path, v, where))
-        for k, k_path, v, v_path in reversed(pairs):
-            frames.append((v, v_path, depth + 1, node, False))
-            frames.append((k, k_path, depth + 1, node, False))
+            children_at = [(child, [*data_path, i]) for i, child in enumerate(node.value)]
+        else:
+            seen: dict[Any, int] = {}
+            for k, v in node.value:
+                sizes[id(k)] = 1
+                if k.tag == _MERGE:  # ``<<: *defaults``: the merged keys belong to this mapping
+                    children_at.append((v, data_path))
+                    continue
+                if not isinstance(k, yaml.ScalarNode):
+                    raise fail(k, data_path, "a key must be a plain value, not a list or a mapping")
+                name = k.value if k.tag == _STR else loader.construct_object(k)
+                where = [*data_path, name]
+                if name in seen:
+                    raise fail(k, where, f"key {name!r} on line {_line(k)} repeats line {seen[name]}: keep one "
+                                         "(a repeated key silently replaces the first)")
+                seen[name] = _line(k)
+                children_at.append((v, where))
+        for child, at in reversed(children_at):
+            if isinstance(child, yaml.ScalarNode) and id(child) not in sizes:
+                scalar(child, at)
+            else:
+                frames.append((child, at, depth + 1, node, False))
     return paths
 
 
