@@ -13,12 +13,22 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import sqlalchemy as sa
+from alembic.util.exc import CommandError as AlembicError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import Config, ConfigError, StatusEvent, config_path, load_config, write_status_events
+from .config import (
+    Config,
+    ConfigError,
+    StatusEvent,
+    cart_problems,
+    config_path,
+    load_config,
+    write_status_events,
+)
 from .connector import Tracking
 from .engine import ImportError_, OrderError, StatusEngine
 from .events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
@@ -60,9 +70,54 @@ class Context:
 
     @property
     def engine(self) -> StatusEngine:
+        """The engine on the stack database; a database that cannot be opened is a one-line error."""
         if self._engine is None:
-            self._engine = StatusEngine(self.config)
+            config = self.config
+            try:
+                self._engine = StatusEngine(config)
+            except (sa.exc.SQLAlchemyError, AlembicError) as exc:
+                fail(_database_failure(config, exc), 2)
         return self._engine
+
+
+def _database_failure(config: Config, exc: BaseException, lead: str = "cannot open the stack database") -> str:
+    """One line: which database (password masked), what went wrong, what to do."""
+    url = sa.engine.make_url(config.stack_url)
+    shown = url.render_as_string(hide_password=True)
+    orig = getattr(exc, "orig", None) or exc
+    reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0].strip()
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    where = f"stack.url in {config.path}"
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        file = Path(url.database)
+        if not file.parent.is_dir():
+            hint = f"the folder {file.parent} does not exist: create it, or change {where}"
+        elif "not a database" in reason:
+            hint = (f"{file} is not a SQLite database: point {where} at a stack file "
+                    "(a missing one is created)")
+        else:
+            hint = f"check that {file} and its folder can be read and written, or change {where}"
+    elif isinstance(exc, sa.exc.OperationalError):
+        hint = f"is the database server running and reachable? Check the host, port, user and password in {where}"
+    elif isinstance(exc, AlembicError):
+        hint = f"the stack was made by another cartstatus version: upgrade cartstatus, or change {where}"
+    else:
+        hint = f"check {where}"
+    return f"{lead} {shown}: {reason}; {hint}"
+
+
+class _Main(click.Group):
+    """The ``cartstatus`` group: a database lost in the middle of a command is one line too, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except sa.exc.OperationalError as exc:
+            obj = ctx.obj
+            if not isinstance(obj, Context) or obj._config is None:
+                raise
+            fail(_database_failure(obj._config, exc, "lost the stack database"), 2)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -92,7 +147,7 @@ def _age(seconds: float | None) -> str:
     return str(dt.timedelta(seconds=int(seconds)))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_option", metavar="PATH", envvar="CARTSTATUS_CONFIG",
               help="The setup file (default ./cartstatus.yaml; env CARTSTATUS_CONFIG).")
 @click.version_option(package_name="cartstatus")
@@ -109,6 +164,9 @@ def main(ctx: click.Context, config_option: str | None) -> None:
 def check(ctx: Context) -> None:
     """Check the setup file and say what it holds."""
     cfg = ctx.config
+    problems = cart_problems(cfg)
+    if problems:
+        fail(f"the setup file cannot be used:\n{ConfigError(problems)}", 2)
     console.print(f"{cfg.path}: OK. UseStatusUpdates={cfg.use_status_updates}, "
                   f"{len(cfg.status_events)} status events, {len(cfg.stores)} stores.")
 
@@ -161,7 +219,7 @@ def orders() -> None:
 
 
 @orders.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))  # a directory etc.: the import's own one-line error
 @pass_ctx
 def orders_import(ctx: Context, file: Path) -> None:
     """Import orders from a CSV file (order_number,store,status,cart_order_ref,email,zip).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import os
 import re
@@ -14,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import sqlalchemy as sa
 import yaml
 
+from .connector import Connector
 from .events import KNOWN_EVENTS, match_event
 from .secrets import Secret, SecretError, SecretMask, config_secret_mask, resolve_secret
-from .yamlfile import Locator, YamlSyntaxError, dotted, load_yaml
+from .yamlfile import Locator, YamlFileError, dotted, load_yaml
 
 CONFIG_ENV = "CARTSTATUS_CONFIG"
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
@@ -103,6 +106,12 @@ class ControllerSettings:
         """The longest total deadline a send may have: it must end inside its lease, less the margin."""
         return self.lease_seconds - self.lease_margin
 
+    @staticmethod
+    def lease_for_send(send_seconds: float) -> float:
+        """The shortest ``lease_seconds`` whose :attr:`longest_send` is ``send_seconds`` (the inverse of it)."""
+        # longest_send = max(lease - 5, lease * 3/4): the smaller of the two inverses.
+        return min(send_seconds + 5.0, send_seconds * 4 / 3)
+
 
 @dataclass
 class Config:
@@ -113,6 +122,8 @@ class Config:
     stack_url: str = "sqlite:///cartstatus.db"
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     matrix_extra: Path | None = None
+    #: Data path -> line in the setup file, for problems found after loading (see :func:`cart_problems`).
+    locate: Locator | None = field(default=None, repr=False, compare=False)
 
     def store(self, store_id: str) -> Store:
         try:
@@ -237,17 +248,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load and check the setup file; raise :class:`ConfigError` naming every problem."""
     p = config_path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data, locate = load_yaml(p, kind="setup file")
     except FileNotFoundError:
         raise ConfigError(
             [Problem(p, None, "(file)", "no such setup file; create one (see README) or pass --config")]
         ) from None
     except OSError as exc:
         raise ConfigError([Problem(p, None, "(file)", f"cannot read: {exc.strerror}")]) from None
-    try:
-        data, locate = load_yaml(p, text)
-    except YamlSyntaxError as exc:
-        raise ConfigError([Problem(p, exc.line, "(syntax)", exc.message)]) from None
+    except YamlFileError as exc:
+        raise ConfigError([Problem(p, exc.line, exc.field, exc.message)]) from None
     if data is None:
         data = {}
     problems = _schema_problems(p, data, locate)
@@ -265,7 +274,13 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
     def bad(data_path: list[Any], message: str) -> None:
         problems.append(Problem(p, locate(data_path), dotted(data_path), message))
 
-    cfg = Config(path=p)
+    cfg = Config(path=p, locate=locate)
+    cfg.controller = ControllerSettings(**data.get("controller", {}))
+    backoff = cfg.controller
+    if backoff.backoff_base > backoff.backoff_cap:
+        bad(["controller", "backoff_base"], f"{backoff.backoff_base:g} is more than backoff_cap "
+                                            f"{backoff.backoff_cap:g}: the first wait cannot be longer than the "
+                                            "longest; lower backoff_base or raise backoff_cap")
     cfg.use_status_updates = bool(data.get("system", {}).get("UseStatusUpdates", False))
     for i, raw in enumerate(data.get("status_events", [])):
         event = match_event(raw["event"])
@@ -278,6 +293,7 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
             continue
         cfg.status_events[event] = StatusEvent(event, raw["order_status"], bool(raw.get("notify_cart", False)))
 
+    classes: dict[str, type[Connector] | None] = {}  # one matrix lookup per cart, not per store
     for i, raw in enumerate(data.get("stores", [])):
         sid = raw["id"]
         if sid in cfg.stores:
@@ -297,13 +313,16 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
             bad(["stores", i, "oss", "token"], str(exc))
         except ValueError as exc:
             bad(["stores", i, "oss", "subscription_expires"], f"expected a date YYYY-MM-DD ({exc})")
-        cls = connector_class_for_cart(raw["cart"])
+        if raw["cart"] not in classes:
+            classes[raw["cart"]] = connector_class_for_cart(raw["cart"])
+        cls = classes[raw["cart"]]
         settings_schema = cls.settings_schema if cls is not None else {}
         try:
             settings = _wrap_secrets(raw.get("connector", {}), settings_schema, base_dir)
         except SecretError as exc:
             bad(["stores", i, "connector", *getattr(exc, "data_path", [])], str(exc))
             continue
+        before = len(problems)
         if cls is not None and "connector" in raw:
             v = jsonschema.Draft202012Validator(settings_schema)
             for err in v.iter_errors(_plain(settings)):
@@ -318,6 +337,10 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
                     f"does not match what {cls.name} expects ({err.validator}: "
                     f"{err.schema.get(err.validator) if isinstance(err.schema, dict) else ''})")
                 bad(dp, msg)
+        if cls is not None and len(problems) == before:  # settings the connector takes: does its timeout fit?
+            unfit = _timeout_unfit(cls, settings, cfg.controller)
+            if unfit:
+                bad(["stores", i, *unfit[0]], unfit[1])
         cfg.stores[sid] = Store(
             id=sid,
             cart=raw["cart"],
@@ -327,14 +350,70 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
         )
 
     url = data.get("stack", {}).get("url", "sqlite:///cartstatus.db")
+    try:
+        sa.engine.make_url(url).get_dialect()  # a port that is not a number, a driver that is not installed
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        bad(["stack", "url"], _mask_credentials(f"{url!r} is not a database URL cartstatus can use ({exc})")
+            + "; write sqlite:///FILE or postgresql://USER:PASSWORD@HOST/NAME")
     cfg.stack_url = _anchor_sqlite(url, base_dir)
-    cfg.controller = ControllerSettings(**data.get("controller", {}))
     extra = data.get("matrix", {}).get("extra")
     if extra:
         cfg.matrix_extra = (base_dir / extra) if not Path(extra).is_absolute() else Path(extra)
     if problems:
         raise ConfigError(sorted(problems, key=lambda q: (q.line or 0)))
     return cfg
+
+
+def cart_problems(cfg: Config) -> list[Problem]:
+    """Stores whose ``cart`` the shopping-cart matrix does not know, with the nearest keys.
+
+    Kept out of :func:`load_config` (``check`` calls it): it needs the whole
+    matrix, the operator's extra file included, which loading the setup file does not.
+    """
+    from .matrix import MatrixError, load_matrix
+    from .matrix.lookup import find_cart
+
+    try:
+        matrix = load_matrix(cfg.matrix_extra)
+    except MatrixError as exc:
+        return exc.problems
+    problems = []
+    for i, store in enumerate(cfg.stores.values()):
+        if matrix.get(store.cart) or matrix.by_name(store.cart):
+            continue
+        look = find_cart(matrix, store.cart)
+        nearest = [look.row.key] if look.row else list(look.suggestions) or difflib.get_close_matches(
+            store.cart.casefold(), [row.key for row in matrix], n=3, cutoff=0.0)
+        data_path = ["stores", i, "cart"]
+        problems.append(Problem(cfg.path, cfg.locate(data_path) if cfg.locate else None, dotted(data_path),
+                                f"{store.cart!r} is not a key of the shopping-cart matrix, so nothing would be "
+                                f"sent for store {store.id!r}; nearest in the matrix: {', '.join(nearest)} "
+                                "(see `cartstatus matrix list`)"))
+    return problems
+
+
+def _timeout_unfit(cls: type[Connector], settings: dict[str, Any],
+                   controller: ControllerSettings) -> tuple[list[Any], str] | None:
+    """The field and the words when the connector's timeout cannot end inside a lease, else None.
+
+    A send still running when its lease ends may land after a newer update of
+    the same order (issue 8): the timeout must fit in ``controller.longest_send``.
+    """
+    given = settings.get("timeout")
+    own = isinstance(given, int | float) and not isinstance(given, bool)
+    timeout = float(given) if isinstance(given, int | float) and own else float(cls.timeout)
+    longest = controller.longest_send
+    if timeout <= longest:
+        return None
+    raise_lease = f"raise controller.lease_seconds to {ControllerSettings.lease_for_send(timeout):g} or more"
+    within = (f"a send may last at most {longest:g} s (controller.lease_seconds {controller.lease_seconds:g} "
+              f"less a {controller.lease_margin:g} s margin)")
+    if own:
+        return ["connector", "timeout"], (f"a timeout of {timeout:g} s cannot fit inside the lease: {within}; "
+                                          f"lower it to {longest:g} or less, or {raise_lease}")
+    return ["cart"], (f"connector {cls.name!r} times out after {timeout:g} s by default, which cannot fit inside "
+                      f"the lease: {within}; set the store's connector timeout to {longest:g} or less, "
+                      f"or {raise_lease}")
 
 
 def _anchor_sqlite(url: str, base_dir: Path) -> str:

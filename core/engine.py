@@ -26,6 +26,7 @@ from .plugins import pm
 from .routing import Route, route_for_store
 from .stack import PayloadTemplate, Stack, new_keys
 from .storage import open_database, order_history, orders, prepared, stack, transaction
+from .textfile import TextFileError, read_text
 
 CSV_HEADER = ["order_number", "store", "status", "cart_order_ref", "email", "zip"]
 _CHUNK = 500
@@ -33,6 +34,57 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ZIP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,18}[A-Za-z0-9]$")
 _ORDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./#-]{0,63}$")
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
+#: C0 control characters but tab, and DEL: a NUL imports on SQLite, then fails every send (and PostgreSQL refuses it).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: A CSV column and the database column it is stored in (whose length it must fit).
+_CSV_COLUMNS = {"order_number": orders.c.order_number, "store": orders.c.store_id, "status": orders.c.status,
+                "cart_order_ref": orders.c.cart_order_ref, "email": orders.c.email, "zip": orders.c.zip}
+#: What fire sends along, limited as the OSS wire format limits it (the strictest destination).
+NOTE_MAX, CARRIER_MAX, TRACKING_NUMBER_MAX, TRACKINGS_MAX = 2000, 40, 64, 50
+
+
+def _length(column: sa.Column[Any]) -> int | None:
+    """The most characters a string column holds (None: no limit)."""
+    length = getattr(column.type, "length", None)
+    return length if isinstance(length, int) else None
+
+
+def text_problem(value: str, limit: int | None) -> str | None:
+    """What is wrong with a text field from outside (a control character, too long), or None."""
+    found = _CONTROL.search(value)
+    if found is not None:
+        return f"contains the control character U+{ord(found.group()):04X} at character {found.start() + 1}: remove it"
+    if limit is not None and len(value) > limit:
+        return f"{len(value):,} characters, more than the {limit} it may have: shorten it"
+    return None
+
+
+def _fire_problems(numbers: Sequence[str], tracking: Sequence[Tracking], note: str | None,
+                   store: str | None) -> Iterable[str]:
+    """What fire refuses to store or send: control characters and over-long values, by field."""
+    number_limit = _length(orders.c.order_number)
+    # One regex pass over every number (a bulk fire has thousands); the loop only to name the bad one.
+    if _CONTROL.search("\t".join(numbers)) or max(map(len, numbers), default=0) > (number_limit or 0):
+        for i, number in enumerate(numbers, 1):
+            problem = text_problem(number, number_limit)
+            if problem:
+                yield f"order number {i} ({number[:20]!r}{'...' if len(number) > 20 else ''}): {problem}"
+                break
+    if store is not None:
+        problem = text_problem(store, _length(orders.c.store_id))
+        if problem:
+            yield f"store: {problem}"
+    if note is not None:
+        problem = text_problem(note, NOTE_MAX)
+        if problem:
+            yield f"note: {problem}"
+    if len(tracking) > TRACKINGS_MAX:
+        yield f"tracking: {len(tracking)} tracking numbers, more than the {TRACKINGS_MAX} an update may carry"
+    for i, t in enumerate(tracking, 1):
+        for part, value, limit in (("carrier", t.carrier, CARRIER_MAX), ("number", t.number, TRACKING_NUMBER_MAX)):
+            problem = text_problem(value, limit)
+            if problem:
+                yield f"tracking {i} {part}: {problem}"
 
 
 class OrderError(LookupError):
@@ -147,32 +199,44 @@ class StatusEngine:
         """Import orders from CSV; a bad row stops the whole file, nothing is written."""
         p = Path(path)
         try:
-            data = p.read_bytes()
-            text = data.decode("utf-8-sig")
+            text = read_text(p)
         except FileNotFoundError:
             raise ImportError_([Problem(p, None, "(file)", "no such file")]) from None
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1  # the line of the first bad byte
-            raise ImportError_([Problem(p, line, "(file)",
-                                        f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")]) from None
+        except OSError as exc:  # a directory, a symlink loop, no permission
+            raise ImportError_([Problem(p, None, "(file)", f"cannot read: {exc.strerror}; check the path")]) \
+                from None
+        except TextFileError as exc:
+            raise ImportError_([Problem(p, exc.line, "(file)", exc.message)]) from None
         rows = self._parse_csv(p, text)
         self.upsert_orders(rows)
         return len(rows)
 
     def _parse_csv(self, p: Path, text: str) -> list[dict[str, Any]]:
-        problems: list[Problem] = []
         reader = csv.reader(io.StringIO(text))
+        try:
+            return self._read_rows(p, reader)
+        except csv.Error as exc:
+            limit = csv.field_size_limit()
+            message = (f"a field is longer than {limit:,} characters, the most a CSV field may have: is this the "
+                       "right file?") if "field limit" in str(exc) else f"not readable as CSV: {exc}"
+            raise ImportError_([Problem(p, reader.line_num, "(row)", message)]) from None
+
+    def _read_rows(self, p: Path, reader: Any) -> list[dict[str, Any]]:
+        problems: list[Problem] = []
         header = next(reader, None)
         if header is None:
             raise ImportError_([Problem(p, 1, "(header)",
                                         f"the file is empty; expected the header {','.join(CSV_HEADER)}")])
         if [h.strip() for h in header] != CSV_HEADER:
             raise ImportError_([Problem(p, 1, "(header)",
-                                        f"expected the header {','.join(CSV_HEADER)}, found {','.join(header)}")])
+                                        f"expected the header {','.join(CSV_HEADER)}, found "
+                                        f"{_CONTROL.sub('?', ','.join(header))[:200]}")])
         seen: dict[tuple[str, str], int] = {}
         rows = []
+        start = reader.line_num + 1
         for fields in reader:
-            line = reader.line_num
+            # The record's first line (a quoted field may run over several).
+            line, start = start, reader.line_num + 1
             if not any(f.strip() for f in fields):
                 continue
             if len(fields) != len(CSV_HEADER):
@@ -180,9 +244,10 @@ class StatusEngine:
                                         f"{len(fields)} fields, expected {len(CSV_HEADER)} ({','.join(CSV_HEADER)})"))
                 continue
             row = dict(zip(CSV_HEADER, (f.strip() for f in fields), strict=True))
-            problems.extend(self._row_problems(p, line, row))
+            found = list(self._row_problems(p, line, row))
+            problems.extend(found)
             key = (row["store"], row["order_number"])
-            if key in seen:
+            if key in seen and not any(q.field in ("order_number", "store") for q in found):
                 problems.append(Problem(p, line, "order_number", f"order {row['order_number']} of store "
                                         f"{row['store']} is already on line {seen[key]}"))
             seen[key] = line
@@ -194,21 +259,28 @@ class StatusEngine:
         return rows
 
     def _row_problems(self, p: Path, line: int, row: dict[str, str]) -> Iterable[Problem]:
-        if not _ORDER.match(row["order_number"]):
+        # First what no field may hold (control characters, more than its column); a field
+        # with such a problem is not checked further, nor echoed.
+        bad = set()
+        for name, column in _CSV_COLUMNS.items():
+            problem = text_problem(row[name], _length(column))
+            if problem:
+                bad.add(name)
+                yield Problem(p, line, name, problem)
+        if "order_number" not in bad and not _ORDER.match(row["order_number"]):
             yield Problem(p, line, "order_number",
                           f"{row['order_number']!r} is not an order number: expected 1-64 letters, digits or _./#-")
-        if row["store"] not in self.config.stores:
+        if "store" not in bad and row["store"] not in self.config.stores:
             known = ", ".join(self.config.stores) or "none (add stores to the setup file)"
             yield Problem(p, line, "store", f"{row['store']!r} is not a store in {self.config.path}; known: {known}")
-        if len(row["status"]) > 100:
-            yield Problem(p, line, "status", "longer than 100 characters")
-        if not row["cart_order_ref"]:
-            yield Problem(p, line, "cart_order_ref", "empty: give the cart's own order number")
-        elif not _ORDER.match(row["cart_order_ref"]):
-            yield Problem(p, line, "cart_order_ref", "expected 1-64 letters, digits or _./#-")
-        if row["email"] and not _EMAIL.match(row["email"]):
+        if "cart_order_ref" not in bad:
+            if not row["cart_order_ref"]:
+                yield Problem(p, line, "cart_order_ref", "empty: give the cart's own order number")
+            elif not _ORDER.match(row["cart_order_ref"]):
+                yield Problem(p, line, "cart_order_ref", "expected 1-64 letters, digits or _./#-")
+        if "email" not in bad and row["email"] and not _EMAIL.match(row["email"]):
             yield Problem(p, line, "email", f"{row['email']!r} is not an email address")
-        if row["zip"] and not _ZIP.match(row["zip"]):
+        if "zip" not in bad and row["zip"] and not _ZIP.match(row["zip"]):
             yield Problem(p, line, "zip", f"{row['zip']!r} is not a ZIP or postal code")
 
     def upsert_orders(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -337,6 +409,9 @@ class StatusEngine:
         record are written in the same transaction.
         """
         tracks = tuple(t if isinstance(t, Tracking) else Tracking.parse(t) for t in tracking)
+        refused = list(_fire_problems(order_numbers, tracks, note, store))
+        if refused:
+            raise ValueError(f"nothing fired: {'; '.join(refused)}")
         known = match_event(event)
         if known is None:
             raise ValueError(f"{event!r} is not a known status event (see `cartstatus events list`)")

@@ -19,7 +19,11 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit
 if TYPE_CHECKING:
     from .config import Config
 
+from .textfile import TextFileError, read_text
+
 MASK = "********"
+#: A secret file holds a password, a token or a key: never more than this.
+SECRET_FILE_BYTES = 64 * 1024
 
 
 class Secret:
@@ -69,6 +73,10 @@ def resolve_secret(spec: Any, *, base_dir: Path | None = None) -> Secret:
         return spec
     if isinstance(spec, str):
         return Secret(spec, "inline")
+    for key, word in (("$env", "NAME"), ("$file", "PATH")):
+        if isinstance(spec, dict) and set(spec) == {key} and not (isinstance(spec[key], str) and spec[key]):
+            # {$env: 123}: the value is not echoed (it may be the secret itself, written in the wrong place).
+            raise SecretError(f"{key} needs a {word} written as text: {{{key}: {word}}}")
     if isinstance(spec, dict) and set(spec) == {"$env"}:
         name = spec["$env"]
         if name not in os.environ:
@@ -79,9 +87,11 @@ def resolve_secret(spec: Any, *, base_dir: Path | None = None) -> Secret:
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
         try:
-            return Secret(path.read_text(encoding="utf-8").strip(), f"file:{path}")
+            return Secret(read_text(path, max_bytes=SECRET_FILE_BYTES, kind="secret file").strip(), f"file:{path}")
         except OSError as exc:
             raise SecretError(f"cannot read secret file {path}: {exc.strerror}") from None
+        except TextFileError as exc:
+            raise SecretError(f"secret file {path} is {exc.message}") from None
     raise SecretError("a secret must be a string, {$env: NAME} or {$file: PATH}")
 
 

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 from cartstatus.config import Problem
-from cartstatus.yamlfile import Locator, YamlSyntaxError, dotted, load_yaml
+from cartstatus.yamlfile import Locator, YamlFileError, dotted, load_yaml
 
 MATRIX_ENV = "CARTSTATUS_MATRIX"
 UPDATE_KINDS = ("native_api", "installed_script", "batch_file", "none")
@@ -34,7 +33,6 @@ UPDATE_WORDS = {
     "batch_file": "only as a batch file it imports",
     "none": "not at all",
 }
-_DATEISH = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$")
 
 
 @dataclass(frozen=True)
@@ -211,7 +209,7 @@ def _explain(err: jsonschema.ValidationError) -> str:
 
 
 def _dates_to_text(data: Any) -> Any:
-    """YAML reads 2026-11-27 as a date; the schema checks text, so turn dates back into text."""
+    """A plugin's row may hold dates as ``datetime.date``; the schema checks text, so turn them into text."""
     if isinstance(data, dict):
         return {k: _dates_to_text(v) for k, v in data.items()}
     if isinstance(data, list):
@@ -221,57 +219,19 @@ def _dates_to_text(data: Any) -> Any:
     return data
 
 
-def _bad_date(text: str) -> tuple[int | None, str]:
-    """The line and field of a date-looking value YAML could not read as a date."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None, "(syntax)"
-
-    def walk(node: Any, path: list[Any]) -> tuple[int | None, str] | None:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                found = walk(v, [*path, k.value])
-                if found:
-                    return found
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                found = walk(v, [*path, i])
-                if found:
-                    return found
-        elif isinstance(node, yaml.ScalarNode) and node.style is None and _DATEISH.match(node.value):
-            try:
-                dt.date.fromisoformat("-".join(p.zfill(2) for p in node.value.split("-")))
-            except ValueError:
-                return node.start_mark.line + 1, dotted(path)
-        return None
-
-    return walk(root, []) or (None, "(syntax)")
-
-
 def read_matrix_file(path: Path, origin: str | None = None) -> tuple[list[tuple[CartRow, int | None]], Locator]:
     """Parse and check one matrix file: its rows with their lines, or :class:`MatrixError`."""
     origin = origin or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data, locate = load_yaml(path, kind="matrix file")
     except FileNotFoundError:
         raise MatrixError([Problem(path, None, "(file)", "no such matrix file; check the path")]) from None
-    except UnicodeDecodeError as exc:
-        raise MatrixError([Problem(path, None, "(file)", f"not UTF-8 text (byte {exc.start}); save it as UTF-8")]) \
-            from None
     except OSError as exc:
         raise MatrixError([Problem(path, None, "(file)", f"cannot read: {exc.strerror}")]) from None
-    try:
-        data, locate = load_yaml(path, text)
-    except YamlSyntaxError as exc:
-        raise MatrixError([Problem(path, exc.line, "(syntax)", exc.message)]) from None
-    except ValueError as exc:  # PyYAML raises this for a date such as 2026-13-01
-        line, where = _bad_date(text)
-        raise MatrixError([Problem(path, line, where, f"not a valid date ({exc}); write dates as YYYY-MM-DD")]) \
-            from None
+    except YamlFileError as exc:
+        raise MatrixError([Problem(path, exc.line, exc.field, exc.message)]) from None
     if data is None:
         raise MatrixError([Problem(path, 1, "(file)", "the file is empty; expected a mapping with a carts: list")])
-    data = _dates_to_text(data)
     validator = jsonschema.Draft202012Validator(matrix_schema(),
                                                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     problems = []

@@ -28,7 +28,8 @@ def base_setup(**overrides: Any) -> dict[str, Any]:
         "stores": [
             {"id": "main", "cart": "seti",
              "connector": {"url": "http://cart.test/seom.php", "user": "om",
-                           "password": {"$env": "SHOP_PASSWORD"}, "code": "main"}},
+                           "password": {"$env": "SHOP_PASSWORD"}, "code": "main",
+                           "timeout": 3}},  # a send must fit inside the 5 s lease below (less its margin)
         ],
         "stack": {"url": "sqlite:///stack.db"},
         "controller": {"backoff_base": 0.01, "backoff_cap": 0.05, "lease_seconds": 5},

@@ -49,6 +49,7 @@ def pending_updates(url: str) -> set[tuple[str, str]]:
 def test_controller_killed_mid_drain_loses_nothing(tmp_path: Path, live_cart: LiveCart) -> None:
     setup = live_setup(live_cart, status_events=WALK, stack={"url": "sqlite:///stack.db"}, controller={
         "lease_seconds": 2, "concurrency": 8, "batch_size": BATCH, "backoff_base": 0.05, "backoff_cap": 0.5})
+    setup["stores"][0]["connector"]["timeout"] = 1.5  # a send fits inside the 2 s lease, less its margin
     config_file = tmp_path / "cartstatus.yaml"
     config_file.write_text(yaml.safe_dump(setup, sort_keys=False))
     config = load_config(config_file)

@@ -29,7 +29,7 @@ def acme_setup() -> dict[str, Any]:
     data = base_setup()
     data["stores"].append({
         "id": "acme", "cart": "acmecart",
-        "connector": {"base_url": "http://acme.test/api/v1", "api_key": {"$env": "ACME_API_KEY"}},
+        "connector": {"base_url": "http://acme.test/api/v1", "api_key": {"$env": "ACME_API_KEY"}, "timeout": 3},
         "status_map": {"Shipped": "shipped", "Cancelled": "cancelled"},
     })
     return data

@@ -74,7 +74,7 @@ def any_engine(request: pytest.FixtureRequest, write_setup: Callable[..., Path])
     setup = base_setup()
     setup["stores"].append({"id": "outlet", "cart": "seti",
                             "connector": {"url": "http://outlet.test/seom.php", "user": "om",
-                                          "password": "outlet-Pass-1", "code": "outlet"},
+                                          "password": "outlet-Pass-1", "code": "outlet", "timeout": 3},
                             "status_map": {"Shipped": "sent"}})
     config = load_config(write_setup(setup))
     if request.param == "sqlite":

@@ -244,6 +244,7 @@ def test_hook_register_connectors_gives_routing_its_connector(fake_plugins: Call
 
     data = base_setup()
     data["stores"].append({"id": "g", "cart": "goodcart", "connector": {}})
+    data["controller"]["lease_seconds"] = 60  # goodcart's 30 s default timeout must fit inside the lease
     route = route_for_store(load_config(write_setup(data)).stores["g"])
     assert (route.kind, route.connector) == ("native", "goodcart")
 

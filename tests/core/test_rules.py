@@ -63,7 +63,8 @@ async def test_rule_1_cart_must_accept_updates_else_oss_subscription_else_nothin
 ) -> None:
     monkeypatch.setenv("OSS_TOKEN", "oss-token-value")
     seti = {"id": "main", "cart": "seti", "connector": {"url": "http://cart.test/seom.php", "user": "om",
-                                                       "password": {"$env": "SHOP_PASSWORD"}, "code": "main"}}
+                                                       "password": {"$env": "SHOP_PASSWORD"}, "code": "main",
+                                                       "timeout": 3}}
 
     def oss(expires: str) -> dict[str, Any]:
         return {"url": "https://oss.test", "merchant": "shop-1", "token": {"$env": "OSS_TOKEN"},

@@ -1,0 +1,38 @@
+"""Every setup file README.md and docs/ show loads and passes ``cartstatus check``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cartstatus.cli import main
+from click.testing import CliRunner
+
+from .conftest import ROOT
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: (document, block number, YAML text) of each YAML block that is a setup file.
+SETUPS = [(doc.relative_to(ROOT), i, text)
+          for doc in DOCS
+          for i, text in enumerate(re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.DOTALL))
+          if re.search(r"^(system|status_events|stores|stack|controller):", text, re.MULTILINE)]
+
+
+def test_the_docs_show_setup_files() -> None:
+    assert {str(doc) for doc, _, _ in SETUPS} >= {"README.md", "docs/deploying-oss.md"}
+
+
+@pytest.mark.parametrize(("doc", "block", "text"), SETUPS, ids=[f"{d}#{i}" for d, i, _ in SETUPS])
+def test_a_documented_setup_file_passes_check(doc: Path, block: int, text: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its secrets exist: an environment variable or a file beside the setup file.
+    for name in re.findall(r"\$env: (\w+)", text):
+        monkeypatch.setenv(name, "a-secret")
+    for name in re.findall(r"\$file: ([\w./-]+)", text):
+        (tmp_path / name).write_text("a-secret\n")
+    setup = tmp_path / "cartstatus.yaml"
+    setup.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(setup), "check"])
+    assert result.exit_code == 0, f"{doc} block {block}: {result.output}"
+    assert "OK" in result.output
