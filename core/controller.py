@@ -22,7 +22,7 @@ import httpx
 import sqlalchemy as sa
 
 from .config import Config, ControllerSettings
-from .connector import Connector
+from .connector import Connector, reason_text
 from .outcomes import SUCCESS, Failed, Outcome, RetryLater
 from .plugins import get_connectors, notify_delivered, notify_parked
 from .routing import OSS_CONNECTOR
@@ -80,16 +80,9 @@ class ControllerStats:
 
 ConnectorFactory = Callable[[StackRecord], Connector]
 
-#: The reason of a failure as stored and shown is at most this long (masked first, then cut).
-REASON_LIMIT = 500
 #: A database step (claim, settle) that failed is tried again after this long; after this many in a row, give up.
 DB_RETRY_SECONDS = 1.0
 DB_FAILURES_TOLERATED = 30
-
-
-def _cut(text: str, limit: int = REASON_LIMIT) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class StackController:
@@ -187,13 +180,8 @@ class StackController:
         connector = self._connectors.get((record.store_id, record.destination))
         if connector is not None:
             text = connector.scrub(text)
-        else:  # no connector to ask: mask the secrets of the store's setup
-            store = self.config.stores.get(record.store_id)
-            if store is not None:
-                settings: dict[str, Any] = {"connector": store.connector,
-                                            "oss": store.oss.token if store.oss else None}
-                text = Connector(settings).scrub(text)
-        return _cut(text)
+        # And every secret of the setup file: a connector that could not start has none to mask with.
+        return reason_text(self.config.secret_mask(text))
 
     # -- waking ------------------------------------------------------------
 
@@ -404,7 +392,7 @@ class StackController:
             db_failures += 1
             db_paused_until = time.monotonic() + DB_RETRY_SECONDS
             log.error("the stack's database failed to %s (%d in a row): %s: %s", what, db_failures,
-                      type(exc).__name__, _cut(str(exc)))
+                      type(exc).__name__, reason_text(self.config.secret_mask(str(exc))))
             if db_failures > DB_FAILURES_TOLERATED:
                 raise exc
 

@@ -225,9 +225,6 @@ def final_state(db: Engine) -> tuple[dict[str, str], dict[tuple[str, str], str |
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(raises=AssertionError, strict=False,
-                   reason="issue 8 finding 1: order by construction (fencing tokens, one send deadline inside the "
-                          "lease, lease renewal) is not in the controller yet; remove this mark with that change")
 def test_chaos_three_controllers_a_faulty_cart_and_twenty_kills(tmp_path: Path, stack_url: str,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
