@@ -71,6 +71,8 @@ stack = sa.Table(
     sa.Column("parked_at", sa.Float),
     # The first failure of the current run of failures (migration 0003): the retry horizon counts from it.
     sa.Column("failing_since", sa.Float),
+    # Ids are never reused (migration 0004): "record #1" in an old log line names one record only.
+    sqlite_autoincrement=True,
 )
 sa.Index("ix_stack_order", stack.c.store_id, stack.c.order_number, stack.c.id)
 sa.Index("ix_stack_due", stack.c.parked, stack.c.next_attempt_at)

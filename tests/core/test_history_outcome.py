@@ -106,7 +106,9 @@ def test_a_stack_at_revision_0001_is_migrated_keeping_its_rows(tmp_path: Path) -
         row = conn.execute(sa.text("SELECT to_status, settled_at, outcome FROM order_history")).one()
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
         stacked = conn.execute(sa.text("SELECT attempts, failing_since FROM stack")).one()
+        table_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'stack'")).scalar_one()
     assert tuple(row) == ("New", None, None)
     assert tuple(stacked) == (2, None)  # 0003: its run of failures counts from its next failure
-    assert version == "0003"
+    assert "AUTOINCREMENT" in table_sql  # 0004: ids never reused
+    assert version == "0004"
 
