@@ -127,7 +127,6 @@ def show(matrix_for: MatrixFor, key: str, as_json: bool, matrix_file: Path | Non
     if row is None:
         hint = f"; the closest are: {', '.join(look.suggestions)}" if look.suggestions else ""
         fail(f"no cart in the matrix matches {key!r}{hint}", EXIT_UNKNOWN)
-        return  # not reached: for mypy, which cannot see that cartstatus.terminal.fail never returns
     installed = row.connector_installed(matrix.installed)
     if as_json:
         echo_json({**row.as_dict(), "connector_installed": installed})
