@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from cartstatus.terminal import console, echo_json, err_console, fail, warn
@@ -25,7 +25,6 @@ from .lookup import EXIT_UNKNOWN, answer, find_cart
 MatrixFor = Callable[[Path | None], Matrix]
 
 SHORT = {"native_api": "API", "installed_script": "script", "batch_file": "batch file", "none": "none"}
-F = TypeVar("F", bound=Callable[..., Any])
 
 SUPPORTS: dict[str, Callable[[CartRow, frozenset[str]], bool]] = {
     "status-updates": lambda row, installed: row.takes_updates,
@@ -35,11 +34,15 @@ SUPPORTS: dict[str, Callable[[CartRow, frozenset[str]], bool]] = {
 }
 
 
-def matrix_option(f: F) -> F:
-    return click.option("--matrix", "matrix_file", type=click.Path(dir_okay=False, path_type=Path),
-                        envvar=MATRIX_ENV, metavar="FILE",
-                        help=f"An extra matrix file of your own (env {MATRIX_ENV}; default: the setup "
-                             "file's matrix.extra).")(f)
+def reads_matrix(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--matrix FILE`` option, and the matrix loader handed to the command as its first argument."""
+    return click.pass_obj(click.option(
+        "--matrix", "matrix_file", type=click.Path(dir_okay=False, path_type=Path), envvar=MATRIX_ENV,
+        metavar="FILE", help=f"An extra matrix file of your own (env {MATRIX_ENV}; default: the setup file's "
+                             "matrix.extra).")(f))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 def _matrix(matrix_for: MatrixFor, matrix_file: Path | None) -> Matrix:
@@ -66,9 +69,8 @@ def matrix_commands(matrix_for: MatrixFor) -> click.Group:
 
 @matrix_group.command("check")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@matrix_option
-@click.pass_obj
+@json_option
+@reads_matrix
 def check(matrix_for: MatrixFor, name: str, as_json: bool, matrix_file: Path | None) -> None:
     """Can cart NAME take status updates, and how? Answers in one sentence.
 
@@ -90,9 +92,8 @@ def check(matrix_for: MatrixFor, name: str, as_json: bool, matrix_file: Path | N
                    "(and its connector is installed), tracking, inventory.")
 @click.option("--updates", "kinds", type=click.Choice(UPDATE_KINDS), multiple=True,
               help="Only carts that take updates this way (may repeat).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@matrix_option
-@click.pass_obj
+@json_option
+@reads_matrix
 def list_carts(matrix_for: MatrixFor, supports: tuple[str, ...], kinds: tuple[str, ...], as_json: bool,
                matrix_file: Path | None) -> None:
     """List the carts of the matrix as a table."""
@@ -116,9 +117,8 @@ def list_carts(matrix_for: MatrixFor, supports: tuple[str, ...], kinds: tuple[st
 
 @matrix_group.command("show")
 @click.argument("key")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@matrix_option
-@click.pass_obj
+@json_option
+@reads_matrix
 def show(matrix_for: MatrixFor, key: str, as_json: bool, matrix_file: Path | None) -> None:
     """Show every field of one cart's row (KEY may be any name the cart answers to)."""
     matrix = _matrix(matrix_for, matrix_file)
@@ -178,8 +178,7 @@ def validate(matrix_for: MatrixFor, file: Path) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True,
               help="Output format; html is a self-contained page to publish.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
-@matrix_option
-@click.pass_obj
+@reads_matrix
 def export_cmd(matrix_for: MatrixFor, fmt: str, output: Path | None, matrix_file: Path | None) -> None:
     """Export the whole matrix as JSON, CSV, Markdown or HTML."""
     matrix = _matrix(matrix_for, matrix_file)
