@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
 import jsonschema
 import pluggy
 
@@ -275,7 +276,7 @@ def get_matrix_rows() -> list[tuple[str, dict[str, Any]]]:
 # -- commands ------------------------------------------------------------------
 
 
-def add_commands(cli: Any) -> None:
+def add_commands(cli: click.Group) -> None:
     """Let each plugin add its commands to ``cli`` (the ``cartstatus`` click group), built-ins first.
 
     Each ``register_commands`` implementation is called on its own. One that
