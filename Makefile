@@ -22,8 +22,7 @@ test: $(STAMP)
 	@scripts/test-services.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/mypy core connectors matrix oss_service
+	@scripts/lint.sh $(BIN)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

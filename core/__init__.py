@@ -1,12 +1,12 @@
 """cartstatus: carries order status changes to shopping carts or the hosted OSS."""
 
-from .config import Config, ConfigError, StatusEvent, Store, load_config
+from .config import Config, ConfigError, StatusEvent, Store
 from .connector import ConnectionResult, Connector, RateLimit, StatusUpdate, Tracking
 from .controller import StackController
 from .engine import FireResult, StatusEngine
 from .hookspecs import hookimpl
 from .outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
-from .routing import Route, route_for_store
+from .routing import Route, load_config, route_for_store
 from .secrets import Secret
 from .stack import Stack, StackRecord, StackStatus
 

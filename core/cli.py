@@ -1,52 +1,41 @@
-"""The ``cartstatus`` command."""
+"""The ``cartstatus`` command.
+
+The commands of this module are the core's; ``matrix``, ``diagnose``,
+``plugins`` and ``new-connector`` come from built-in plugins through the
+``register_commands`` hook, as a third-party plugin's commands do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import sqlalchemy as sa
 from alembic.util.exc import CommandError as AlembicError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import (
-    Config,
-    ConfigError,
-    StatusEvent,
-    cart_problems,
-    config_path,
-    load_config,
-    write_status_events,
-)
+from . import plugins
+from .config import Config, ConfigError, StatusEvent, config_path, write_status_events
 from .connector import Tracking
+from .controller import StackController
 from .engine import ImportError_, OrderError, StatusEngine
 from .events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
+from .routing import cart_problems, load_config
 from .secrets import masked_logs
 from .stack import Stack
-
-# soft_wrap: piped output keeps each message on one line (rich would cut it at 80 columns).
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True)
+from .terminal import console, echo_json, err_console, fail
 
 #: Above this many orders, ``fire`` shows a progress bar.
 PROGRESS_THRESHOLD = 2000
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    # Escaped: a message quoting a pattern like [a-z0-9] is not rich markup.
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    sys.exit(code)
 
 
 class Context:
@@ -108,7 +97,29 @@ def _database_failure(config: Config, exc: BaseException, lead: str = "cannot op
 
 
 class _Main(click.Group):
-    """The ``cartstatus`` group: a database lost in the middle of a command is one line too, not a traceback."""
+    """The ``cartstatus`` group: the plugins' commands with its own; a database lost in the middle of a
+    command is one line too, not a traceback."""
+
+    _own: dict[str, click.Command] | None = None
+    _plugins: tuple[tuple[str, int], ...] | None = None
+
+    def _with_plugin_commands(self) -> None:
+        """Let the plugins add their commands, again whenever the plugins change (tests install some)."""
+        current = plugins.plugin_set()
+        if current != self._plugins:
+            if self._own is None:
+                self._own = dict(self.commands)
+            self.commands = dict(self._own)
+            plugins.add_commands(self)
+            self._plugins = current
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._with_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._with_plugin_commands()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -121,10 +132,6 @@ class _Main(click.Group):
 
 
 pass_ctx = click.make_pass_decorator(Context)
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 #: Fields of a shown record that carry a reason: a cart's words, which may echo a secret.
@@ -168,7 +175,7 @@ def check(ctx: Context) -> None:
     if problems:
         fail(f"the setup file cannot be used:\n{ConfigError(problems)}", 2)
     console.print(f"{cfg.path}: OK. UseStatusUpdates={cfg.use_status_updates}, "
-                  f"{len(cfg.status_events)} status events, {len(cfg.stores)} stores.")
+                  f"{len(cfg.status_events)} status events, {len(cfg.stores)} stores.", markup=False)
 
 
 @main.group()
@@ -192,7 +199,7 @@ def events_list(ctx: Context, as_json: bool) -> None:
         return
     table = Table("event", "sets label", "Notify Cart", title="status events")
     for r in rows:
-        table.add_row(r["event"], r["order_status"] or "[dim](not defined)[/]",
+        table.add_row(r["event"], escape(r["order_status"]) if r["order_status"] else "[dim](not defined)[/]",
                       "" if r["notify_cart"] is None else ("yes" if r["notify_cart"] else "no"))
     console.print(table)
 
@@ -208,7 +215,7 @@ def events_load_defaults(ctx: Context, force: bool) -> None:
         if existing and not force:
             fail(f"{path} already defines {len(existing)} status events; pass --force to replace them")
     write_status_events(path, [StatusEvent(e, label, notify) for e, label, notify in DEFAULT_STATUS_EVENTS])
-    console.print(f"wrote {len(DEFAULT_STATUS_EVENTS)} default status events to {path}")
+    console.print(f"wrote {len(DEFAULT_STATUS_EVENTS)} default status events to {path}", markup=False)
 
 
 # -- orders ------------------------------------------------------------------
@@ -230,7 +237,7 @@ def orders_import(ctx: Context, file: Path) -> None:
         count = ctx.engine.import_orders(file)
     except ImportError_ as exc:
         fail(f"nothing imported:\n{exc}", 2)
-    console.print(f"imported {count} orders from {file}")
+    console.print(f"imported {count} orders from {file}", markup=False)
 
 
 @orders.command("show")
@@ -247,17 +254,17 @@ def orders_show(ctx: Context, order: str, store: str | None, as_json: bool) -> N
     if as_json:
         echo_json(info)
         return
-    console.print(f"order [bold]{info['order_number']}[/] (store {info['store']}, cart ref "
-                  f"{info['cart_order_ref']}): [bold]{info['status'] or '(no label)'}[/]")
+    console.print(f"order [bold]{escape(info['order_number'])}[/] (store {escape(info['store'])}, cart ref "
+                  f"{escape(info['cart_order_ref'])}): [bold]{escape(info['status'] or '(no label)')}[/]")
     table = Table("when", "event", "from", "to", "route", "why", title="history")
     for h in info["history"]:
-        table.add_row(h["at"], h["event"] or "", h["from"] or "", h["to"] or "", h["route"], h["reason"] or "")
+        table.add_row(*(escape(h[k] or "") for k in ("at", "event", "from", "to", "route", "reason")))
     console.print(table)
     if info["pending"]:
         for p in info["pending"]:
-            error = f" - {escape(p['last_error'])}" if p["last_error"] else ""
+            error = f" - {p['last_error']}" if p["last_error"] else ""
             console.print(f"pending update #{p['id']} to {p['destination']}: {p['status']} "
-                          f"({p['state']}, {p['attempts']} attempts){error}")
+                          f"({p['state']}, {p['attempts']} attempts){error}", markup=False)
     else:
         console.print("no update pending on the stack")
 
@@ -297,8 +304,8 @@ def fire(ctx: Context, event: str, order_numbers: tuple[str, ...], store: str | 
     if len(results) <= 20:
         for r in results:
             mark = "[green]queued[/]" if r.queued else ("[yellow]changed[/]" if r.changed else "[dim]no change[/]")
-            console.print(f"{r.order_number}: {mark} {r.from_status or '-'} -> {r.to_status or '-'}: {r.reason}",
-                          highlight=False)
+            console.print(f"{escape(r.order_number)}: {mark} {escape(r.from_status or '-')} -> "
+                          f"{escape(r.to_status or '-')}: {escape(r.reason)}", highlight=False)
     console.print(f"{len(results)} orders: {changed} changed, {queued} updates queued on the stack")
     if any(r.route == "unknown" for r in results):
         sys.exit(1)
@@ -334,7 +341,7 @@ def stack_status(ctx: Context, as_json: bool) -> None:
     if st.controller_running:
         for c in st.controllers:
             console.print(f"stack controller running: {c['mode']} on {c['host']} pid {c['pid']} "
-                          f"(heartbeat {c['beat_age_seconds']}s ago, {c['delivered']} delivered)")
+                          f"(heartbeat {c['beat_age_seconds']}s ago, {c['delivered']} delivered)", markup=False)
     else:
         console.print("[yellow]no stack controller is running[/]: start one with `cartstatus controller`")
     console.print(f"oldest record: {_age(st.oldest_age_seconds)} old")
@@ -358,8 +365,8 @@ def stack_list(ctx: Context, state: tuple[str, ...], limit: int, as_json: bool) 
         return
     table = Table("id", "store", "order", "status", "to", "state", "attempts", "age", "last error")
     for r in records:
-        table.add_row(str(r.id), r.store_id, r.order_number, r.update.status, r.destination, r.state(now),
-                      str(r.attempts), _age(now - r.created_at), escape(mask(r.last_error or "")))
+        table.add_row(str(r.id), *map(escape, (r.store_id, r.order_number, r.update.status, r.destination)),
+                      r.state(now), str(r.attempts), _age(now - r.created_at), escape(mask(r.last_error or "")))
     console.print(table)
     if not records:
         console.print("the stack is empty" if not state else "no records in that state")
@@ -416,8 +423,6 @@ def stack_purge_failed(ctx: Context, yes: bool) -> None:
 @pass_ctx
 def controller(ctx: Context, drain: bool, mode: str) -> None:
     """Run the stack controller until stopped (Ctrl-C), or with --drain until done."""
-    from .controller import StackController
-
     engine = ctx.engine
     ctl = StackController(ctx.config, engine.stack, mode=mode)
 
@@ -435,7 +440,7 @@ def controller(ctx: Context, drain: bool, mode: str) -> None:
                                total=stats.delivered + stats.parked + remaining)
                 stats = await ctl.run(drain=True, progress=progress)
         else:
-            err_console.print(f"stack controller {ctl.worker_id} running ({mode}); Ctrl-C stops it")
+            err_console.print(f"stack controller {ctl.worker_id} running ({mode}); Ctrl-C stops it", markup=False)
             stats = await ctl.run()
         console.print(f"delivered {stats.delivered}, rescheduled {stats.rescheduled}, parked {stats.parked}")
 
@@ -445,25 +450,3 @@ def controller(ctx: Context, drain: bool, mode: str) -> None:
     if drain and st.parked:
         console.print(f"[red]{st.parked} records parked[/]: see `cartstatus stack list --state parked`")
         sys.exit(1)
-
-
-from .plugin_commands import new_connector_command, plugins_command  # noqa: E402
-
-main.add_command(plugins_command)
-main.add_command(new_connector_command)
-
-
-def command_names() -> list[str]:
-    return sorted(main.commands)
-
-
-ProgressFn = Callable[[int], None]
-
-
-# -- registered command groups (each in its own module) ----------------------
-
-from .diagnose import diagnose_command  # noqa: E402
-from .matrix.cli import matrix_group  # noqa: E402
-
-main.add_command(matrix_group)
-main.add_command(diagnose_command)

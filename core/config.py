@@ -1,13 +1,17 @@
-"""The setup file ``cartstatus.yaml``: loaded, validated against its schema, secrets resolved."""
+"""The setup file ``cartstatus.yaml``: loaded, validated against its schema, secrets resolved.
+
+Each store's ``connector:`` settings are checked by the connector class that
+serves its cart; finding that class (the matrix, the installed plugins) is the
+caller's: :func:`read_config` is given it (``cartstatus.load_config`` gives the
+installed connectors).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 import os
-import re
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
@@ -20,34 +24,20 @@ import yaml
 
 from .connector import Connector
 from .events import KNOWN_EVENTS, match_event
+from .problems import Problem, ProblemsError, dotted
+from .schema_errors import Wording, explain_all, mask_credentials
 from .secrets import Secret, SecretError, SecretMask, config_secret_mask, resolve_secret
-from .yamlfile import Locator, YamlFileError, dotted, load_yaml
+from .yamlfile import Locator, YamlFileError, load_yaml
 
 CONFIG_ENV = "CARTSTATUS_CONFIG"
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 DEFAULT_CONFIG = "cartstatus.yaml"
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a file: where, which field, what is expected."""
-
-    path: Path
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else str(self.path)
-        return f"{where}: {self.field}: {self.message}"
+#: Finds the connector class that serves a store's cart (a key, name or alias of the matrix), or None.
+ConnectorFor = Callable[[str], "type[Connector] | None"]
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """The setup file cannot be used; ``problems`` says where and why."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -122,7 +112,7 @@ class Config:
     stack_url: str = "sqlite:///cartstatus.db"
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     matrix_extra: Path | None = None
-    #: Data path -> line in the setup file, for problems found after loading (see :func:`cart_problems`).
+    #: Data path -> line in the setup file, for problems found after loading (``cartstatus.routing.cart_problems``).
     locate: Locator | None = field(default=None, repr=False, compare=False)
 
     def store(self, store_id: str) -> Store:
@@ -155,56 +145,8 @@ def _schema_problems(path: Path, data: Any, locate: Locator) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(
         config_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    problems = []
-    for err in validator.iter_errors(data):
-        for data_path, message in _pinpoint(err):
-            problems.append(Problem(path, locate(data_path), dotted(data_path), message))
-    return problems
-
-
-def _pinpoint(err: jsonschema.ValidationError, prefix: Iterable[Any] = ()) -> list[tuple[list[Any], str]]:
-    """(data path, message) pairs pointing at the offending key itself.
-
-    jsonschema reports an unknown or a missing key at the enclosing object;
-    a person fixing the file wants the key's own line and name.
-    """
-    data_path = [*prefix, *err.absolute_path]
-    schema = err.schema if isinstance(err.schema, dict) else {}
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = schema.get("properties", {})
-        extra = [k for k in err.instance if k not in allowed]
-        if extra:
-            hint = f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
-            return [([*data_path, k], f"unknown key {k!r}{hint}") for k in extra]
-    if err.validator == "required" and isinstance(err.instance, dict):
-        missing = [k for k in err.validator_value if k not in err.instance]
-        if missing:
-            hint = schema.get("properties", {}).get(missing[0], {}).get("description")
-            return [([*data_path, missing[0]],
-                     f"missing: {err.message}" + (f" ({hint})" if hint else ""))]
-    return [(data_path, _explain(err))]
-
-
-def _explain(err: jsonschema.ValidationError) -> str:
-    """jsonschema's message, said for a person editing the file."""
-    schema = err.schema if isinstance(err.schema, dict) else {}
-    hint = schema.get("description")
-    if err.validator == "additionalProperties":
-        allowed = ", ".join(sorted(schema.get("properties", {})))
-        return f"{err.message}; allowed: {allowed}"
-    if err.validator == "oneOf":
-        return "expected a secret: a string, {$env: NAME} or {$file: PATH}"
-    if err.validator == "pattern" and hint:
-        return _mask_credentials(f"{err.instance!r} is not valid: expected {hint}")
-    message = err.message
-    if err.validator in ("required", "type", "enum", "format") and hint:
-        message += f" (expected {hint})"
-    return _mask_credentials(message)
-
-
-def _mask_credentials(text: str) -> str:
-    """Hide the password of a ``scheme://user:password@host`` URL echoed in a message."""
-    return _URL_PASSWORD.sub(r"\1********@", text)
+    return [Problem(path, locate(data_path), dotted(data_path), message)
+            for data_path, message in explain_all(validator.iter_errors(data))]
 
 
 class _SecretErrorAt(SecretError):
@@ -244,8 +186,14 @@ def _plain(settings: Any) -> Any:
     return settings
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load and check the setup file; raise :class:`ConfigError` naming every problem."""
+def read_config(path: str | os.PathLike[str] | None, connector_for: ConnectorFor) -> Config:
+    """Load and check the setup file; raise :class:`ConfigError` naming every problem.
+
+    ``connector_for`` finds the connector class serving a store's cart: its
+    settings schema checks the store's ``connector:`` settings (and marks their
+    secrets), its timeout must fit inside the lease. A store whose cart it has
+    no class for keeps its settings as written.
+    """
     p = config_path(path)
     try:
         data, locate = load_yaml(p, kind="setup file")
@@ -262,12 +210,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     problems = _schema_problems(p, data, locate)
     if problems:
         raise ConfigError(sorted(problems, key=lambda q: (q.line or 0)))
-    return _build(p, data, locate)
+    return _build(p, data, locate, connector_for)
 
 
-def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
-    from .routing import connector_class_for_cart
-
+def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: ConnectorFor) -> Config:
     problems: list[Problem] = []
     base_dir = p.parent.resolve()
 
@@ -293,7 +239,7 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
             continue
         cfg.status_events[event] = StatusEvent(event, raw["order_status"], bool(raw.get("notify_cart", False)))
 
-    classes: dict[str, type[Connector] | None] = {}  # one matrix lookup per cart, not per store
+    classes: dict[str, type[Connector] | None] = {}  # one lookup per cart, not per store
     for i, raw in enumerate(data.get("stores", [])):
         sid = raw["id"]
         if sid in cfg.stores:
@@ -314,7 +260,7 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
         except ValueError as exc:
             bad(["stores", i, "oss", "subscription_expires"], f"expected a date YYYY-MM-DD ({exc})")
         if raw["cart"] not in classes:
-            classes[raw["cart"]] = connector_class_for_cart(raw["cart"])
+            classes[raw["cart"]] = connector_for(raw["cart"])
         cls = classes[raw["cart"]]
         settings_schema = cls.settings_schema if cls is not None else {}
         try:
@@ -324,19 +270,11 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
             continue
         before = len(problems)
         if cls is not None and "connector" in raw:
-            v = jsonschema.Draft202012Validator(settings_schema)
-            for err in v.iter_errors(_plain(settings)):
-                if err.validator in ("additionalProperties", "required"):
-                    for dp, msg in _pinpoint(err, ["stores", i, "connector"]):
-                        bad(dp, msg)
-                    continue
-                dp = ["stores", i, "connector", *err.absolute_path]
-                # Never echo a value back: it may be a secret.
-                secret = isinstance(err.schema, dict) and bool(err.schema.get("secret"))
-                msg = err.message if err.validator not in ("pattern", "format", "type") and not secret else (
-                    f"does not match what {cls.name} expects ({err.validator}: "
-                    f"{err.schema.get(err.validator) if isinstance(err.schema, dict) else ''})")
-                bad(dp, msg)
+            # Never quote a value that breaks the connector's schema: it may be a secret.
+            wording = Wording(quote_values=False, whose=cls.name)
+            errors = jsonschema.Draft202012Validator(settings_schema).iter_errors(_plain(settings))
+            for data_path, message in explain_all(errors, wording):
+                bad(["stores", i, "connector", *data_path], message)
         if cls is not None and len(problems) == before:  # settings the connector takes: does its timeout fit?
             unfit = _timeout_unfit(cls, settings, cfg.controller)
             if unfit:
@@ -353,7 +291,7 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
     try:
         sa.engine.make_url(url).get_dialect()  # a port that is not a number, a driver that is not installed
     except (sa.exc.ArgumentError, ValueError) as exc:
-        bad(["stack", "url"], _mask_credentials(f"{url!r} is not a database URL cartstatus can use ({exc})")
+        bad(["stack", "url"], mask_credentials(f"{url!r} is not a database URL cartstatus can use ({exc})")
             + "; write sqlite:///FILE or postgresql://USER:PASSWORD@HOST/NAME")
     cfg.stack_url = _anchor_sqlite(url, base_dir)
     extra = data.get("matrix", {}).get("extra")
@@ -362,34 +300,6 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
     if problems:
         raise ConfigError(sorted(problems, key=lambda q: (q.line or 0)))
     return cfg
-
-
-def cart_problems(cfg: Config) -> list[Problem]:
-    """Stores whose ``cart`` the shopping-cart matrix does not know, with the nearest keys.
-
-    Kept out of :func:`load_config` (``check`` calls it): it needs the whole
-    matrix, the operator's extra file included, which loading the setup file does not.
-    """
-    from .matrix import MatrixError, load_matrix
-    from .matrix.lookup import find_cart
-
-    try:
-        matrix = load_matrix(cfg.matrix_extra)
-    except MatrixError as exc:
-        return exc.problems
-    problems = []
-    for i, store in enumerate(cfg.stores.values()):
-        if matrix.get(store.cart) or matrix.by_name(store.cart):
-            continue
-        look = find_cart(matrix, store.cart)
-        nearest = [look.row.key] if look.row else list(look.suggestions) or difflib.get_close_matches(
-            store.cart.casefold(), [row.key for row in matrix], n=3, cutoff=0.0)
-        data_path = ["stores", i, "cart"]
-        problems.append(Problem(cfg.path, cfg.locate(data_path) if cfg.locate else None, dotted(data_path),
-                                f"{store.cart!r} is not a key of the shopping-cart matrix, so nothing would be "
-                                f"sent for store {store.id!r}; nearest in the matrix: {', '.join(nearest)} "
-                                "(see `cartstatus matrix list`)"))
-    return problems
 
 
 def _timeout_unfit(cls: type[Connector], settings: dict[str, Any],

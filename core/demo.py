@@ -22,10 +22,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from .config import load_config
 from .connectors.seti.simulator import SetiSimulator
 from .controller import StackController
 from .engine import FireResult, StatusEngine
+from .routing import load_config
 from .serve import serve_in_thread
 
 console = Console()

@@ -1,22 +1,25 @@
-"""``cartstatus diagnose ORDER``: which of the six rules stops an order's update, and how to fix it."""
+"""``cartstatus diagnose ORDER``: which of the six rules stops an order's update, and how to fix it.
+
+A built-in plugin: its command comes through ``register_commands`` as a third party's does.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import click
-import sqlalchemy as sa
+from rich.markup import escape
 
 from .config import Config
-from .engine import OrderError, StatusEngine, _iso
+from .engine import OrderError, StatusEngine
+from .hookspecs import hookimpl
 from .routing import route_for_store
 from .stack import StackRecord
-from .storage import order_history, orders
+from .terminal import console, echo_json, fail
 
 Status = Literal["pass", "fail", "wait", "skip"]
 
@@ -69,20 +72,6 @@ class Diagnosis:
                 "checks": [{**asdict(c), "title": c.title} for c in self.checks]}
 
 
-def _order(engine: StatusEngine, number: str, store: str | None) -> Any:
-    query = sa.select(orders).where(orders.c.order_number == number)
-    if store is not None:
-        query = query.where(orders.c.store_id == store)
-    with engine.db.connect() as conn:
-        rows = conn.execute(query).all()
-    if not rows:
-        raise OrderError(f"order {number} is not known" + (f" in store {store}" if store else ""))
-    if len(rows) > 1:
-        raise OrderError(f"order {number} is in several stores ({', '.join(sorted(r.store_id for r in rows))}); "
-                         "pass --store")
-    return rows[0]
-
-
 def _fix_for_route(reason: str) -> str:
     if "not in the shopping-cart matrix" in reason:
         return "set the store's cart: to a matrix key (`cartstatus matrix check NAME` finds it)"
@@ -97,20 +86,19 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
              today: dt.date | None = None, now: float | None = None) -> Diagnosis:
     """Check the six rules for one order, in order; raises :class:`OrderError` for an unknown order."""
     now = time.time() if now is None else now
-    order = _order(engine, number, store)
-    with engine.db.connect() as conn:
-        history = conn.execute(sa.select(order_history).where(order_history.c.order_id == order.id)
-                               .order_by(order_history.c.id)).all()
-    records = [r for r in engine.stack.records(order_number=number) if r.store_id == order.store_id]
+    order = engine.show_order(number, store)
+    store_id, label = order["store"], order["status"]
+    history = order["history"]
+    records = [r for r in engine.stack.records(order_number=number) if r.store_id == store_id]
     # A reason quoted below is masked again: one stored by an older version may hold a secret.
     mask = config.secret_mask
-    result = Diagnosis(number, order.store_id, order.status)
+    result = Diagnosis(number, store_id, label)
     checks = result.checks
 
     # Rule 1: the route the store's updates take now.
-    st = config.stores.get(order.store_id)
+    st = config.stores.get(store_id)
     if st is None:
-        checks.append(Check(1, "fail", f"store {order.store_id!r} is not in {config.path}",
+        checks.append(Check(1, "fail", f"store {store_id!r} is not in {config.path}",
                             "add the store (id, cart) to the setup file"))
     else:
         route = route_for_store(st, today, config.matrix_extra)
@@ -127,7 +115,6 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
                             "set system: {UseStatusUpdates: true} in the setup file"))
 
     # Rule 3: an event that sets the current label, with Notify Cart.
-    label = order.status
     setting = [e for e in config.status_events.values() if e.order_status == label]
     notifying = [e.event for e in setting if e.notify_cart]
     if label is None:
@@ -145,31 +132,31 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
 
     # Rule 4: the label change that should have sent the update.
     change = next((h for h in reversed(history)
-                   if h.event is not None and h.to_status == label and h.from_status != h.to_status), None)
+                   if h["event"] is not None and h["to"] == label and h["from"] != h["to"]), None)
     if change is None:
         checks.append(Check(4, "fail", f"no status event changed the label to {label!r} (it was imported or set "
                                        "before); firing an event that sets the label the order already has "
                                        "queues nothing",
                             "fire a status event that changes the label (A to B)"))
     else:
-        checks.append(Check(4, "pass", f"{change.event!r} changed the label {change.from_status!r} -> "
-                                       f"{change.to_status!r} at {_iso(change.at)}"))
+        checks.append(Check(4, "pass", f"{change['event']!r} changed the label {change['from']!r} -> "
+                                       f"{change['to']!r} at {change['at']}"))
 
     # Rule 5: queued, and a controller running while it is still on the stack.
     record: StackRecord | None = None
     if change is None:
         checks.append(Check(5, "skip", "no label change to look for on the stack"))
-    elif change.idempotency_key is None:
-        rule = {"internal": 3, "none": 1, "off": 2}.get(change.route)
+    elif change["idempotency_key"] is None:
+        rule = {"internal": 3, "none": 1, "off": 2}.get(change["route"])
         because = f" (rule {rule} at the time)" if rule else ""
-        checks.append(Check(5, "fail", f"nothing was queued for that change{because}: {mask(change.reason)}",
+        checks.append(Check(5, "fail", f"nothing was queued for that change{because}: {mask(change['reason'])}",
                             "fix the cause above, then fire the event again at an order whose label differs"))
     else:
-        record = next((r for r in records if r.idempotency_key == change.idempotency_key), None)
+        record = next((r for r in records if r.idempotency_key == change["idempotency_key"]), None)
         status = engine.stack.status(now)
         running = status.controller_running
         if record is None:
-            checks.append(Check(5, "pass", f"the record ({change.route} to {change.destination}) was queued and "
+            checks.append(Check(5, "pass", f"the record ({change['route']} to {change['destination']}) was queued and "
                                            "has left the stack"))
         elif record.parked:
             checks.append(Check(5, "pass", f"record #{record.id} was queued and tried {record.attempts} times"))
@@ -184,15 +171,15 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
                                            f"{ctl['id']} is running (heartbeat {ctl['beat_age_seconds']}s ago)"))
 
     # Rule 6: the reply.
-    if change is None or change.idempotency_key is None:
+    if change is None or change["idempotency_key"] is None:
         checks.append(Check(6, "skip", "no record to look at"))
-    elif record is None and (change.outcome or "").startswith("purged"):
-        checks.append(Check(6, "fail", f"never delivered: the record was parked and then purged "
-                                       f"({mask(change.outcome.removeprefix('purged: ')) or 'no error recorded'})",
+    elif record is None and (change["outcome"] or "").startswith("purged"):
+        purged = mask(change["outcome"].removeprefix("purged: ")) or "no error recorded"
+        checks.append(Check(6, "fail", f"never delivered: the record was parked and then purged ({purged})",
                             "fix the cause, then fire the event again (the label must change)"))
     elif record is None:
-        when = f" at {_iso(change.settled_at)}" if change.settled_at else ""
-        checks.append(Check(6, "pass", f"delivered: {change.destination} answered OK{when} and the record was "
+        when = f" at {change['settled_at']}" if change["settled_at"] else ""
+        checks.append(Check(6, "pass", f"delivered: {change['destination']} answered OK{when} and the record was "
                                        "deleted from the stack"))
     elif record.parked:
         checks.append(Check(6, "fail", f"record #{record.id} is parked after a permanent failure: "
@@ -205,31 +192,44 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
     return result
 
 
+class _Obj(Protocol):
+    """What the ``cartstatus`` command hands its commands (``cartstatus.cli.Context``)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def engine(self) -> StatusEngine: ...
+
+
 @click.command("diagnose")
 @click.argument("order")
 @click.option("--store", help="The store, when the order number is in several.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def diagnose_command(ctx: Any, order: str, store: str | None, as_json: bool) -> None:
+def diagnose_command(obj: _Obj, order: str, store: str | None, as_json: bool) -> None:
     """Check the six status-update rules for ORDER; say which one fails and how to fix it.
 
     Exit status: 0 nothing fails, 1 a rule fails, 2 the order is unknown.
     """
-    from .cli import console, fail
-
     try:
-        found = diagnose(ctx.config, ctx.engine, order, store)
+        found = diagnose(obj.config, obj.engine, order, store)
     except OrderError as exc:
         fail(str(exc), 2)
     if as_json:
-        click.echo(json.dumps(found.as_dict(), indent=2))
+        echo_json(found.as_dict())
     else:
-        console.print(f"order [bold]{found.order_number}[/] (store {found.store}), label "
-                      f"{found.label or '(none)'}", highlight=False)
+        console.print(f"order [bold]{escape(found.order_number)}[/] (store {escape(found.store)}), label "
+                      f"{escape(found.label or '(none)')}", highlight=False)
         marks = {"pass": "[green]ok  [/]", "fail": "[red]FAIL[/]", "wait": "[yellow]wait[/]", "skip": "[dim]-   [/]"}
         for c in found.checks:
-            console.print(f" {marks[c.status]} rule {c.rule}: {c.title}: {c.detail}", highlight=False, soft_wrap=True)
+            console.print(f" {marks[c.status]} rule {c.rule}: {c.title}: {escape(c.detail)}", highlight=False)
             if c.fix and c.status == "fail":
-                console.print(f"      fix: {c.fix}", highlight=False, soft_wrap=True)
-        console.print(found.summary, highlight=False, soft_wrap=True)
+                console.print(f"      fix: {c.fix}", markup=False, highlight=False)
+        console.print(found.summary, markup=False, highlight=False)
     sys.exit(1 if found.failing else 0)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(diagnose_command)

@@ -526,6 +526,7 @@ class StatusEngine:
             "cart_order_ref": row.cart_order_ref,
             "history": [{"at": _iso(h.at), "event": h.event, "from": h.from_status, "to": h.to_status,
                          "route": h.route, "destination": h.destination, "reason": h.reason,
+                         "idempotency_key": h.idempotency_key,
                          "outcome": h.outcome, "settled_at": _iso(h.settled_at) if h.settled_at else None}
                         for h in hist],
             "pending": [_record(p).as_dict(now) for p in pending],

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
+import click
 from pluggy import HookimplMarker, HookspecMarker
 
 hookspec = HookspecMarker("cartstatus")
@@ -17,6 +18,11 @@ def register_connectors(register: Callable[[Any], None]) -> None:
 @hookspec
 def register_matrix_rows(register: Callable[[Any], None]) -> None:
     """Register shopping-cart matrix rows: call ``register(row_dict)`` for each."""
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``cartstatus`` command: ``cli`` is its click group (``cli.add_command(...)``)."""
 
 
 @hookspec

@@ -1,4 +1,7 @@
-"""``cartstatus plugins`` and ``cartstatus new-connector``: what is installed, and a start for a new one."""
+"""``cartstatus plugins`` and ``cartstatus new-connector``: what is installed, and a start for a new one.
+
+A built-in plugin: its commands come through ``register_commands`` as a third party's do.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +11,41 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from .plugins import LOAD_ENV, plugin_info
+from .hookspecs import hookimpl
+from .matrix import MatrixError
+from .matrix.loader import plugin_source
+from .plugins import LOAD_ENV, PluginError, get_matrix_rows, plugin_info
+from .routing import cart_matrix
 from .scaffold import ScaffoldError, generate
+from .terminal import err_console, fail
 
-err_console = Console(stderr=True)
+
+def _row_errors() -> list[PluginError]:
+    """What the matrix found wrong with plugins' rows (bad fields, collisions), by plugin."""
+    try:
+        problems = cart_matrix().problems
+    except MatrixError as exc:
+        problems = exc.problems
+    givers = {name for name, _ in get_matrix_rows()}
+    return [PluginError(name, f"register_matrix_rows: {p.field}: {p.message}")
+            for p in problems for name in givers if p.path == plugin_source(name)]
 
 
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per plugin.")
-def plugins_command(as_json: bool) -> None:
+@click.option("--all", "all_builtins", is_flag=True, help="Also list the built-in plugins that add commands.")
+def plugins_command(as_json: bool, all_builtins: bool) -> None:
     """List the plugins: name, version, hooks, connectors, matrix rows and load errors.
 
-    Built-in plugins are listed too. A plugin that failed to load or whose
-    registration was refused is listed with its error, and the exit status is 1.
-    CARTSTATUS_LOAD_PLUGINS (comma-separated names) limits which third-party
-    plugins load.
+    Built-in connector plugins are listed too. A plugin that failed to load or
+    whose registration was refused is listed with its error, and the exit status
+    is 1. CARTSTATUS_LOAD_PLUGINS (comma-separated names) limits which
+    third-party plugins load.
     """
-    infos = plugin_info()
+    infos = plugin_info(_row_errors(), all_builtins=all_builtins)
     failed = any(i.errors for i in infos)
     if as_json:
         click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
@@ -35,15 +54,14 @@ def plugins_command(as_json: bool) -> None:
         for column in ("plugin", "version", "hooks", "connectors", "matrix rows", "errors"):
             table.add_column(column, overflow="fold")
         for i in infos:
-            name = f"{i.name} [dim](built-in)[/]" if i.builtin else i.name
-            errors = "\n".join(f"[red]{e}[/]" for e in i.errors)
-            table.add_row(name, i.version or "-", "\n".join(i.hooks), ", ".join(i.connectors),
-                          ", ".join(i.matrix_rows), errors)
+            name = escape(i.name) + (" [dim](built-in)[/]" if i.builtin else "")
+            errors = "\n".join(f"[red]{escape(e)}[/]" for e in i.errors)
+            table.add_row(name, escape(i.version or "-"), "\n".join(i.hooks), escape(", ".join(i.connectors)),
+                          escape(", ".join(i.matrix_rows)), errors)
         Console().print(table)  # made here, so that it measures the terminal it prints to
         if failed:
             err_console.print(f"[red]some plugins failed to load or register[/] (the others are in use); "
-                              f"fix or uninstall them, or leave them out with {LOAD_ENV}",
-                              highlight=False, soft_wrap=True)
+                              f"fix or uninstall them, or leave them out with {LOAD_ENV}", highlight=False)
     if failed:
         sys.exit(1)
 
@@ -62,6 +80,11 @@ def new_connector_command(name: str, directory: Path) -> None:
     try:
         target = generate(name, directory)
     except ScaffoldError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        fail(str(exc), 2)
     click.echo(f"wrote {target}\nnext: pip install -e '{target}[test]' && pytest {target}")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(plugins_command)
+    cli.add_command(new_connector_command)

@@ -16,10 +16,11 @@ import importlib.metadata
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
 import jsonschema
 import pluggy
 
@@ -31,8 +32,12 @@ log = logging.getLogger("cartstatus.plugins")
 ENTRY_POINT_GROUP = "cartstatus"
 LOAD_ENV = "CARTSTATUS_LOAD_PLUGINS"
 
-#: Built-in plugin modules, registered exactly as third-party plugins are.
-DEFAULT_PLUGINS = ("cartstatus.connectors.seti.plugin", "cartstatus.connectors.oss.plugin")
+#: Built-in connector plugins, registered exactly as third-party plugins are.
+CONNECTOR_PLUGINS = ("cartstatus.connectors.seti.plugin", "cartstatus.connectors.oss.plugin")
+#: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
+COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
+#: Every built-in plugin module; they register before any third-party plugin, so theirs win a clash.
+DEFAULT_PLUGINS = CONNECTOR_PLUGINS + COMMAND_PLUGINS
 
 #: A connector's name, as the shopping-cart matrix's ``connector`` field takes it.
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -61,6 +66,8 @@ class _Loaded:
 @dataclass
 class PluginState:
     load_errors: list[PluginError] = field(default_factory=list)
+    #: What went wrong when the plugins last added their commands (see :func:`add_commands`).
+    command_errors: list[PluginError] = field(default_factory=list)
     origins: dict[str, _Loaded] = field(default_factory=dict)  # plugin name -> where from
     loaded: bool = False
 
@@ -71,7 +78,7 @@ class PluginState:
     @property
     def errors(self) -> list[PluginError]:
         """Every load and registration error, in the order found."""
-        return [*self.load_errors, *_registry().errors]
+        return [*self.load_errors, *_registry().errors, *self.command_errors]
 
 
 @dataclass
@@ -158,6 +165,7 @@ def reset_plugins() -> None:
         if plugin is not None and name not in DEFAULT_PLUGINS:
             pm.unregister(name=name)
     state.load_errors.clear()
+    state.command_errors.clear()
     state.origins.clear()
     state.loaded = False
     _cache = None
@@ -234,11 +242,16 @@ def _build_registry() -> Registry:
     return registry
 
 
+def plugin_set() -> tuple[tuple[str, int], ...]:
+    """The plugins registered, loading them first: it changes whenever one is added or removed."""
+    load_plugins()
+    return tuple((name, id(plugin)) for name, plugin in pm.list_name_plugin())
+
+
 def _registry() -> Registry:
     """The registry, rebuilt whenever the set of registered plugins changes."""
     global _cache
-    load_plugins()
-    key = tuple((name, id(plugin)) for name, plugin in pm.list_name_plugin())
+    key = plugin_set()
     if _cache is None or _cache[0] != key:
         _cache = (key, _build_registry())
     return _cache[1]
@@ -258,6 +271,35 @@ def get_connector_plugins() -> list[tuple[str, type[Connector]]]:
 def get_matrix_rows() -> list[tuple[str, dict[str, Any]]]:
     """(plugin name, row) pairs registered through ``register_matrix_rows``; a plugin is named by its distribution."""
     return [(_display(p), copy.deepcopy(r)) for p, r in _registry().matrix_rows]
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def add_commands(cli: click.Group) -> None:
+    """Let each plugin add its commands to ``cli`` (the ``cartstatus`` click group), built-ins first.
+
+    Each ``register_commands`` implementation is called on its own. One that
+    raises, or that would replace a command already there, is reported (in
+    ``state.errors``: ``cartstatus plugins`` lists it) and none of its commands
+    are kept; the CLI and every other plugin's commands still work.
+    """
+    load_plugins()
+    state.command_errors.clear()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        plugin_name = _display(pm.get_name(impl.plugin) or repr(impl.plugin))
+        before = dict(cli.commands)
+        try:
+            impl.function(**{name: cli for name in impl.argnames})
+        except Exception as exc:  # a plugin's bug must not take the CLI down
+            problem: str | None = f"{type(exc).__name__}: {exc}"
+        else:
+            replaced = sorted(name for name, command in before.items() if cli.commands.get(name) is not command)
+            problem = (f"command {', '.join(map(repr, replaced))} is already taken, so none of this plugin's "
+                       "commands are added; rename it") if replaced else None
+        if problem is not None:
+            cli.commands = before  # half a registration is worse than none
+            state.command_errors.append(PluginError(plugin_name, f"register_commands: {problem}"))
 
 
 # -- observers -----------------------------------------------------------------
@@ -311,12 +353,15 @@ class PluginInfo:
                 "connectors": self.connectors, "matrix_rows": self.matrix_rows, "errors": self.errors}
 
 
-def plugin_info() -> list[PluginInfo]:
-    """Every plugin, loaded or not, with what it registered and what went wrong."""
-    from . import __version__
+def plugin_info(more_errors: Iterable[PluginError] = (), all_builtins: bool = False) -> list[PluginInfo]:
+    """Every plugin, loaded or not, with what it registered and what went wrong.
 
+    ``more_errors``: what others found wrong with a plugin's gifts (the matrix
+    with its rows). The built-in command plugins are listed only with
+    ``all_builtins`` or when something is wrong with them.
+    """
     registry = _registry()
-    errors = [*state.load_errors, *registry.errors, *_matrix_problems()]
+    errors = [*state.errors, *more_errors]
     infos: list[PluginInfo] = []
     for plugin_name, plugin in pm.list_name_plugin():
         if plugin is None:
@@ -324,12 +369,14 @@ def plugin_info() -> list[PluginInfo]:
         display = _display(plugin_name)
         origin = state.origins.get(plugin_name)
         builtin = origin is None
+        if plugin_name in COMMAND_PLUGINS and not all_builtins and not any(e.name == display for e in errors):
+            continue
         rows = [r["key"] for p, r in registry.matrix_rows
                 if p == plugin_name and isinstance(r, dict) and isinstance(r.get("key"), str)]
         infos.append(PluginInfo(
             name=display,
             entry_point=origin.entry_point if origin else None,
-            version=origin.version if origin else __version__,
+            version=origin.version if origin else _own_version(),
             builtin=builtin,
             loaded=True,
             hooks=sorted(c.name for c in (pm.get_hookcallers(plugin) or [])),
@@ -346,19 +393,9 @@ def plugin_info() -> list[PluginInfo]:
     return infos
 
 
-def _matrix_problems() -> list[PluginError]:
-    """What the matrix loader found wrong with plugins' rows (bad fields, collisions), by plugin."""
+def _own_version() -> str | None:
+    """cartstatus's version: the built-ins'."""
     try:
-        from .matrix import MatrixError, load_matrix
-    except ImportError:  # the matrix package is optional for the listing
-        return []
-    try:
-        problems = load_matrix().problems
-    except MatrixError as exc:
-        problems = exc.problems
-    found: list[PluginError] = []
-    for problem in problems:
-        match = re.fullmatch(r"<plugin (.+)>", str(problem.path))
-        if match:
-            found.append(PluginError(match.group(1), f"register_matrix_rows: {problem.field}: {problem.message}"))
-    return found
+        return importlib.metadata.version("cartstatus")
+    except importlib.metadata.PackageNotFoundError:
+        return None

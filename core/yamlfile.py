@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .problems import dotted
 from .textfile import TextFileError, read_text
 
 Locator = Callable[[Iterable[Any]], int | None]
@@ -199,11 +200,3 @@ def load_yaml(path: Path, *, kind: str = "file", max_bytes: int = MAX_BYTES) -> 
         return line
 
     return data, locate
-
-
-def dotted(data_path: Iterable[Any]) -> str:
-    """``stores[0].connector.url`` from a jsonschema path."""
-    out = ""
-    for key in data_path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out or "(top level)"

@@ -1,12 +1,14 @@
-"""The shopping-cart matrix: which carts take status updates and how, and the routing decision."""
+"""The shopping-cart matrix: which carts take status updates and how (a library: it knows nothing of plugins)."""
 
 from .loader import (
     MATRIX_ENV,
+    OSS_CONNECTOR,
     TAKES_UPDATES,
     UPDATE_KINDS,
     CartRow,
     Matrix,
     MatrixError,
+    PublishedLimit,
     builtin_path,
     load_matrix,
     matrix_schema,
@@ -14,13 +16,13 @@ from .loader import (
     read_matrix_file,
 )
 from .lookup import EXIT_DIRECT, EXIT_NEEDS_OSS, EXIT_UNKNOWN, Answer, Lookup, answer, find_cart
-from .routing import decide_route, why_not_native
 
 __all__ = [
     "EXIT_DIRECT",
     "EXIT_NEEDS_OSS",
     "EXIT_UNKNOWN",
     "MATRIX_ENV",
+    "OSS_CONNECTOR",
     "TAKES_UPDATES",
     "UPDATE_KINDS",
     "Answer",
@@ -28,13 +30,12 @@ __all__ = [
     "Lookup",
     "Matrix",
     "MatrixError",
+    "PublishedLimit",
     "answer",
     "builtin_path",
-    "decide_route",
     "find_cart",
     "load_matrix",
     "matrix_schema",
     "normalize",
     "read_matrix_file",
-    "why_not_native",
 ]

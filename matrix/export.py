@@ -24,7 +24,7 @@ def _flat(row: CartRow, installed: set[str]) -> dict[str, str]:
         "updates": row.updates,
         "api": row.api or "",
         "connector": row.connector or "",
-        "connector_installed": "yes" if row.connector and row.connector in installed else "no",
+        "connector_installed": "yes" if row.connector_installed(installed) else "no",
         "tracking_numbers": "yes" if row.tracking_numbers else "no",
         "inventory": "yes" if row.inventory else "no",
         "status_vocabulary": "; ".join(row.status_vocabulary) if row.status_vocabulary else "",
@@ -39,7 +39,7 @@ def to_json(rows: Sequence[CartRow], installed: set[str]) -> str:
     data = []
     for r in rows:
         d = r.as_dict()
-        d["connector_installed"] = bool(r.connector and r.connector in installed)
+        d["connector_installed"] = r.connector_installed(installed)
         data.append(d)
     return json.dumps({"carts": data}, indent=2, ensure_ascii=False) + "\n"
 

@@ -4,6 +4,10 @@ Every problem names the file, the line and the field, and says what is expected.
 A row that collides with a row already loaded (same key, or a name or alias that
 another row answers to) is reported and left out: nothing silently replaces a
 built-in row.
+
+The matrix is a library: the rows plugins register and the connectors
+installed are given to :func:`load_matrix` (``cartstatus.routing.cart_matrix``
+gives the installed ones).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -20,13 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from cartstatus.config import Problem
-from cartstatus.yamlfile import Locator, YamlFileError, dotted, load_yaml
+from cartstatus.connector import RateLimit
+from cartstatus.problems import Problem, ProblemsError, dotted
+from cartstatus.schema_errors import Wording, explain_all
+from cartstatus.yamlfile import Locator, YamlFileError, load_yaml
 
 MATRIX_ENV = "CARTSTATUS_MATRIX"
 UPDATE_KINDS = ("native_api", "installed_script", "batch_file", "none")
 #: Ways a cart takes updates itself (the rest need the OSS).
 TAKES_UPDATES = ("native_api", "installed_script")
+#: The connector that sends to the OSS: where a store goes when its cart takes no updates.
+OSS_CONNECTOR = "oss"
+#: A matrix file's errors point at the row or object that holds them (support staff read whole rows).
+WORDING = Wording(unknown_at_key=False, missing_at_key=False)
 UPDATE_WORDS = {
     "native_api": "through its own API",
     "installed_script": "through the Stone Edge script installed on the cart's server",
@@ -36,10 +46,27 @@ UPDATE_WORDS = {
 
 
 @dataclass(frozen=True)
-class RateLimitInfo:
+class PublishedLimit:
+    """A cart's request limit as its documentation states it: in words, with the numbers when it gives them.
+
+    The numbers are the connector contract's :class:`~cartstatus.connector.RateLimit`
+    (what a connector paces by); the words stay here, because a cart may state a
+    limit only in words ("none in WooCommerce core; the host may limit").
+    """
+
     summary: str
-    requests: int | None = None
-    per_seconds: float | None = None
+    limit: RateLimit | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        numbers = {} if self.limit is None else {"requests": self.limit.requests,
+                                                  "per_seconds": self.limit.per_seconds}
+        return {"summary": self.summary, **numbers}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PublishedLimit:
+        requests, per_seconds = raw.get("requests"), raw.get("per_seconds")
+        numbers = None if requests is None or per_seconds is None else RateLimit(requests, per_seconds, raw["summary"])
+        return cls(raw["summary"], numbers)
 
 
 @dataclass(frozen=True)
@@ -58,7 +85,7 @@ class CartRow:
     aliases: tuple[str, ...] = ()
     api: str | None = None
     status_vocabulary: tuple[str, ...] | None = None
-    rate_limit: RateLimitInfo | None = None
+    rate_limit: PublishedLimit | None = None
     origin: str = "built-in"  # built-in, plugin NAME, or a file path
 
     @property
@@ -74,6 +101,23 @@ class CartRow:
         """Every name this row answers to: key, display name, aliases."""
         return (self.key, self.name, *self.aliases)
 
+    def connector_installed(self, installed: Collection[str]) -> bool:
+        """The row names a connector, and it is one of ``installed``."""
+        return self.connector is not None and self.connector in installed
+
+    def why_not_native(self, installed: Collection[str]) -> str | None:
+        """Why this cart cannot be sent to directly with the ``installed`` connectors, or None when it can."""
+        if not self.takes_updates:
+            if self.updates == "batch_file":
+                return f"{self.name} takes status updates only as a batch file it imports"
+            return f"{self.name} cannot take status updates"
+        if self.connector is None:
+            return f"{self.name} takes status updates {self.how}, but no cartstatus connector for it is installed"
+        if self.connector not in installed:
+            return (f"{self.name} takes status updates {self.how}, but its connector {self.connector!r} "
+                    "is not installed")
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -85,9 +129,7 @@ class CartRow:
             "capabilities": {"tracking_numbers": self.tracking_numbers, "inventory": self.inventory},
             "status_vocabulary": list(self.status_vocabulary) if self.status_vocabulary is not None else None,
             "caveats": list(self.caveats),
-            "rate_limit": None if self.rate_limit is None else {
-                k: v for k, v in (("summary", self.rate_limit.summary), ("requests", self.rate_limit.requests),
-                                  ("per_seconds", self.rate_limit.per_seconds)) if v is not None},
+            "rate_limit": None if self.rate_limit is None else self.rate_limit.as_dict(),
             "sources": list(self.sources),
             "verified": self.verified.isoformat() if self.verified else None,
             "origin": self.origin,
@@ -111,20 +153,15 @@ class CartRow:
             inventory=bool(caps["inventory"]),
             status_vocabulary=tuple(vocab) if vocab is not None else None,
             caveats=tuple(raw.get("caveats") or ()),
-            rate_limit=None if rate is None else RateLimitInfo(rate["summary"], rate.get("requests"),
-                                                               rate.get("per_seconds")),
+            rate_limit=None if rate is None else PublishedLimit.from_dict(rate),
             sources=tuple(raw["sources"]),
             verified=dt.date.fromisoformat(verified) if verified else None,
             origin=origin,
         )
 
 
-class MatrixError(Exception):
+class MatrixError(ProblemsError):
     """A matrix file cannot be used; ``problems`` says where and why."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 def normalize(name: str) -> str:
@@ -134,10 +171,11 @@ def normalize(name: str) -> str:
 
 @dataclass
 class Matrix:
-    """The rows in force, with problems found while merging (collisions)."""
+    """The rows in force, with problems found while merging (collisions), and the connectors installed."""
 
     rows: dict[str, CartRow] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    installed: frozenset[str] = frozenset()
     _names: dict[str, str] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[CartRow]:
@@ -194,20 +232,6 @@ def builtin_path() -> Path:
     return Path(str(resources.files("cartstatus.matrix").joinpath("carts.yaml")))
 
 
-def _explain(err: jsonschema.ValidationError) -> str:
-    schema = err.schema if isinstance(err.schema, dict) else {}
-    hint = schema.get("description")
-    if err.validator == "additionalProperties":
-        allowed = ", ".join(sorted(schema.get("properties", {})))
-        return f"{err.message}; allowed: {allowed}"
-    if err.validator == "required":
-        return f"{err.message}: add it"
-    message = err.message
-    if hint and err.validator in ("type", "enum", "pattern", "format", "const", "minLength", "minItems"):
-        message += f" (expected {hint})"
-    return message
-
-
 def _dates_to_text(data: Any) -> Any:
     """A plugin's row may hold dates as ``datetime.date``; the schema checks text, so turn them into text."""
     if isinstance(data, dict):
@@ -234,10 +258,8 @@ def read_matrix_file(path: Path, origin: str | None = None) -> tuple[list[tuple[
         raise MatrixError([Problem(path, 1, "(file)", "the file is empty; expected a mapping with a carts: list")])
     validator = jsonschema.Draft202012Validator(matrix_schema(),
                                                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    problems = []
-    for err in validator.iter_errors(data):
-        data_path = list(err.absolute_path)
-        problems.append(Problem(path, locate(data_path), dotted(data_path), _explain(err)))
+    problems = [Problem(path, locate(data_path), dotted(data_path), message)
+                for data_path, message in explain_all(validator.iter_errors(data), WORDING)]
     if problems:
         raise MatrixError(sorted(problems, key=lambda q: (q.line or 0, q.field)))
     rows = [(CartRow.from_dict(raw, origin), locate(["carts", i])) for i, raw in enumerate(data["carts"])]
@@ -259,25 +281,26 @@ def _builtin_rows() -> tuple[tuple[CartRow, int | None], ...]:
     return tuple(rows)
 
 
-def _plugin_rows(matrix: Matrix) -> None:
-    """Rows from the ``register_matrix_rows`` hook; a bad or colliding row is a problem, not a crash."""
-    from cartstatus.plugins import get_matrix_rows
+def plugin_source(plugin: str) -> Path:
+    """Where a plugin's rows come from, as their problems name it."""
+    return Path(f"<plugin {plugin}>")
 
+
+def _add_plugin_rows(matrix: Matrix, plugin_rows: Iterable[tuple[str, Any]]) -> None:
+    """Rows plugins registered, as (plugin, row); a bad or colliding row is a problem, not a crash."""
     validator = jsonschema.Draft202012Validator(matrix_schema()["$defs"]["row"],
                                                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    for plugin, raw in get_matrix_rows():
-        where = Path(f"<plugin {plugin}>")
-        raw = _dates_to_text(raw)
-        errors = list(validator.iter_errors(raw)) if isinstance(raw, dict) else []
+    for plugin, raw in plugin_rows:
+        where = plugin_source(plugin)
         if not isinstance(raw, dict):
             matrix.problems.append(Problem(where, None, "(row)", f"expected a mapping, got {type(raw).__name__}"))
             continue
-        if errors:
-            for err in errors:
-                matrix.problems.append(Problem(where, None, dotted(list(err.absolute_path)) or "(row)",
-                                               _explain(err)))
-            continue
-        matrix.add(CartRow.from_dict(raw, f"plugin {plugin}"), where, None, f"key ({raw['key']})")
+        raw = _dates_to_text(raw)
+        explained = explain_all(validator.iter_errors(raw), WORDING)
+        for data_path, message in explained:
+            matrix.problems.append(Problem(where, None, dotted(data_path), message))
+        if not explained:
+            matrix.add(CartRow.from_dict(raw, f"plugin {plugin}"), where, None, f"key ({raw['key']})")
 
 
 @cache
@@ -286,16 +309,18 @@ def _extra_rows(path: Path, _stamp: tuple[int, int]) -> tuple[tuple[CartRow, int
     return tuple(rows)
 
 
-def load_matrix(extra: str | os.PathLike[str] | None = None) -> Matrix:
-    """The matrix in force: built-in rows, then plugin rows, then the operator's ``extra`` file.
+def load_matrix(extra: str | os.PathLike[str] | None = None, plugin_rows: Iterable[tuple[str, Any]] = (),
+                installed: Iterable[str] = ()) -> Matrix:
+    """The matrix: built-in rows, then ``plugin_rows`` ((plugin, row) pairs), then the operator's ``extra`` file.
 
-    Raises :class:`MatrixError` when the extra file cannot be used. Collisions and
-    bad plugin rows are kept in ``Matrix.problems``.
+    ``installed`` names the connectors installed. Raises :class:`MatrixError` when
+    the extra file cannot be used. Collisions and bad plugin rows are kept in
+    ``Matrix.problems``.
     """
-    matrix = Matrix()
+    matrix = Matrix(installed=frozenset(installed))
     for i, (row, line) in enumerate(_builtin_rows()):
         matrix.add(row, builtin_path(), line, f"carts[{i}].key")
-    _plugin_rows(matrix)
+    _add_plugin_rows(matrix, plugin_rows)
     if extra is not None:
         p = Path(extra)
         try:
@@ -307,7 +332,3 @@ def load_matrix(extra: str | os.PathLike[str] | None = None) -> Matrix:
         for i, (row, line) in enumerate(_extra_rows(p.resolve(), (st.st_mtime_ns, st.st_size))):
             matrix.add(row, p, line, f"carts[{i}].key")
     return matrix
-
-
-def rows_from(matrix: Iterable[CartRow]) -> list[CartRow]:
-    return sorted(matrix, key=lambda r: r.key)

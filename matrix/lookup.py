@@ -6,11 +6,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from cartstatus.plugins import get_connectors
-from cartstatus.routing import OSS_CONNECTOR
-
-from .loader import CartRow, Matrix, normalize
-from .routing import why_not_native
+from .loader import OSS_CONNECTOR, CartRow, Matrix, normalize
 
 #: How close a misspelling must be (difflib ratio) to be taken as a cart.
 MATCH_CUTOFF = 0.8
@@ -88,9 +84,8 @@ def _clause(text: str) -> str:
     return text.strip().rstrip(".")
 
 
-def answer(matrix: Matrix, query: str, installed: set[str] | None = None) -> Answer:
+def answer(matrix: Matrix, query: str) -> Answer:
     """Whether and how the cart takes status updates, which connector, installed or not, OSS or not, caveats."""
-    installed = set(get_connectors()) if installed is None else installed
     look = find_cart(matrix, query)
     row = look.row
     if row is None:
@@ -98,7 +93,7 @@ def answer(matrix: Matrix, query: str, installed: set[str] | None = None) -> Ans
                 else "; see `cartstatus matrix list` for every cart")
         return Answer(look, f"No cart in the shopping-cart matrix matches {query!r}{hint}.", EXIT_UNKNOWN,
                       {"takes_updates_directly": None, "oss_needed": None})
-    blocked = why_not_native(row, installed)
+    blocked = row.why_not_native(matrix.installed)
     direct = blocked is None
     lead = f"{row.name} ({row.key})"
     if look.matched_by == "fuzzy":
@@ -132,8 +127,8 @@ def answer(matrix: Matrix, query: str, installed: set[str] | None = None) -> Ans
         "updates": row.updates,
         "api": row.api,
         "connector": row.connector,
-        "connector_installed": bool(row.connector and row.connector in installed),
-        "oss_connector_installed": OSS_CONNECTOR in installed,
+        "connector_installed": row.connector_installed(matrix.installed),
+        "oss_connector_installed": OSS_CONNECTOR in matrix.installed,
         "takes_updates_directly": direct,
         "oss_needed": not direct,
         "caveats": list(row.caveats),

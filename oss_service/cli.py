@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
+from cartstatus.terminal import fail
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -22,11 +22,6 @@ from .storage import DB_ENV, DEFAULT_DB, current_revision, head_revision, migrat
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    sys.exit(code)
 
 
 def db_option(fn: F) -> F:

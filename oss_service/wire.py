@@ -11,10 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import orjson
+from cartstatus.problems import dotted
+from cartstatus.schema_errors import Wording, explain_all
 
 if TYPE_CHECKING:
     from cartstatus.connector import StatusUpdate
 
+#: A body's errors: unknown keys at the object holding them, missing ones at their own name, and no value
+#: that breaks a pattern, a format or a type quoted back (it may be a shopper's email).
+WORDING = Wording(unknown_at_key=False, quote_values=False, whose="the OSS")
 WIRE_VERSION = 1
 SCHEMA_FILE = "status-update.v1.json"
 SCHEMA_ID = "https://cartstatus.dev/schemas/oss/status-update.v1.json"
@@ -46,13 +51,6 @@ def _validator() -> jsonschema.protocols.Validator:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def _dotted(path: Any) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(body)"
-
-
 @cache
 def _fast_check() -> Any:
     """The same schema compiled to Python (fastjsonschema): the quick yes for valid bodies.
@@ -79,26 +77,8 @@ def validate(body: Any) -> list[WireError]:
         refusal = str(exc)
     else:
         return []
-    problems = []
-    for err in sorted(_validator().iter_errors(body), key=lambda e: list(map(str, e.absolute_path))):
-        field = _dotted(err.absolute_path)
-        schema = err.schema if isinstance(err.schema, dict) else {}
-        if err.validator == "required":
-            # jsonschema reports a missing field against its parent; name the field itself.
-            missing = str(err.message).split("'")[1] if "'" in str(err.message) else ""
-            if missing:
-                field = f"{field}.{missing}" if field != "(body)" else missing
-            message = "is required"
-        elif err.validator == "additionalProperties":
-            message = f"{err.message}; allowed: {', '.join(sorted(schema.get('properties', {})))}"
-        elif err.validator in ("pattern", "format") and schema.get("description"):
-            # The value itself is not echoed: it may be a shopper's email.
-            message = f"not valid: expected {schema['description']}"
-        else:
-            message = str(err.message)
-            if len(message) > 200:
-                message = message[:200] + "..."
-        problems.append(WireError(field, message))
+    errors = sorted(_validator().iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [WireError(dotted(path, whole="(body)"), message) for path, message in explain_all(errors, WORDING)]
     # Should the two validators ever disagree, the body is still refused.
     return problems or [WireError("(body)", refusal[:200])]
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the given test command with the services the suite needs: lint and type
-# checks first, then a throwaway PostgreSQL server (when its binaries exist)
-# and Debian's chromium for the browser test (installed when absent).
+# Runs the given test command with the services the suite needs: the static
+# checks first (scripts/lint.sh: ruff, mypy, import-linter's contracts), then a
+# throwaway PostgreSQL server (when its binaries exist) and Debian's chromium
+# for the browser test (installed when absent).
 #
 # It sets CARTSTATUS_SERVICES=1: a test whose service is missing then FAILS
 # instead of skipping (see tests/services.py), and exports the server's URL as
@@ -12,8 +13,7 @@ cd "$here"
 py=$1
 bin=$(dirname "$py")
 
-"$bin/ruff" check .
-"$bin/mypy" --no-error-summary core connectors matrix oss_service
+"$here/scripts/lint.sh" "$bin"
 
 export CARTSTATUS_SERVICES=1
 

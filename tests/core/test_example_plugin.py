@@ -16,7 +16,7 @@ import httpx
 import pytest
 from cartstatus import StackController, StatusEngine, load_config, plugins, route_for_store
 from cartstatus.cli import main
-from cartstatus.matrix import load_matrix
+from cartstatus.routing import cart_matrix
 from click.testing import CliRunner
 
 from ..conftest import base_setup
@@ -59,7 +59,7 @@ def test_the_example_registers_its_matrix_row(acmecart_installed: Path) -> None:
     assert plugin == "cartstatus-acmecart"
     assert (row["connector"], row["updates"]) == ("acmecart", "native_api")
     # The matrix takes it: valid against matrix/schema.json, no collision, and support can look it up.
-    matrix = load_matrix()
+    matrix = cart_matrix()
     assert [p for p in matrix.problems if "acmecart" in str(p.path)] == []
     cart = matrix.get("acmecart")
     assert cart is not None and cart.connector == "acmecart"

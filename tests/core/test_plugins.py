@@ -160,8 +160,8 @@ def test_broken_plugins_do_not_stop_the_others(fake_plugins: Callable[..., None]
         assert expected in garbage
     assert len(errors["cs-garbage"]) == 6
     assert errors["cs-typo"] == [
-        "implements register_conectors(), which is not a cartstatus hook (the hooks are: register_connectors, "
-        "register_matrix_rows, update_delivered, update_parked)"]
+        "implements register_conectors(), which is not a cartstatus hook (the hooks are: register_commands, "
+        "register_connectors, register_matrix_rows, update_delivered, update_parked)"]
     assert "PluginValidationError" in errors["cs-badsig"][0]
     assert "not_an_argument" in errors["cs-badsig"][0]
 
@@ -232,6 +232,15 @@ def test_plugins_command_exits_0_when_all_is_well(fresh_plugins: None) -> None:
     assert [p["connectors"] for p in json.loads(result.output)] == [["seti"], ["oss"]]
 
 
+def test_plugins_all_lists_the_builtin_command_plugins(fresh_plugins: None) -> None:
+    result = CliRunner().invoke(main, ["plugins", "--all", "--json"])
+    assert result.exit_code == 0
+    listed = {p["name"]: p for p in json.loads(result.output)}
+    assert {name: p["hooks"] for name, p in listed.items() if name in plugins.COMMAND_PLUGINS} == {
+        name: ["register_commands"] for name in plugins.COMMAND_PLUGINS}
+    assert all(p["builtin"] and not p["errors"] for p in listed.values())
+
+
 # -- one test per hook (tests/core/test_hook_docs.py checks every hook has one) --
 
 
@@ -254,6 +263,83 @@ def test_hook_register_matrix_rows_rows_are_copies(fake_plugins: Callable[..., N
     rows = plugins.get_matrix_rows()
     rows[0][1]["key"] = "changed by a caller"
     assert plugins.get_matrix_rows()[0][1]["key"] == "goodcart"
+
+
+ADDS_A_COMMAND = """
+import click
+from cartstatus import hookimpl
+
+@click.command("hello")
+def hello():
+    '''Say hello.'''
+    click.echo("hello from a plugin")
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(hello)
+"""
+
+RAISES_IN_COMMANDS = """
+import click
+from cartstatus import hookimpl
+
+@click.command("half")
+def half():
+    click.echo("half a registration")
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(half)
+    raise RuntimeError("the plugin's own bug")
+"""
+
+TAKES_FIRE = """
+import click
+from cartstatus import hookimpl
+
+@click.command("fire")
+def fire():
+    click.echo("hijacked")
+
+@click.command("extra")
+def extra():
+    click.echo("extra")
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(extra)
+    cli.add_command(fire)
+"""
+
+
+def test_hook_register_commands_a_broken_plugin_is_reported_and_the_cli_still_works(
+        fake_plugins: Callable[..., None], tmp_path: Any) -> None:
+    fake_plugins("cs-hello", {"cs_hello": ADDS_A_COMMAND}, {"hello": "cs_hello"})
+    fake_plugins("cs-cmd-bug", {"cs_cmd_bug": RAISES_IN_COMMANDS}, {"cmdbug": "cs_cmd_bug"})
+    fake_plugins("cs-takes-fire", {"cs_takes_fire": TAKES_FIRE}, {"takesfire": "cs_takes_fire"})
+    runner = CliRunner()
+
+    hello = runner.invoke(main, ["hello"])
+    assert (hello.exit_code, hello.output) == (0, "hello from a plugin\n")
+    usage = runner.invoke(main, ["--help"])
+    assert usage.exit_code == 0
+    for command in ("check", "fire", "controller", "matrix", "diagnose", "plugins", "new-connector", "hello"):
+        assert f"  {command} " in usage.output, command
+    # What a broken plugin added is taken back, all of it: nothing half-registered, no built-in replaced.
+    for command in ("half", "extra"):
+        assert "No such command" in runner.invoke(main, [command]).output
+    fire = runner.invoke(main, ["--config", str(tmp_path / "none.yaml"), "fire", "Order Shipped", "1001"])
+    assert fire.exit_code == 2 and "hijacked" not in fire.output and "no such setup file" in fire.output
+    assert runner.invoke(main, ["matrix", "check", "seti"]).exit_code == 0
+
+    listing = runner.invoke(main, ["plugins", "--json"])
+    assert listing.exit_code == 1
+    listed = {p["name"]: p for p in json.loads(listing.output)}
+    assert (listed["cs-hello"]["hooks"], listed["cs-hello"]["errors"]) == (["register_commands"], [])
+    assert listed["cs-cmd-bug"]["errors"] == ["register_commands: RuntimeError: the plugin's own bug"]
+    assert listed["cs-takes-fire"]["errors"] == [
+        "register_commands: command 'fire' is already taken, so none of this plugin's commands are added; "
+        "rename it"]
 
 
 class Observer:

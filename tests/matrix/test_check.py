@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from cartstatus.cli import main
 from cartstatus.connector import Connector
-from cartstatus.matrix import EXIT_DIRECT, EXIT_NEEDS_OSS, EXIT_UNKNOWN, answer, find_cart, load_matrix
+from cartstatus.matrix import EXIT_DIRECT, EXIT_NEEDS_OSS, EXIT_UNKNOWN, answer, find_cart
+from cartstatus.routing import cart_matrix
 from click.testing import CliRunner
 
 #: Every cart of issue 3 as typed, with the row it must find and the exit status.
@@ -39,8 +40,8 @@ MISSPELLINGS = [
 
 @pytest.mark.parametrize(("typed", "key", "status"), CARTS)
 def test_check_answers_every_cart(typed: str, key: str, status: int) -> None:
-    result = answer(load_matrix(), typed)
-    row = load_matrix().get(key)
+    result = answer(cart_matrix(), typed)
+    row = cart_matrix().get(key)
     assert row is not None
     assert (result.lookup.row, result.exit_status) == (row, status)
     sentence = result.sentence
@@ -56,34 +57,34 @@ def test_check_answers_every_cart(typed: str, key: str, status: int) -> None:
 
 @pytest.mark.parametrize(("typed", "key"), MISSPELLINGS)
 def test_check_understands_misspellings(typed: str, key: str) -> None:
-    result = answer(load_matrix(), typed)
+    result = answer(cart_matrix(), typed)
     assert result.lookup.matched_by == "fuzzy"
     assert result.lookup.row is not None and result.lookup.row.key == key
     assert result.sentence.startswith(f"Taking {typed!r} to mean")
 
 
 def test_unknown_name_suggests_the_closest() -> None:
-    result = answer(load_matrix(), "Big")
+    result = answer(cart_matrix(), "Big")
     assert result.exit_status == EXIT_UNKNOWN
     assert result.lookup.row is None and "bigcommerce" in result.lookup.suggestions
     assert "the closest are: bigcommerce" in result.sentence
 
 
 def test_nothing_close_says_so() -> None:
-    result = answer(load_matrix(), "qqqqqqqq")
+    result = answer(cart_matrix(), "qqqqqqqq")
     assert (result.exit_status, result.lookup.suggestions) == (EXIT_UNKNOWN, ())
     assert "matrix list" in result.sentence
 
 
 def test_case_spaces_punctuation_are_ignored() -> None:
-    m = load_matrix()
+    m = cart_matrix()
     for typed in ("ZEN-CART", "  zen   cart ", "Zen_Cart", "zen.cart"):
         assert find_cart(m, typed).row is m.get("zencart")
 
 
 def test_installed_oss_connector_does_not_change_a_direct_answer(fake_oss: type[Connector]) -> None:
-    assert answer(load_matrix(), "seti").exit_status == EXIT_DIRECT
-    assert answer(load_matrix(), "shopify").facts["oss_connector_installed"] is True
+    assert answer(cart_matrix(), "seti").exit_status == EXIT_DIRECT
+    assert answer(cart_matrix(), "shopify").facts["oss_connector_installed"] is True
 
 
 @pytest.fixture

@@ -111,3 +111,22 @@ def test_export_html_is_self_contained_and_escaped(runner: CliRunner, tmp_path: 
     assert "a | b &amp; &lt;b&gt;c&lt;/b&gt;" in page
     assert "<link" not in page and "src=" not in page  # nothing loaded from elsewhere
     assert page.count("<tr class=") == len(load_matrix(extra))
+
+
+def test_validate_prints_the_key_pattern_intact(runner: CliRunner, write_matrix: Callable[..., Path]) -> None:
+    # Rich took "[a-z0-9][a-z0-9_]" for markup and printed the pattern as '^{0,63}$'.
+    bad = write_matrix([row(key="My Cart")], name="bad-key.yaml")
+    result = runner.invoke(main, ["matrix", "validate", str(bad)])
+    assert result.exit_code == 1
+    line = next(line for line in result.output.splitlines() if "carts[0].key" in line)
+    assert f"{bad}:2: carts[0].key: 'My Cart' is not valid: expected lower-case letters" in line
+    assert "it does not match '^[a-z0-9][a-z0-9_]{0,63}$'" in line
+
+
+def test_matrix_text_in_brackets_is_printed_as_written(runner: CliRunner, write_matrix: Callable[..., Path]) -> None:
+    extra = write_matrix([row(name="My [beta] Cart", caveats=["labels must match [a-z]+ exactly"])])
+    shown = runner.invoke(main, ["matrix", "show", "mycart", "--matrix", str(extra)])
+    assert shown.exit_code == 0
+    assert "My [beta] Cart (mycart)" in shown.output and "caveat: labels must match [a-z]+ exactly" in shown.output
+    listed = runner.invoke(main, ["matrix", "list", "--matrix", str(extra)], env={"COLUMNS": "300"})
+    assert "My [beta] Cart" in listed.output

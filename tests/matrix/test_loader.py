@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from cartstatus.matrix import MatrixError, load_matrix, read_matrix_file
+from cartstatus.routing import cart_matrix
 
 from .conftest import row
 
@@ -110,7 +111,7 @@ def test_plugin_rows_come_through_the_hook(register_plugin: Callable[..., None])
         register(row(key="plugincart", name="Plugin Cart", aliases=[]))
 
     register_plugin("test-rows", register_matrix_rows=register_matrix_rows)
-    matrix = load_matrix()
+    matrix = cart_matrix()
     assert matrix.get("plugincart").origin == "plugin test-rows"  # type: ignore[union-attr]
     assert matrix.problems == []
 
@@ -121,7 +122,7 @@ def test_plugin_row_colliding_with_builtin_is_reported(register_plugin: Callable
         register(row(key="myshop", name="My Shop", aliases=["big commerce"]))
 
     register_plugin("test-clash", register_matrix_rows=register_matrix_rows)
-    matrix = load_matrix()
+    matrix = cart_matrix()
     messages = [p.message for p in matrix.problems]
     assert len(messages) == 2
     assert "'shopify' is already defined by built-in" in messages[0]
@@ -137,7 +138,7 @@ def test_bad_plugin_row_is_reported_not_raised(register_plugin: Callable[..., No
         register("not a row")
 
     register_plugin("test-bad", register_matrix_rows=register_matrix_rows)
-    matrix = load_matrix()
+    matrix = cart_matrix()
     assert matrix.get("halfcart") is None
     fields = [p.field for p in matrix.problems]
     assert "updates" in fields and "(row)" in fields

@@ -11,8 +11,8 @@ import pytest
 from cartstatus import StatusEngine, load_config
 from cartstatus.config import OssSettings, Store
 from cartstatus.connector import Connector
-from cartstatus.matrix import decide_route, load_matrix
-from cartstatus.routing import connector_class_for_cart, route_for_store
+from cartstatus.matrix import load_matrix
+from cartstatus.routing import cart_matrix, connector_class_for_cart, decide_route, route_for_store
 from cartstatus.secrets import Secret
 
 from ..conftest import add_orders, base_setup
@@ -74,7 +74,7 @@ def test_lapsed_subscription_routes_none(fake_oss: type[Connector]) -> None:
 
 
 def test_active_subscription_without_oss_connector_routes_none() -> None:
-    route = decide_route(store("americart", TODAY), load_matrix(), TODAY, installed={"seti"})
+    route = decide_route(store("americart", TODAY), load_matrix(installed={"seti"}), TODAY)
     assert route.kind == "none" and "OSS connector 'oss' is not installed" in route.reason
 
 
@@ -97,7 +97,7 @@ def test_unusable_extra_matrix_routes_none(tmp_path: Path) -> None:
 
 
 def test_route_for_store_delegates_to_the_matrix_decision(fake_oss: type[Connector]) -> None:
-    matrix = load_matrix()
+    matrix = cart_matrix()
     for cart in ("seti", "woocommerce", "americart", "nowhere"):
         for sub in (None, TODAY, TODAY - dt.timedelta(days=3)):
             assert route_for_store(store(cart, sub), TODAY) == decide_route(store(cart, sub), matrix, TODAY)
