@@ -30,8 +30,9 @@ from .config import (
     write_status_events,
 )
 from .connector import Tracking
-from .engine import ImportError_, OrderError, StatusEngine
+from .engine import OrderError, StatusEngine
 from .events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
+from .orders import OrderImportError
 from .secrets import masked_logs
 from .stack import Stack
 
@@ -228,7 +229,7 @@ def orders_import(ctx: Context, file: Path) -> None:
     """
     try:
         count = ctx.engine.import_orders(file)
-    except ImportError_ as exc:
+    except OrderImportError as exc:
         fail(f"nothing imported:\n{exc}", 2)
     console.print(f"imported {count} orders from {file}")
 

@@ -13,10 +13,11 @@ import click
 import sqlalchemy as sa
 
 from .config import Config
-from .engine import OrderError, StatusEngine, _iso
+from .engine import OrderError, StatusEngine
 from .routing import route_for_store
 from .stack import StackRecord
 from .storage import order_history, orders
+from .times import iso_utc
 
 Status = Literal["pass", "fail", "wait", "skip"]
 
@@ -153,7 +154,7 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
                             "fire a status event that changes the label (A to B)"))
     else:
         checks.append(Check(4, "pass", f"{change.event!r} changed the label {change.from_status!r} -> "
-                                       f"{change.to_status!r} at {_iso(change.at)}"))
+                                       f"{change.to_status!r} at {iso_utc(change.at)}"))
 
     # Rule 5: queued, and a controller running while it is still on the stack.
     record: StackRecord | None = None
@@ -191,7 +192,7 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
                                        f"({mask(change.outcome.removeprefix('purged: ')) or 'no error recorded'})",
                             "fix the cause, then fire the event again (the label must change)"))
     elif record is None:
-        when = f" at {_iso(change.settled_at)}" if change.settled_at else ""
+        when = f" at {iso_utc(change.settled_at)}" if change.settled_at else ""
         checks.append(Check(6, "pass", f"delivered: {change.destination} answered OK{when} and the record was "
                                        "deleted from the stack"))
     elif record.parked:
