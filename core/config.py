@@ -6,7 +6,6 @@ import datetime as dt
 import difflib
 import json
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -20,11 +19,11 @@ import yaml
 
 from .connector import Connector
 from .events import KNOWN_EVENTS, match_event
-from .secrets import Secret, SecretError, SecretMask, config_secret_mask, resolve_secret
+from .secrets import Secret, SecretError, SecretMask, config_secret_mask, resolve_secret, reveal_secrets, wrap_secrets
+from .secrets import mask_url_passwords as _mask_credentials
 from .yamlfile import Locator, YamlFileError, dotted, load_yaml
 
 CONFIG_ENV = "CARTSTATUS_CONFIG"
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 DEFAULT_CONFIG = "cartstatus.yaml"
 
 
@@ -202,48 +201,6 @@ def _explain(err: jsonschema.ValidationError) -> str:
     return _mask_credentials(message)
 
 
-def _mask_credentials(text: str) -> str:
-    """Hide the password of a ``scheme://user:password@host`` URL echoed in a message."""
-    return _URL_PASSWORD.sub(r"\1********@", text)
-
-
-class _SecretErrorAt(SecretError):
-    """A secret reference that cannot be resolved, with where it is in the settings."""
-
-    def __init__(self, data_path: list[Any], message: str) -> None:
-        super().__init__(message)
-        self.data_path = data_path
-
-
-def _wrap_secrets(settings: Any, schema: dict[str, Any], base_dir: Path, at: tuple[Any, ...] = ()) -> Any:
-    """Resolve ``$env``/``$file`` anywhere and wrap fields the schema marks secret."""
-    if isinstance(settings, dict) and set(settings) <= {"$env", "$file"} and len(settings) == 1:
-        try:
-            return resolve_secret(settings, base_dir=base_dir)
-        except SecretError as exc:
-            raise _SecretErrorAt(list(at), str(exc)) from None
-    if isinstance(settings, dict):
-        props = schema.get("properties", {}) if isinstance(schema, dict) else {}
-        out = {}
-        for key, value in settings.items():
-            sub = props.get(key, {})
-            if sub.get("secret") and isinstance(value, str):
-                out[key] = Secret(value, "inline")
-            else:
-                out[key] = _wrap_secrets(value, sub, base_dir, (*at, key))
-        return out
-    return settings
-
-
-def _plain(settings: Any) -> Any:
-    """Settings with secrets revealed, only to validate them against a schema."""
-    if isinstance(settings, Secret):
-        return settings.reveal()
-    if isinstance(settings, dict):
-        return {k: _plain(v) for k, v in settings.items()}
-    return settings
-
-
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load and check the setup file; raise :class:`ConfigError` naming every problem."""
     p = config_path(path)
@@ -318,14 +275,14 @@ def _build(p: Path, data: dict[str, Any], locate: Locator) -> Config:
         cls = classes[raw["cart"]]
         settings_schema = cls.settings_schema if cls is not None else {}
         try:
-            settings = _wrap_secrets(raw.get("connector", {}), settings_schema, base_dir)
+            settings = wrap_secrets(raw.get("connector", {}), settings_schema, base_dir)
         except SecretError as exc:
-            bad(["stores", i, "connector", *getattr(exc, "data_path", [])], str(exc))
+            bad(["stores", i, "connector", *exc.data_path], str(exc))
             continue
         before = len(problems)
         if cls is not None and "connector" in raw:
             v = jsonschema.Draft202012Validator(settings_schema)
-            for err in v.iter_errors(_plain(settings)):
+            for err in v.iter_errors(reveal_secrets(settings)):
                 if err.validator in ("additionalProperties", "required"):
                     for dp, msg in _pinpoint(err, ["stores", i, "connector"]):
                         bad(dp, msg)
