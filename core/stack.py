@@ -135,8 +135,8 @@ def new_keys(count: int, now: float | None = None) -> list[str]:
 
     Time-ordered rather than random (version 4): the unique key index of the
     stack and the key index of the history then grow at their right edge. Random
-    keys land on random pages of B-trees that soon outgrow the page cache, which
-    made each insert of a bulk fire cost about twice as much. 74 random bits
+    keys land on random pages of B-trees that soon outgrow the page cache (what
+    that cost: bench/enqueue.py). 74 random bits
     per key still tell apart any number of keys made in the same millisecond.
     Built from one read of os.urandom: a bulk fire needs one key per order.
     """
