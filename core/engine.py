@@ -123,7 +123,7 @@ class StatusEngine:
             found = self.orders.locate(cur, [number], store).get(number)
         if found is None:
             raise OrderError(f"order {number} is not known" + (f" in store {store}" if store else ""))
-        return found
+        return Order._make(found)
 
     def _route_inputs(self) -> tuple[Any, ...] | None:
         """What a route depends on besides the store and the day; None when it cannot be told."""

@@ -45,7 +45,7 @@ class OrderImportError(ValueError):
 
 
 class Order(NamedTuple):
-    """An order as the engine reads it (a tuple: the bulk fire unpacks thousands)."""
+    """An order as the engine reads it."""
 
     id: int
     store_id: str
@@ -55,6 +55,10 @@ class Order(NamedTuple):
     email: str | None
     zip: str | None
 
+
+#: An order as :meth:`Orders.rows` reads it: the fields of :class:`Order`, in its order, in a plain tuple
+#: (a bulk fire reads thousands, and unpacks each).
+OrderRow = tuple[int, str, str, "str | None", str, "str | None", "str | None"]
 
 #: The columns of a history row, in the order of :meth:`Orders.add_history`'s tuples.
 HISTORY_COLUMNS = ("order_id", "at", "event", "from_status", "to_status", "route", "destination",
@@ -224,24 +228,26 @@ class Orders:
         values = list(values)
         return values if self.postgres else _encode_json(values)
 
-    def rows(self, cur: Any, numbers: Iterable[str], store: str | None = None) -> list[Order]:
+    def rows(self, cur: Any, numbers: Iterable[str], store: str | None = None) -> list[OrderRow]:
         """Every order numbered one of ``numbers``, in ``store`` or in any store."""
         query = prepared(self.engine, f"orders.locate.{store is not None}",
                          lambda: _locate_query(self.postgres, store is not None))
         values = {"numbers": self._listed(set(numbers))}
         if store is not None:
             values["store"] = store
-        return list(map(Order._make, query.execute(cur, values).fetchall()))
+        rows: list[OrderRow] = query.execute(cur, values).fetchall()
+        return rows
 
-    def locate(self, cur: Any, numbers: Sequence[str], store: str | None = None) -> dict[str, Order]:
+    def locate(self, cur: Any, numbers: Sequence[str], store: str | None = None) -> dict[str, OrderRow]:
         """Orders by number (those not known left out); an order number in several stores needs ``store``."""
         rows = self.rows(cur, numbers, store)
-        out: dict[str, Order] = {}
+        out: dict[str, OrderRow] = {}
         for row in rows:
-            if row.order_number in out:
-                stores = ", ".join(sorted(r.store_id for r in rows if r.order_number == row.order_number))
-                raise OrderError(f"order {row.order_number} is in several stores ({stores}); pass --store")
-            out[row.order_number] = row
+            number = row[2]
+            if number in out:
+                stores = ", ".join(sorted(r[1] for r in rows if r[2] == number))
+                raise OrderError(f"order {number} is in several stores ({stores}); pass --store")
+            out[number] = row
         return out
 
     def relabel(self, cur: Any, ids: Sequence[int], status: str, at: float) -> None:
@@ -268,7 +274,8 @@ class Orders:
         """
         now = time.time()
         with transaction(self.engine) as cur:
-            existing = {(o.store_id, o.order_number): o for o in self.rows(cur, {r["order_number"] for r in rows})}
+            existing = {(o.store_id, o.order_number): o
+                        for o in map(Order._make, self.rows(cur, {r["order_number"] for r in rows}))}
             inserts, updates = [], []
             for r in rows:
                 status = r.get("status") or None
@@ -286,8 +293,8 @@ class Orders:
             relabelled = [r for r in rows
                           if r.get("status") and was.get((r["store"], r["order_number"])) != r["status"]]
             if relabelled:
-                ids = {(o.store_id, o.order_number): o.id
-                       for o in self.rows(cur, {r["order_number"] for r in relabelled})}
+                ids = {(sid, number): oid
+                       for oid, sid, number, *_ in self.rows(cur, {r["order_number"] for r in relabelled})}
                 self.add_history(cur, [(ids[(r["store"], r["order_number"])], now, None,
                                         was.get((r["store"], r["order_number"])), r["status"], "imported", None, None,
                                         "imported from CSV") for r in relabelled])
