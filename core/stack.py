@@ -136,8 +136,8 @@ def new_keys(count: int, now: float | None = None) -> list[str]:
     Time-ordered rather than random (version 4): the unique key index of the
     stack and the key index of the history then grow at their right edge. Random
     keys land on random pages of B-trees that soon outgrow the page cache (what
-    that cost: bench/enqueue.py). 74 random bits
-    per key still tell apart any number of keys made in the same millisecond.
+    that cost: bench/enqueue.py). 74 random bits per key still tell apart any
+    number of keys made in the same millisecond.
     Built from one read of os.urandom: a bulk fire needs one key per order.
     """
     ms = f"{int((time.time() if now is None else now) * 1000) & 0xFFFF_FFFF_FFFF:012x}"
@@ -200,8 +200,6 @@ class PayloadTemplate:
 #: The columns of a new record, in the order of :meth:`Stack.enqueue_values`' tuples.
 INSERT_COLUMNS = ("idempotency_key", "store_id", "order_number", "destination", "payload", "created_at",
                   "attempts", "next_attempt_at", "parked")
-
-
 #: The columns :meth:`StackRecord.from_row` reads, in its order.
 RECORD_COLUMNS = (stack.c.id, stack.c.idempotency_key, stack.c.store_id, stack.c.order_number, stack.c.destination,
                   stack.c.payload, stack.c.created_at, stack.c.attempts, stack.c.next_attempt_at,
