@@ -27,8 +27,9 @@ from . import plugins
 from .config import Config, ConfigError, StatusEvent, config_path, write_status_events
 from .connector import Tracking
 from .controller import StackController
-from .engine import ImportError_, OrderError, StatusEngine
+from .engine import OrderError, StatusEngine
 from .events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
+from .orders import OrderImportError
 from .routing import cart_problems, load_config
 from .secrets import masked_logs
 from .stack import Stack
@@ -235,7 +236,7 @@ def orders_import(ctx: Context, file: Path) -> None:
     """
     try:
         count = ctx.engine.import_orders(file)
-    except ImportError_ as exc:
+    except OrderImportError as exc:
         fail(f"nothing imported:\n{exc}", 2)
     console.print(f"imported {count} orders from {file}", markup=False)
 

@@ -25,8 +25,17 @@ import yaml
 from .connector import Connector
 from .events import KNOWN_EVENTS, match_event
 from .problems import Problem, ProblemsError, dotted
-from .schema_errors import Wording, explain_all, mask_credentials
-from .secrets import Secret, SecretError, SecretMask, config_secret_mask, resolve_secret
+from .schema_errors import Wording, explain_all
+from .secrets import (
+    Secret,
+    SecretError,
+    SecretMask,
+    config_secret_mask,
+    mask_url_passwords,
+    resolve_secret,
+    reveal_secrets,
+    wrap_secrets,
+)
 from .yamlfile import Locator, YamlFileError, load_yaml
 
 CONFIG_ENV = "CARTSTATUS_CONFIG"
@@ -149,43 +158,6 @@ def _schema_problems(path: Path, data: Any, locate: Locator) -> list[Problem]:
             for data_path, message in explain_all(validator.iter_errors(data))]
 
 
-class _SecretErrorAt(SecretError):
-    """A secret reference that cannot be resolved, with where it is in the settings."""
-
-    def __init__(self, data_path: list[Any], message: str) -> None:
-        super().__init__(message)
-        self.data_path = data_path
-
-
-def _wrap_secrets(settings: Any, schema: dict[str, Any], base_dir: Path, at: tuple[Any, ...] = ()) -> Any:
-    """Resolve ``$env``/``$file`` anywhere and wrap fields the schema marks secret."""
-    if isinstance(settings, dict) and set(settings) <= {"$env", "$file"} and len(settings) == 1:
-        try:
-            return resolve_secret(settings, base_dir=base_dir)
-        except SecretError as exc:
-            raise _SecretErrorAt(list(at), str(exc)) from None
-    if isinstance(settings, dict):
-        props = schema.get("properties", {}) if isinstance(schema, dict) else {}
-        out = {}
-        for key, value in settings.items():
-            sub = props.get(key, {})
-            if sub.get("secret") and isinstance(value, str):
-                out[key] = Secret(value, "inline")
-            else:
-                out[key] = _wrap_secrets(value, sub, base_dir, (*at, key))
-        return out
-    return settings
-
-
-def _plain(settings: Any) -> Any:
-    """Settings with secrets revealed, only to validate them against a schema."""
-    if isinstance(settings, Secret):
-        return settings.reveal()
-    if isinstance(settings, dict):
-        return {k: _plain(v) for k, v in settings.items()}
-    return settings
-
-
 def read_config(path: str | os.PathLike[str] | None, connector_for: ConnectorFor) -> Config:
     """Load and check the setup file; raise :class:`ConfigError` naming every problem.
 
@@ -264,15 +236,15 @@ def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: Connec
         cls = classes[raw["cart"]]
         settings_schema = cls.settings_schema if cls is not None else {}
         try:
-            settings = _wrap_secrets(raw.get("connector", {}), settings_schema, base_dir)
+            settings = wrap_secrets(raw.get("connector", {}), settings_schema, base_dir)
         except SecretError as exc:
-            bad(["stores", i, "connector", *getattr(exc, "data_path", [])], str(exc))
+            bad(["stores", i, "connector", *exc.data_path], str(exc))
             continue
         before = len(problems)
         if cls is not None and "connector" in raw:
             # Never quote a value that breaks the connector's schema: it may be a secret.
             wording = Wording(quote_values=False, whose=cls.name)
-            errors = jsonschema.Draft202012Validator(settings_schema).iter_errors(_plain(settings))
+            errors = jsonschema.Draft202012Validator(settings_schema).iter_errors(reveal_secrets(settings))
             for data_path, message in explain_all(errors, wording):
                 bad(["stores", i, "connector", *data_path], message)
         if cls is not None and len(problems) == before:  # settings the connector takes: does its timeout fit?
@@ -291,7 +263,7 @@ def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: Connec
     try:
         sa.engine.make_url(url).get_dialect()  # a port that is not a number, a driver that is not installed
     except (sa.exc.ArgumentError, ValueError) as exc:
-        bad(["stack", "url"], mask_credentials(f"{url!r} is not a database URL cartstatus can use ({exc})")
+        bad(["stack", "url"], mask_url_passwords(f"{url!r} is not a database URL cartstatus can use ({exc})")
             + "; write sqlite:///FILE or postgresql://USER:PASSWORD@HOST/NAME")
     cfg.stack_url = _anchor_sqlite(url, base_dir)
     extra = data.get("matrix", {}).get("extra")

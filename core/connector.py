@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import httpx
 
 from .outcomes import Failed, Outcome, RetryLater
-from .secrets import Secret, SecretMask, mask_secrets
+from .secrets import SecretMask, mask_secrets, reveal
 
 #: A reason is kept whole up to here until it is masked (a cut first could leave
 #: the start of a secret); the bound only keeps a huge page from eating memory.
@@ -160,8 +160,7 @@ class Connector:
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else cls.timeout
 
     def secret(self, key: str) -> str:
-        value = self.settings[key]
-        return value.reveal() if isinstance(value, Secret) else str(value)
+        return str(reveal(self.settings[key]))
 
     @functools.cached_property
     def _mask(self) -> SecretMask:

@@ -9,16 +9,16 @@ shopper's email); a schema ``description`` says what is expected.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import ValidationError
 
+from .secrets import mask_url_passwords
+
 #: A message is cut here: jsonschema quotes whole values, and a value may be huge.
 MESSAGE_LIMIT = 200
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 #: Validators whose failing value may be a secret or a shopper's data.
 _VALUE_VALIDATORS = ("pattern", "format", "type")
 
@@ -43,11 +43,6 @@ class Wording:
 
 #: Every key pointed at itself, every value quoted: the setup file's wording.
 PLAIN = Wording()
-
-
-def mask_credentials(text: str) -> str:
-    """Hide the password of a ``scheme://user:password@host`` URL echoed in a message."""
-    return _URL_PASSWORD.sub(r"\1********@", text)
 
 
 def _cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -83,11 +78,11 @@ def explain(err: ValidationError, wording: Wording = PLAIN) -> list[Explained]:
         broken = (f"does not match {err.validator_value!r}" if err.validator == "pattern"
                   else f"is not a {err.validator_value!r}")
         value = _cut(repr(err.instance), 80)
-        return [(path, mask_credentials(f"{value} is not valid: expected {hint}; it {broken}"))]
+        return [(path, mask_url_passwords(f"{value} is not valid: expected {hint}; it {broken}"))]
     message = _cut(err.message)
     if hint:
         message += f" (expected {hint})"
-    return [(path, mask_credentials(message))]
+    return [(path, mask_url_passwords(message))]
 
 
 def explain_all(errors: Iterable[ValidationError], wording: Wording = PLAIN) -> list[Explained]:

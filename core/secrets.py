@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -64,7 +64,11 @@ class Secret:
 
 
 class SecretError(ValueError):
-    """A secret reference that cannot be resolved."""
+    """A secret reference that cannot be resolved; ``data_path``: where it stands in the settings, when known."""
+
+    def __init__(self, message: str, data_path: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.data_path = list(data_path)
 
 
 def resolve_secret(spec: Any, *, base_dir: Path | None = None) -> Secret:
@@ -95,37 +99,86 @@ def resolve_secret(spec: Any, *, base_dir: Path | None = None) -> Secret:
     raise SecretError("a secret must be a string, {$env: NAME} or {$file: PATH}")
 
 
-def mask_secrets(value: Any) -> Any:
+def wrap_secrets(settings: Any, schema: Mapping[str, Any], base_dir: Path | None = None,
+                 at: tuple[Any, ...] = ()) -> Any:
+    """Settings as a connector gets them: ``{$env: NAME}`` and ``{$file: PATH}`` resolved anywhere, and
+    every field the schema marks ``"secret": true`` a :class:`Secret`.
+
+    A reference that cannot be resolved raises :class:`SecretError` with its ``data_path``.
+    """
+    if isinstance(settings, Mapping) and len(settings) == 1 and set(settings) <= {"$env", "$file"}:
+        try:
+            return resolve_secret(dict(settings), base_dir=base_dir)
+        except SecretError as exc:
+            raise SecretError(str(exc), at) from None
+    if isinstance(settings, Mapping):
+        props = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+        out = {}
+        for key, value in settings.items():
+            sub = props.get(key, {})
+            if isinstance(sub, Mapping) and sub.get("secret") and isinstance(value, str):
+                out[key] = Secret(value, "inline")
+            else:
+                out[key] = wrap_secrets(value, sub, base_dir, (*at, key))
+        return out
+    return settings
+
+
+def reveal(value: Any) -> Any:
+    """A secret's value; anything else as it is."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def _replace_secrets(settings: Any, replace: Callable[[Secret], Any]) -> Any:
+    if isinstance(settings, Secret):
+        return replace(settings)
+    if isinstance(settings, Mapping):
+        return {k: _replace_secrets(v, replace) for k, v in settings.items()}
+    if isinstance(settings, list):
+        return [_replace_secrets(v, replace) for v in settings]
+    return settings
+
+
+def mask_secrets(settings: Any) -> Any:
     """A copy of settings with every secret replaced by the mask, for display."""
-    if isinstance(value, Secret):
-        return MASK
-    if isinstance(value, dict):
-        return {k: mask_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
+    return _replace_secrets(settings, lambda _: MASK)
+
+
+def reveal_secrets(settings: Any) -> Any:
+    """A copy of settings with every secret revealed: only to validate them against their schema."""
+    return _replace_secrets(settings, Secret.reveal)
+
+
+def _leaves(settings: Any) -> Iterator[Any]:
+    """Every value in ``settings`` that is not a mapping or a list."""
+    if isinstance(settings, Mapping):
+        for item in settings.values():
+            yield from _leaves(item)
+    elif isinstance(settings, list | tuple):
+        for item in settings:
+            yield from _leaves(item)
+    else:
+        yield settings
 
 
 def secret_values(settings: Any) -> list[str]:
     """Every secret's value anywhere in ``settings`` (mappings, lists)."""
-    if isinstance(settings, Secret):
-        return [settings.reveal()]
-    if isinstance(settings, Mapping):
-        return [v for item in settings.values() for v in secret_values(item)]
-    if isinstance(settings, list | tuple):
-        return [v for item in settings for v in secret_values(item)]
-    return []
+    return [v.reveal() for v in _leaves(settings) if isinstance(v, Secret)]
 
 
 def _plain_strings(settings: Any) -> list[str]:
     """Every string in ``settings`` that is not a secret: the user names a basic-auth header may pair it with."""
-    if isinstance(settings, str):
-        return [settings]
-    if isinstance(settings, Mapping):
-        return [v for item in settings.values() for v in _plain_strings(item)]
-    if isinstance(settings, list | tuple):
-        return [v for item in settings for v in _plain_strings(item)]
-    return []
+    return [v for v in _leaves(settings) if isinstance(v, str)]
+
+
+#: The password of a ``scheme://user:password@host`` URL.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def mask_url_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL in it masked (an echoed
+    database URL, before the setup file's secrets are known)."""
+    return _URL_PASSWORD.sub(rf"\1{MASK}@", text)
 
 
 # -- masking a text ----------------------------------------------------------
@@ -283,7 +336,7 @@ class SecretMask:
     def _add(self, values: Iterable[str | Secret], users: Iterable[str]) -> None:
         names = set(users)
         for value in values:
-            text = value.reveal() if isinstance(value, Secret) else value
+            text = reveal(value)
             if text:  # an empty secret hides nothing
                 self._users.setdefault(text, set()).update(names)
 

@@ -13,14 +13,13 @@ import json
 import os
 import socket
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql import ClauseElement
 
 from .connector import StatusUpdate
@@ -52,6 +51,17 @@ class StackRecord:
     lease_token: str | None = None
     #: When the record's current run of failures began (the retry horizon counts from it).
     failing_since: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], lease: tuple[float, str] | None = None) -> StackRecord:
+        """A record from a row of :data:`RECORD_COLUMNS`; ``lease`` (until, token): as just claimed under it."""
+        (rid, key, store_id, number, destination, payload, created_at, attempts, next_attempt_at, last_error,
+         parked, lease_until, lease_token, failing_since) = row
+        if lease is not None:  # the row as read before the claim's lease was written: one attempt more
+            attempts, (lease_until, lease_token) = attempts + 1, lease
+        return cls(rid, key, store_id, number, destination, StatusUpdate.from_payload(json.loads(payload)),
+                   created_at, attempts, next_attempt_at, last_error, bool(parked), lease_until, lease_token,
+                   failing_since)
 
     def state(self, now: float | None = None) -> str:
         """parked, in flight (leased), waiting (a retry is scheduled) or queued."""
@@ -120,18 +130,14 @@ class StackStatus:
         }
 
 
-def new_key() -> str:
-    return str(uuid.uuid4())
-
-
 def new_keys(count: int, now: float | None = None) -> list[str]:
     """``count`` time-ordered UUIDs (version 7, RFC 9562) as strings, in ascending order.
 
     Time-ordered rather than random (version 4): the unique key index of the
     stack and the key index of the history then grow at their right edge. Random
-    keys land on random pages of B-trees that soon outgrow the page cache, which
-    made each insert of a bulk fire cost about twice as much. 74 random bits
-    per key still tell apart any number of keys made in the same millisecond.
+    keys land on random pages of B-trees that soon outgrow the page cache (what
+    that cost: bench/enqueue.py). 74 random bits per key still tell apart any
+    number of keys made in the same millisecond.
     Built from one read of os.urandom: a bulk fire needs one key per order.
     """
     ms = f"{int((time.time() if now is None else now) * 1000) & 0xFFFF_FFFF_FFFF:012x}"
@@ -150,21 +156,6 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 _string = encode_basestring_ascii
 
 
-def payload_row(payload: dict[str, Any], destination: str, now: float) -> dict[str, Any]:
-    """The stack row for an update in payload form (:meth:`StatusUpdate.to_payload`)."""
-    return {
-        "idempotency_key": payload["idempotency_key"],
-        "store_id": payload["store_id"],
-        "order_number": payload["order_number"],
-        "destination": destination,
-        "payload": _encode(payload),
-        "created_at": now,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "parked": False,
-    }
-
-
 #: The fields of a payload that differ between the updates of one fire call to one store, in payload order.
 PER_UPDATE_FIELDS = ("idempotency_key", "order_number", "cart_order_ref", "previous_status", "email", "zip")
 
@@ -173,9 +164,9 @@ class PayloadTemplate:
     """The payload text of the updates one fire call queues for one store.
 
     Everything but :data:`PER_UPDATE_FIELDS` is encoded once; :meth:`render`
-    encodes only those. The text is the same as ``payload_row`` gives for the
-    update's :meth:`~StatusUpdate.to_payload`, in a fraction of the time (a
-    bulk fire renders one per order).
+    encodes only those. The text is the same as the compact JSON of the update's
+    :meth:`~StatusUpdate.to_payload`, built without encoding the whole payload
+    again for each update (a bulk fire renders one per order).
     """
 
     __slots__ = ("parts",)
@@ -204,38 +195,16 @@ class PayloadTemplate:
                 f"{p4}{'null' if email is None else _string(email)}{p5}{'null' if zip is None else _string(zip)}{p6}")
 
 
-def record_row(update: StatusUpdate, destination: str, now: float) -> dict[str, Any]:
-    """The stack row for an update, ready for an insert (single or many)."""
-    return payload_row(update.to_payload(), destination, now)
-
-
-def _record(row: Any) -> StackRecord:
-    return StackRecord(
-        id=row.id,
-        idempotency_key=row.idempotency_key,
-        store_id=row.store_id,
-        order_number=row.order_number,
-        destination=row.destination,
-        update=StatusUpdate.from_payload(json.loads(row.payload)),
-        created_at=row.created_at,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        parked=bool(row.parked),
-        lease_until=row.lease_until,
-        lease_token=row.leased_by,
-        failing_since=row.failing_since,
-    )
-
-
 # -- prepared statements of the hot paths (see storage.Prepared) -------------
 
 #: The columns of a new record, in the order of :meth:`Stack.enqueue_values`' tuples.
 INSERT_COLUMNS = ("idempotency_key", "store_id", "order_number", "destination", "payload", "created_at",
                   "attempts", "next_attempt_at", "parked")
-_CLAIM_COLUMNS = (stack.c.id, stack.c.idempotency_key, stack.c.store_id, stack.c.order_number,
-                  stack.c.destination, stack.c.payload, stack.c.created_at, stack.c.attempts,
-                  stack.c.next_attempt_at, stack.c.last_error, stack.c.failing_since)
+#: The columns :meth:`StackRecord.from_row` reads, in its order.
+RECORD_COLUMNS = (stack.c.id, stack.c.idempotency_key, stack.c.store_id, stack.c.order_number, stack.c.destination,
+                  stack.c.payload, stack.c.created_at, stack.c.attempts, stack.c.next_attempt_at,
+                  stack.c.last_error, stack.c.parked, stack.c.lease_until, stack.c.leased_by,
+                  stack.c.failing_since)
 
 
 def _insert() -> ClauseElement:
@@ -256,7 +225,7 @@ def _claim_select(postgres: bool) -> ClauseElement:
     )
     now = sa.bindparam("now", type_=sa.Float)
     query = (
-        sa.select(*_CLAIM_COLUMNS)
+        sa.select(*RECORD_COLUMNS)
         .where(
             stack.c.parked == sa.false(),
             stack.c.next_attempt_at <= now,
@@ -364,18 +333,9 @@ class Stack:
 
     # -- writing ---------------------------------------------------------
 
-    @staticmethod
-    def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert records inside the caller's transaction (the outbox write)."""
-        if rows:
-            conn.execute(stack.insert(), list(rows))
-
-    def enqueue_raw(self, cursor: Any, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert records on the DB-API cursor of the caller's :func:`~cartstatus.storage.transaction`."""
-        self._prepared("stack.insert", _insert).executemany(cursor, rows)
-
     def enqueue_values(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
-        """:meth:`enqueue_raw` with each record a tuple in the order of :data:`INSERT_COLUMNS`."""
+        """Insert records, each a tuple in the order of :data:`INSERT_COLUMNS`, on the DB-API cursor of the
+        caller's :func:`~cartstatus.storage.transaction` (the outbox write: with the label change)."""
         self._prepared("stack.insert", _insert).executemany_rows(cursor, INSERT_COLUMNS, rows)
 
     def claim(self, worker: str, limit: int, lease_seconds: float, now: float | None = None) -> list[StackRecord]:
@@ -399,13 +359,8 @@ class Stack:
                 return []
             self._prepared("stack.lease", _claim_lease).executemany(
                 cur, [{"rid": r[0], "until": until, "token": token} for r in rows])
-        return [
-            StackRecord(id=r[0], idempotency_key=r[1], store_id=r[2], order_number=r[3], destination=r[4],
-                        update=StatusUpdate.from_payload(json.loads(r[5])), created_at=r[6],
-                        attempts=r[7] + 1, next_attempt_at=r[8], last_error=r[9], parked=False,
-                        lease_until=until, lease_token=token, failing_since=r[10])
-            for r in rows
-        ]
+        lease = (until, token)
+        return [StackRecord.from_row(r, lease) for r in rows]
 
     def _holding(self, cur: Any, records: Iterable[StackRecord]) -> set[int]:
         """The ids of ``records`` whose lease is still theirs (same token), locked for this transaction."""
@@ -509,12 +464,15 @@ class Stack:
     # -- reading ---------------------------------------------------------
 
     def records(self, *, states: Iterable[str] | None = None, limit: int | None = None,
-                order_number: str | None = None) -> list[StackRecord]:
-        query = sa.select(stack).order_by(stack.c.id)
+                order_number: str | None = None, store_id: str | None = None) -> list[StackRecord]:
+        """Records, oldest first: in these states, of this order number, of this store."""
+        query = sa.select(*RECORD_COLUMNS).order_by(stack.c.id)
         if order_number is not None:
             query = query.where(stack.c.order_number == order_number)
+        if store_id is not None:
+            query = query.where(stack.c.store_id == store_id)
         with self.engine.connect() as conn:
-            rows = [_record(r) for r in conn.execute(query)]
+            rows = [StackRecord.from_row(r) for r in conn.execute(query)]
         if states is not None:
             wanted = set(states)
             now = time.time()
@@ -523,8 +481,8 @@ class Stack:
 
     def get(self, record_id: int) -> StackRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(stack).where(stack.c.id == record_id)).first()
-        return _record(row) if row else None
+            row = conn.execute(sa.select(*RECORD_COLUMNS).where(stack.c.id == record_id)).first()
+        return StackRecord.from_row(row) if row else None
 
     def count(self) -> int:
         with self.engine.connect() as conn:

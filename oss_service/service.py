@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import math
 import re
 import secrets
 import threading
@@ -18,6 +17,7 @@ from urllib.parse import quote
 import nh3
 import orjson
 import sqlalchemy as sa
+from cartstatus.times import iso_utc as iso
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -196,12 +196,6 @@ class HistoryEntry:
     @property
     def at_text(self) -> str:
         return dt.datetime.fromtimestamp(self.at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def iso(ts: float) -> str:
-    """A stored instant as ISO 8601 UTC to the second (``2026-06-01T10:00:00Z``)."""
-    # time.strftime: the same text as datetime's isoformat, for a fraction of its cost on the lookup path.
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.floor(round(ts, 6))))
 
 
 @dataclass(frozen=True)

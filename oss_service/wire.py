@@ -89,7 +89,7 @@ def canonical_json(body: Any) -> bytes:
     For the bodies the schema admits (strings, null, lists, objects, the number
     1) these are the bytes of ``json.dumps(body, sort_keys=True,
     separators=(",", ":"), ensure_ascii=False)``, which digests stored earlier
-    were taken of (tests/oss/test_wire_canonical.py); orjson writes them several
+    were taken of (tests/oss/test_fast_paths.py); orjson writes them several
     times faster. What orjson cannot write goes the slow way.
     """
     try:

@@ -30,7 +30,7 @@ import pytest
 
 from ..connector import ConnectionResult, Connector, RateLimit, StatusUpdate, Tracking
 from ..outcomes import SUCCESS, AlreadyDone, Delivered, Failed, Outcome, RetryLater
-from ..secrets import Secret
+from ..secrets import secret_values, wrap_secrets
 from .simulator import REQUIRED_FAULTS, CartSimulator, SimulatorTransport, UnreachableTransport
 
 T = TypeVar("T")
@@ -62,30 +62,6 @@ def make_update(cart_order_ref: str, cart_status: str, *, tracking: Sequence[Tra
         email="shopper@example.com",
         zip="12345",
     )
-
-
-def wrap_secrets(settings: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings with each field the schema marks ``"secret": true`` wrapped in :class:`Secret`, as in the setup file."""
-    props = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
-    out: dict[str, Any] = {}
-    for key, value in settings.items():
-        sub = props.get(key, {})
-        if isinstance(sub, Mapping) and sub.get("secret") and isinstance(value, str):
-            out[key] = Secret(value, "inline")
-        elif isinstance(value, Mapping):
-            out[key] = wrap_secrets(value, sub)
-        else:
-            out[key] = value
-    return out
-
-
-def secret_values(settings: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """The plain values of every secret field in ``settings``."""
-    found: list[str] = []
-    for value in wrap_secrets(settings, schema).values():
-        if isinstance(value, Secret):
-            found.append(value.reveal())
-    return found
 
 
 class _Capture(logging.Handler):
@@ -252,7 +228,7 @@ class ConnectorConformance:
     # -- secrets -----------------------------------------------------------
 
     def _secrets(self) -> list[str]:
-        values = secret_values(self.settings, self.connector_class.settings_schema)
+        values = secret_values(self.connector_settings())
         short = [v for v in values if len(v) < 8]
         assert not short, "give the kit distinctive secret values (8 characters or more) so that leaks can be found"
         return values

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from cartstatus import ConfigError, StatusEngine, load_config
 from cartstatus.cli import main
-from cartstatus.engine import ImportError_, OrderError
+from cartstatus.engine import OrderError
+from cartstatus.orders import OrderImportError
 from click.testing import CliRunner
 
 from ..conftest import SHOP_PASSWORD, base_setup
@@ -239,7 +240,7 @@ def test_bad_csv_is_refused_whole_with_file_line_field_and_exit_2(
     csv_file = tmp_path / "orders.csv"
     csv_file.write_bytes(content)
 
-    with pytest.raises(ImportError_) as caught:
+    with pytest.raises(OrderImportError) as caught:
         engine.import_orders(csv_file)
     [problem] = caught.value.problems
     assert (problem.path, problem.line, problem.field) == (csv_file, line, field)

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from cartstatus import StatusEngine, StatusUpdate, Tracking, load_config
 from cartstatus.engine import FireResult, OrderError
-from cartstatus.stack import PayloadTemplate, payload_row
+from cartstatus.stack import PayloadTemplate
 from cartstatus.storage import Prepared, make_engine, open_database, order_history, orders
 
 from ..conftest import add_orders, base_setup
@@ -25,7 +25,7 @@ from ..services import fresh_postgres_database
     ("k-2", "1002", "C1002", None, None, None),
     ("k-3", 'odd "quoted" \\ number', "Ré/f\u2603\n", "Envoyé", "é@b.example", "\x00 1"),
 ])
-def test_payload_template_renders_what_payload_row_encodes(fields: tuple[str | None, ...]) -> None:
+def test_payload_template_renders_the_compact_json_of_the_payload(fields: tuple[str | None, ...]) -> None:
     key, number, ref, before, email, zip_ = fields
     shared = dict(store_id="main", status="Shipped", cart_status="shipped", event="Order Shipped",
                   occurred_at="2025-01-02T03:04:05Z",
@@ -35,7 +35,7 @@ def test_payload_template_renders_what_payload_row_encodes(fields: tuple[str | N
     update = StatusUpdate(idempotency_key=key or "", order_number=number or "", cart_order_ref=ref or "",
                           previous_status=before, email=email, zip=zip_, **shared)  # type: ignore[arg-type]
     text = template.render(key or "", number or "", ref or "", before, email, zip_)
-    assert text == payload_row(update.to_payload(), "seti", 0.0)["payload"]
+    assert text == json.dumps(update.to_payload(), separators=(",", ":"))
     assert StatusUpdate.from_payload(json.loads(text)) == update
 
 

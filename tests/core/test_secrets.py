@@ -16,7 +16,16 @@ from cartstatus.cli import main
 from cartstatus.controller import StackController
 from cartstatus.outcomes import Delivered, Outcome
 from cartstatus.plugins import load_plugins, pm
-from cartstatus.secrets import Secret
+from cartstatus.secrets import (
+    MASK,
+    Secret,
+    SecretError,
+    mask_secrets,
+    mask_url_passwords,
+    reveal_secrets,
+    secret_values,
+    wrap_secrets,
+)
 from click.testing import CliRunner, Result
 
 from ..conftest import SHOP_PASSWORD, add_orders
@@ -195,3 +204,28 @@ async def test_a_cart_echoing_the_form_does_not_put_the_password_in_last_error(e
     (record,) = engine.stack.records()
     assert record.last_error is not None and "Fatal error" in record.last_error
     assert SHOP_PASSWORD not in record.last_error and "********" in record.last_error
+
+
+def test_settings_are_wrapped_revealed_and_masked_one_way(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The setup file and the conformance kit wrap a connector's settings with the same function."""
+    schema = {"properties": {"password": {"secret": True}, "auth": {"properties": {"key": {"secret": True}}}}}
+    monkeypatch.setenv("CS_TEST_TOKEN", "env-T0ken")
+    (tmp_path / "key.txt").write_text("file-K3y\n")
+    raw = {"user": "om", "password": "inline-Pa55", "auth": {"key": {"$file": "key.txt"}, "more": [1]},
+           "token": {"$env": "CS_TEST_TOKEN"}}
+    settings = wrap_secrets(raw, schema, tmp_path)
+    assert sorted(secret_values(settings)) == ["env-T0ken", "file-K3y", "inline-Pa55"]
+    assert settings["auth"]["key"].source == f"file:{tmp_path / 'key.txt'}"
+    assert reveal_secrets(settings) == {**raw, "auth": {"key": "file-K3y", "more": [1]}, "token": "env-T0ken"}
+    assert mask_secrets(settings) == {**raw, "password": MASK, "auth": {"key": MASK, "more": [1]}, "token": MASK}
+
+
+def test_an_unresolvable_secret_says_where_it_stands() -> None:
+    with pytest.raises(SecretError, match="NO_SUCH_CS_VARIABLE is not set") as caught:
+        wrap_secrets({"auth": {"key": {"$env": "NO_SUCH_CS_VARIABLE"}}}, {})
+    assert caught.value.data_path == ["auth", "key"]
+
+
+def test_a_url_password_is_masked_in_a_message() -> None:
+    text = "'postgresql://om:Db-Pa55word@db/stack' and https://user:x@host/ and sqlite:///a:b.db"
+    assert mask_url_passwords(text) == f"'postgresql://om:{MASK}@db/stack' and https://user:{MASK}@host/ and sqlite:///a:b.db"
