@@ -12,7 +12,9 @@ import httpx
 import pytest
 from cartstatus import AlreadyDone, Delivered, Failed, RetryLater, Secret, StatusUpdate, Tracking
 from cartstatus.connectors.oss import OssConnector
-from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
+from cartstatus.oss.app import ServerSettings, create_app
+from cartstatus.oss.service import OssStore
+from cartstatus.oss.storage import open_oss_database
 from cartstatus.plugins import get_connectors
 
 URL = "http://oss.test"

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from cartstatus.oss import OssStore, open_oss_database
 from cartstatus.oss.cli import main
+from cartstatus.oss.service import OssStore
+from cartstatus.oss.storage import open_oss_database
 from click.testing import CliRunner
 
 
