@@ -71,6 +71,12 @@ def test_mistakes_are_explained(run) -> None:  # type: ignore[no-untyped-def]
     assert unknown.exit_code == 1 and "no account for merchant 'nobody'" in unknown.output
 
 
+def test_an_error_prints_brackets_as_given(run) -> None:  # type: ignore[no-untyped-def]
+    # Rich would take "[red]" for markup and drop it from the message.
+    result = run("accounts", "renew", "[red]x[/red]", "--expires", "2027-01-31", ok=False)
+    assert result.exit_code == 1 and "no account for merchant '[red]x[/red]'" in result.output
+
+
 def test_page_and_snippet(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run("accounts", "create", "acme", "--expires", "2027-01-31")
     header = tmp_path / "header.html"
