@@ -1,4 +1,4 @@
-"""The HTML templates and the stylesheet travel in the wheel, and the installed package finds them."""
+"""The wheel: every package pyproject.toml must list, the HTML templates and stylesheet, found when installed."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 #: Source folder -> import path, as pyproject.toml's package-dir maps them.
-PACKAGES = {"core": "cartstatus", "oss_service": "cartstatus/oss", "matrix": "cartstatus/matrix"}
+PACKAGES = {"core": "cartstatus", "connectors": "cartstatus/connectors", "oss_service": "cartstatus/oss",
+            "matrix": "cartstatus/matrix"}
 
 
 @pytest.mark.slow
-def test_every_template_is_in_the_wheel_and_renders_from_it(tmp_path: Path) -> None:
+def test_every_package_and_template_is_in_the_wheel_and_renders_from_it(tmp_path: Path) -> None:
     source = tmp_path / "source"
     # A copy without the build leftovers: the wheel is built from what git would check out.
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__",
@@ -27,10 +28,16 @@ def test_every_template_is_in_the_wheel_and_renders_from_it(tmp_path: Path) -> N
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("cartstatus-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"{target}/templates/{f.name}" for folder, target in PACKAGES.items()
-                for f in (ROOT / folder / "templates").iterdir() if f.is_file()}
-    assert {"cartstatus/templates/base.html", "cartstatus/templates/cartstatus.css"} <= expected
-    assert sorted(expected - names) == []
+    # pyproject.toml lists the packages one by one: one left out would be missing from the wheel.
+    packages = {f"{target}/{init.parent.relative_to(ROOT / folder).as_posix()}/__init__.py".replace("/./", "/")
+                for folder, target in PACKAGES.items() for init in (ROOT / folder).rglob("__init__.py")}
+    assert "cartstatus/oss/migrations/versions/__init__.py" in packages
+    assert sorted(packages - names) == []
+    templates = {f"{target}/templates/{f.name}" for folder, target in PACKAGES.items()
+                 if (ROOT / folder / "templates").is_dir()
+                 for f in (ROOT / folder / "templates").iterdir() if f.is_file()}
+    assert {"cartstatus/templates/base.html", "cartstatus/templates/cartstatus.css"} <= templates
+    assert sorted(templates - names) == []
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
