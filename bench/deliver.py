@@ -3,7 +3,8 @@
 Everything runs on this machine, in one run, against one simulator:
 
 * the Stone Edge script simulator (``cartstatus.connectors.seti.simulator``)
-  served by uvicorn in a subprocess on 127.0.0.1 (accepts unknown orders);
+  served by uvicorn in a subprocess on 127.0.0.1 (accepts unknown orders), on a
+  socket this process binds and hands down (:mod:`cartstatus.serve`);
 * a fresh SQLite stack (WAL, synchronous=FULL) in a temporary folder, holding
   ``--records`` (5,000) updates fired at as many orders;
 * ``deliver_per_s``: the real :class:`StackController` draining them
@@ -45,7 +46,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,35 +57,17 @@ import httpx
 import yaml
 from cartstatus import StackController, StatusEngine, load_config
 from cartstatus.connectors.seti import SetiConnector, protocol
+from cartstatus.serve import serve_on_fd, start_server_process
 
 EVENTS = ("Order Shipped", "Order Cancelled")
 USER, PASSWORD, CODE = "om", "secret", "main"  # the simulator factory's defaults
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def serve_simulator(fd: int) -> None:
+    """The simulator process: the script cart on the listening socket ``fd`` handed down by ``main``."""
+    from cartstatus.connectors.seti.simulator import create_app
 
-
-def start_simulator(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "cartstatus.connectors.seti.simulator:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-    )
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"bench: the simulator exited with status {proc.returncode}")
-        try:
-            httpx.get(f"{base}/_sim/orders", timeout=1).raise_for_status()
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit("bench: the simulator did not start within 30 s")
+    serve_on_fd(create_app(), fd)
 
 
 def write_setup(folder: Path, url: str, concurrency: int | None = None) -> Path:
@@ -159,12 +141,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cartstatus-bench-") as tmp:
         folder = Path(tmp)
         os.chdir(folder)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
+        sim, base = start_server_process([sys.executable, __file__, "serve-simulator"], probe="/_sim/orders")
         url = f"{base}/seom.php"
-        sim = start_simulator(port)
         try:
-            wait_ready(base, sim)
             engine = StatusEngine(load_config(write_setup(folder, url, args.concurrency)))
             # What the controller keeps in flight to this one store.
             concurrency = min(engine.config.controller.concurrency,
@@ -231,4 +210,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["serve-simulator"]:
+        serve_simulator(int(sys.argv[2]))
+    else:
+        sys.exit(main())

@@ -29,13 +29,11 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +43,8 @@ MERCHANT = "bench"
 
 # -- the servers (run as subprocesses of this same file) ---------------------
 
-def serve_bare(port: int) -> None:
-    import uvicorn
+def serve_bare(fd: int) -> None:
+    from cartstatus.serve import serve_on_fd
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
@@ -56,13 +54,15 @@ def serve_bare(port: int) -> None:
         return PlainTextResponse("OK")
 
     app = Starlette(routes=[Route("/", ok)])
-    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, access_log=False, log_level="warning")
+    serve_on_fd(app, fd)
 
 
-def serve_oss(db: str, port: int, log_path: str) -> None:
-    import uvicorn
-    from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
+def serve_oss(db: str, log_path: str, fd: int) -> None:
+    from cartstatus.oss.app import ServerSettings, create_app
     from cartstatus.oss.logs import configure_logging
+    from cartstatus.oss.service import OssStore
+    from cartstatus.oss.storage import open_oss_database
+    from cartstatus.serve import serve_on_fd
 
     settings = ServerSettings(db_url=db, ingest_rate=1e9, ingest_burst=1e9, lookup_rate_per_minute=1e12,
                               lookup_burst=1e9)
@@ -73,8 +73,7 @@ def serve_oss(db: str, port: int, log_path: str) -> None:
         configure_logging("info", open(log_path, "a", encoding="utf-8"))  # noqa: SIM115 (open while serving)
         return create_app(OssStore(open_oss_database(db)), settings)
 
-    uvicorn.run(factory, factory=True, host="127.0.0.1", port=port, workers=1, access_log=False,
-                log_level="warning")
+    serve_on_fd(factory, fd, factory=True)
 
 
 def server_stack() -> str:
@@ -86,25 +85,12 @@ def server_stack() -> str:
     return f"{http} + {loop} loop"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def start(args: list[str], probe: str) -> tuple[subprocess.Popen[bytes], int]:
+    """A server subprocess of this file on a socket bound here first; returns it and its port."""
+    from cartstatus.serve import start_server_process
 
-
-def start(args: list[str], port: int, probe: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server {args} exited with {proc.returncode}") from None
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server {args} did not start")
+    proc, url = start_server_process([sys.executable, __file__, *args], probe, stdout=subprocess.DEVNULL)
+    return proc, int(url.rsplit(":", 1)[1])
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -274,8 +260,8 @@ def seed(db: str) -> str:
     """An account and the orders the lookups find; returns the store's token."""
     import datetime as dt
 
-    from cartstatus.oss import OssStore, open_oss_database
-    from cartstatus.oss.service import IngestJob, hash_token
+    from cartstatus.oss.service import IngestJob, OssStore, hash_token
+    from cartstatus.oss.storage import open_oss_database
     from cartstatus.oss.wire import body_digest
 
     engine = open_oss_database(db)
@@ -296,8 +282,7 @@ def seed(db: str) -> str:
 
 def count_updates(db: str) -> int:
     import sqlalchemy as sa
-    from cartstatus.oss import open_oss_database
-    from cartstatus.oss.storage import updates
+    from cartstatus.oss.storage import open_oss_database, updates
 
     engine = open_oss_database(db, run_migrations=False)
     with engine.connect() as conn:
@@ -352,9 +337,8 @@ def main() -> None:
             requests = round(rps * (time.perf_counter() - t))
         return rps, errors, (cpu_seconds(proc.pid) - cpu) * 1000 / max(1, requests)
 
-    bare_port, oss_port = free_port(), free_port()
-    bare = start(["serve-bare", str(bare_port)], bare_port, "/")
-    oss = start(["serve-oss", db, str(oss_port), str(work / "access.log")], oss_port, "/healthz")
+    bare, bare_port = start(["serve-bare"], "/")
+    oss, oss_port = start(["serve-oss", db, str(work / "access.log")], "/healthz")
     servers = {"bare": (bare, bare_port), "ingest": (oss, oss_port), "lookup": (oss, oss_port)}
     kinds = list(servers)
     rounds: list[dict[str, float]] = []
@@ -440,6 +424,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve-bare":
         serve_bare(int(sys.argv[2]))
     elif len(sys.argv) > 1 and sys.argv[1] == "serve-oss":
-        serve_oss(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        serve_oss(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         main()

@@ -82,7 +82,9 @@ def run(work: Path) -> int:
     os.environ.setdefault(DEMO_PASSWORD_ENV, "demo-password")
     cart = SetiSimulator(user="om", password=os.environ[DEMO_PASSWORD_ENV], code="main",
                          orders={str(n): "pending" for n in range(5001, 5006)})
-    from .oss import OssStore, create_app, open_oss_database
+    from .oss.app import create_app
+    from .oss.service import OssStore
+    from .oss.storage import open_oss_database
 
     today = dt.date.today()
     oss_store = OssStore(open_oss_database(f"sqlite:///{work / 'oss.db'}"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import html
 import io
 import json
 from collections.abc import Sequence
@@ -72,43 +71,35 @@ def to_markdown(rows: Sequence[CartRow], installed: set[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}
-th,td{border:1px solid #ccc;padding:.4rem .6rem;text-align:left;vertical-align:top;font-size:.9rem}
-th{background:#f3f3f3}tr.direct td.upd{color:#075e00}tr.oss td.upd{color:#8a4b00}ul{margin:0;padding-left:1.1rem}
-caption{text-align:left;margin-bottom:.6rem;color:#555}"""
+def _html_row(row: CartRow, installed: set[str]) -> dict[str, object]:
+    """What the HTML page shows of one cart (the template escapes every value)."""
+    f = _flat(row, installed)
+    installed_now = f["connector_installed"] == "yes"
+    return {
+        "key": row.key,
+        "name": row.name,
+        "direct": row.takes_updates and installed_now,
+        "updates": UPDATE_WORDS[row.updates],
+        "api": row.api or "-",
+        "connector": f"{row.connector} ({'installed' if installed_now else 'not installed'})" if row.connector else "-",
+        "tracking_numbers": f["tracking_numbers"],
+        "inventory": f["inventory"],
+        "statuses": ", ".join(row.status_vocabulary) if row.status_vocabulary else "any label",
+        "caveats": row.caveats,
+        "rate_limit": f["rate_limit"] or "-",
+        "verified": f["verified"],
+        "sources": row.sources,
+    }
 
 
 def to_html(rows: Sequence[CartRow], installed: set[str], today: dt.date | None = None) -> str:
-    """One page, no external files; every value from the matrix is escaped."""
-    e = html.escape
-    body = []
-    for r in rows:
-        f = _flat(r, installed)
-        direct = r.takes_updates and f["connector_installed"] == "yes"
-        caveats = "".join(f"<li>{e(c)}</li>" for c in r.caveats) or "-"
-        sources = "".join(f'<li><a href="{e(u, quote=True)}" rel="noopener">{e(u)}</a></li>' for u in r.sources)
-        connector = e(r.connector) + (" (installed)" if f["connector_installed"] == "yes" else " (not installed)") \
-            if r.connector else "-"
-        vocab = e(", ".join(r.status_vocabulary)) if r.status_vocabulary else "any label"
-        body.append(
-            f'<tr class="{"direct" if direct else "oss"}" id="{e(r.key, quote=True)}">'
-            f"<td><strong>{e(r.name)}</strong><br><code>{e(r.key)}</code></td>"
-            f'<td class="upd">{e(UPDATE_WORDS[r.updates])}<br>{"sent directly" if direct else "needs the OSS"}</td>'
-            f"<td>{e(r.api or '-')}</td><td>{connector}</td>"
-            f"<td>{f['tracking_numbers']}</td><td>{f['inventory']}</td><td>{vocab}</td>"
-            f"<td><ul>{caveats}</ul></td><td>{e(f['rate_limit'] or '-')}</td>"
-            f"<td>{e(f['verified'])}<ul>{sources}</ul></td></tr>")
-    stamp = (today or dt.date.today()).isoformat()
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>Shopping-cart matrix</title><style>{_CSS}</style></head><body>"
-            "<h1>Shopping-cart matrix</h1>"
-            "<p>Whether each shopping cart accepts order-status updates, and how. Carts marked "
-            "&ldquo;needs the OSS&rdquo; reach shoppers through the Order Status System.</p>"
-            f"<table><caption>{len(rows)} carts, exported {e(stamp)}</caption><thead><tr>"
-            "<th>cart</th><th>status updates</th><th>how</th><th>connector</th><th>tracking</th>"
-            "<th>inventory</th><th>statuses</th><th>caveats</th><th>rate limit</th><th>verified</th>"
-            "</tr></thead><tbody>" + "".join(body) + "</tbody></table></body></html>\n")
+    """One page, no external files (the stylesheet inlined); every value from the matrix is escaped."""
+    # Here, not at the top: the other formats (and every command importing this module) need no Jinja2.
+    from cartstatus.web import environment, stylesheet
+
+    return environment("cartstatus.matrix").get_template("matrix.html").render(
+        rows=[_html_row(r, installed) for r in rows], stamp=(today or dt.date.today()).isoformat(),
+        stylesheet=stylesheet())
 
 
 def export(rows: Sequence[CartRow], fmt: str, installed: set[str], today: dt.date | None = None) -> str:

@@ -1,27 +1,10 @@
 """The hosted Order Status System (OSS): stores push status updates, shoppers look their order up.
 
 ``cartstatus-oss serve`` runs it; ``cartstatus-oss accounts`` manages stores.
+
+Importing the package loads nothing: the connector needs only the wire format
+(:mod:`cartstatus.oss.wire`), and ``cartstatus fire`` should not pay for the
+server. Import what you need from its module: the app from
+:mod:`cartstatus.oss.app`, the store from :mod:`cartstatus.oss.service`, the
+database from :mod:`cartstatus.oss.storage`.
 """
-
-from .app import ServerSettings, create_app
-from .service import Account, AccountError, OrderView, OssStore, sanitize_html, tracking_url
-from .storage import migrate, open_oss_database
-from .wire import WIRE_VERSION, WireError, payload_for, validate, wire_schema
-
-__all__ = [
-    "WIRE_VERSION",
-    "Account",
-    "AccountError",
-    "OrderView",
-    "OssStore",
-    "ServerSettings",
-    "WireError",
-    "create_app",
-    "migrate",
-    "open_oss_database",
-    "payload_for",
-    "sanitize_html",
-    "tracking_url",
-    "validate",
-    "wire_schema",
-]

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -292,6 +292,7 @@ class OssApp:
         self.ingest_limit = RateLimiter(settings.ingest_rate, settings.ingest_burst)
         self.lookup_limit = RateLimiter(settings.lookup_rate_per_minute / 60.0, settings.lookup_burst)
         self._openapi: bytes | None = None
+        self._css = pages.css()
 
     def close(self) -> None:
         self.writer.close()
@@ -454,29 +455,29 @@ class OssApp:
         return account
 
     @staticmethod
-    def _no_store() -> HTMLResponse:
-        return HTMLResponse(pages.plain_page("No such store", "There is no order status page at this address."),
-                            status_code=404)
+    def _no_store(request: Request) -> Response:
+        return pages.message_page(request, "No such store", "There is no order status page at this address.",
+                                  status_code=404)
 
     async def status_form(self, request: Request) -> Response:
         account = await self._merchant(request)
         if account is None:
-            return self._no_store()
-        return HTMLResponse(pages.lookup_form(account))
+            return self._no_store(request)
+        return pages.lookup_form(request, account)
 
     async def status_lookup(self, request: Request) -> Response:
         wait = self.lookup_limit.check(self._client(request))
         if wait is not None:
             self.metrics.lookup("rate_limited")
             seconds = str(max(1, math.ceil(wait)))
-            return HTMLResponse(pages.plain_page("Too many lookups", f"Please wait {seconds} seconds and try again."),
-                                status_code=429, headers={"Retry-After": seconds})
+            return pages.message_page(request, "Too many lookups", f"Please wait {seconds} seconds and try again.",
+                                      status_code=429, headers={"Retry-After": seconds})
         account = await self._merchant(request)
         if account is None:
-            return self._no_store()
+            return self._no_store(request)
         raw = await self._read_body(request)
         if raw is None:
-            return HTMLResponse(pages.plain_page("Too large", "The form was too large."), status_code=413)
+            return pages.message_page(request, "Too large", "The form was too large.", status_code=413)
         from urllib.parse import parse_qs
 
         form = {k: v[0].strip() for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
@@ -488,14 +489,14 @@ class OssApp:
         self.metrics.lookup("found" if view else "not_found")
         headers = {"Cache-Control": "no-store"}
         if view is None:
-            return HTMLResponse(pages.lookup_form(account, order=order, message=pages.NOT_FOUND),
-                                status_code=404, headers=headers)
-        return HTMLResponse(pages.order_page(account, view), headers=headers)
+            return pages.lookup_form(request, account, order=order, message=pages.NOT_FOUND, status_code=404,
+                                     headers=headers)
+        return pages.order_page(request, account, view, headers=headers)
 
     async def status_snippet(self, request: Request) -> Response:
         account = await self._merchant(request)
         if account is None:
-            return self._no_store()
+            return self._no_store(request)
         base = f"{request.url.scheme}://{request.url.netloc}"
         return PlainTextResponse(pages.snippet(account, base))
 
@@ -521,11 +522,10 @@ class OssApp:
         return Response(self._openapi, media_type="application/json")
 
     async def css(self, request: Request) -> Response:
-        return Response(pages.CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+        return Response(self._css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
     async def root(self, request: Request) -> Response:
-        return HTMLResponse(pages.plain_page("Order Status System",
-                                             "Use the order status link your store gave you."))
+        return pages.message_page(request, "Order Status System", "Use the order status link your store gave you.")
 
 
 HotHandler = Callable[[Scope, Receive], Awaitable[Reply]]

@@ -22,6 +22,7 @@ from .storage import DB_ENV, DEFAULT_DB, current_revision, head_revision, migrat
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def db_option(fn: F) -> F:
@@ -50,6 +51,14 @@ def _store(db: str) -> OssStore:
         fail(f"cannot open the OSS database {_safe_url(db)}: {exc.orig}")
     except SQLAlchemyError as exc:
         fail(f"cannot use the OSS database {_safe_url(db)}: {type(exc).__name__}")
+
+
+def _on_store(db: str, change: Callable[[OssStore], T]) -> T:
+    """``change`` on the OSS database at ``db``; a refused change (AccountError) is the error line."""
+    try:
+        return change(_store(db))
+    except AccountError as exc:
+        fail(str(exc))
 
 
 class _Date(click.ParamType):
@@ -159,11 +168,7 @@ def _print_token(account: Account, token: str, as_json: bool, action: str) -> No
 @json_option
 def accounts_create(merchant: str, expires: dt.date, name: str | None, db: str, as_json: bool) -> None:
     """Create MERCHANT's account and print its new token (once)."""
-    store = _store(db)
-    try:
-        account, token = store.create_account(merchant, expires, name)
-    except AccountError as exc:
-        fail(str(exc))
+    account, token = _on_store(db, lambda store: store.create_account(merchant, expires, name))
     _print_token(account, token, as_json, "Created")
 
 
@@ -195,14 +200,8 @@ def accounts_list(db: str, as_json: bool) -> None:
 @json_option
 def accounts_renew(merchant: str, expires: dt.date, db: str, as_json: bool) -> None:
     """Set MERCHANT's subscription end date."""
-    try:
-        account = _store(db).renew(merchant, expires)
-    except AccountError as exc:
-        fail(str(exc))
-    if as_json:
-        click.echo(json.dumps(account.as_dict()))
-    else:
-        click.echo(f"{merchant}: subscription until {account.expires}")
+    account = _on_store(db, lambda store: store.renew(merchant, expires))
+    click.echo(json.dumps(account.as_dict()) if as_json else f"{merchant}: subscription until {account.expires}")
 
 
 @accounts.command("revoke")
@@ -211,15 +210,9 @@ def accounts_renew(merchant: str, expires: dt.date, db: str, as_json: bool) -> N
 @json_option
 def accounts_revoke(merchant: str, db: str, as_json: bool) -> None:
     """Refuse MERCHANT's token from now on and hide its shopper page (rotate-token restores)."""
-    try:
-        account = _store(db).revoke(merchant)
-    except AccountError as exc:
-        fail(str(exc))
-    if as_json:
-        click.echo(json.dumps(account.as_dict()))
-    else:
-        click.echo(f"{merchant}: token revoked; `cartstatus-oss accounts rotate-token {merchant}` issues "
-                      "a new one")
+    account = _on_store(db, lambda store: store.revoke(merchant))
+    click.echo(json.dumps(account.as_dict()) if as_json else
+               f"{merchant}: token revoked; `cartstatus-oss accounts rotate-token {merchant}` issues a new one")
 
 
 @accounts.command("rotate-token")
@@ -228,10 +221,7 @@ def accounts_revoke(merchant: str, db: str, as_json: bool) -> None:
 @json_option
 def accounts_rotate(merchant: str, db: str, as_json: bool) -> None:
     """Issue MERCHANT a new token; the old one stops working at once."""
-    try:
-        account, token = _store(db).rotate_token(merchant)
-    except AccountError as exc:
-        fail(str(exc))
+    account, token = _on_store(db, lambda store: store.rotate_token(merchant))
     _print_token(account, token, as_json, "Rotated the token of")
 
 
@@ -264,11 +254,7 @@ def accounts_snippet(merchant: str, base_url: str, db: str) -> None:
     """Print the HTML lookup form MERCHANT can paste into its own site."""
     from .pages import snippet
 
-    try:
-        account = _store(db).account(merchant)
-    except AccountError as exc:
-        fail(str(exc))
-    click.echo(snippet(account, base_url))
+    click.echo(snippet(_on_store(db, lambda store: store.account(merchant)), base_url))
 
 
 if __name__ == "__main__":  # pragma: no cover

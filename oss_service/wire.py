@@ -89,8 +89,9 @@ def canonical_json(body: Any) -> bytes:
     For the bodies the schema admits (strings, null, lists, objects, the number
     1) these are the bytes of ``json.dumps(body, sort_keys=True,
     separators=(",", ":"), ensure_ascii=False)``, which digests stored earlier
-    were taken of (tests/oss/test_fast_paths.py); orjson writes them several
-    times faster. What orjson cannot write goes the slow way.
+    were taken of (tests/oss/test_fast_paths.py,
+    ``test_the_digested_bytes_are_those_of_earlier_versions``); orjson writes them
+    quicker. What orjson cannot write goes the slow way.
     """
     try:
         return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from cartstatus import StatusEngine, load_config
 from cartstatus.config import Config
-from cartstatus.connectors.seti import SetiSimulator
+from cartstatus.connectors.seti.simulator import SetiSimulator
 
 SHOP_PASSWORD = "s3cret-Shop-Pass"
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pytest
 
@@ -75,34 +73,3 @@ def chromium_paths() -> tuple[str, str]:
     if not browser or not driver:
         missing("Chromium and chromedriver (Debian packages chromium, chromium-driver)")
     return browser, driver
-
-
-@contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(500):
-        if server.started:
-            ready.set()
-            break
-        if not thread.is_alive():
-            break
-        threading.Event().wait(0.01)
-    if not ready.is_set():
-        server.should_exit = True
-        raise RuntimeError("the test server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

@@ -12,29 +12,25 @@ import httpx
 import pytest
 from cartstatus import AlreadyDone, Delivered, Failed, RetryLater, Secret, StatusUpdate, Tracking
 from cartstatus.connectors.oss import OssConnector
-from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
+from cartstatus.oss.app import ServerSettings, create_app
+from cartstatus.oss.service import OssStore
+from cartstatus.oss.storage import open_oss_database
 from cartstatus.plugins import get_connectors
+
+from ..oss.conftest import Clock
 
 URL = "http://oss.test"
 
 
-class Today:
-    def __init__(self) -> None:
-        self.value = dt.date(2026, 6, 1)
-
-    def __call__(self) -> dt.date:
-        return self.value
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()  # 2026-06-01
 
 
 @pytest.fixture
-def today() -> Today:
-    return Today()
-
-
-@pytest.fixture
-def store(tmp_path: Path, today: Today) -> Iterator[OssStore]:
+def store(tmp_path: Path, clock: Clock) -> Iterator[OssStore]:
     engine = open_oss_database(f"sqlite:///{tmp_path / 'oss.db'}")
-    yield OssStore(engine, today=today)
+    yield OssStore(engine, today=clock)
     engine.dispose()
 
 
@@ -97,8 +93,8 @@ async def test_a_revoked_token_fails_with_a_reason_for_support(connector: OssCon
     assert "unknown or revoked" in outcome.reason and "rotate-token" in outcome.reason
 
 
-async def test_a_lapsed_subscription_fails_naming_the_end_date(connector: OssConnector, today: Today) -> None:
-    today.value = dt.date(2027, 1, 1)
+async def test_a_lapsed_subscription_fails_naming_the_end_date(connector: OssConnector, clock: Clock) -> None:
+    clock.today = dt.date(2027, 1, 1)
     outcome = await connector.send(update())
     assert isinstance(outcome, Failed)
     assert "lapsed" in outcome.reason and "2026-12-31" in outcome.reason and "renew" in outcome.reason
@@ -181,7 +177,7 @@ async def test_outcomes_for_replies_the_oss_makes_rarely(transport: httpx.MockTr
 
 
 async def test_connection_test(serve: Callable[..., httpx.AsyncBaseTransport], store: OssStore, token: str,
-                               today: Today) -> None:
+                               clock: Clock) -> None:
     transport = serve()
     ok = await OssConnector({"url": URL, "merchant": "acme", "token": Secret(token)},
                             transport=transport).test_connection()
@@ -189,7 +185,7 @@ async def test_connection_test(serve: Callable[..., httpx.AsyncBaseTransport], s
     wrong = await OssConnector({"url": URL, "merchant": "bolt", "token": Secret(token)},
                                transport=transport).test_connection()
     assert not wrong.ok and "belongs to merchant acme" in wrong.detail
-    today.value = dt.date(2027, 1, 1)
+    clock.today = dt.date(2027, 1, 1)
     lapsed = await OssConnector({"url": URL, "merchant": "acme", "token": Secret(token)},
                                 transport=transport).test_connection()
     assert not lapsed.ok and "ended 2026-12-31" in lapsed.detail

@@ -1,6 +1,7 @@
 """The built-in script connector passes the conformance kit, with the one line a plugin author writes."""
 
-from cartstatus.connectors.seti import SetiConnector, SetiSimulator
+from cartstatus.connectors.seti import SetiConnector
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.testing import connector_test_class
 
 PASSWORD = "kit-Script-Pass-9"

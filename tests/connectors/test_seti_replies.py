@@ -10,7 +10,8 @@ from __future__ import annotations
 import httpx
 import pytest
 from cartstatus import StatusUpdate
-from cartstatus.connectors.seti import SetiConnector, SetiSimulator, protocol
+from cartstatus.connectors.seti import SetiConnector, protocol
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.outcomes import Delivered, Failed, Outcome, RetryLater
 from cartstatus.secrets import MASK, Secret
 

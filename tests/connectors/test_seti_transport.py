@@ -10,10 +10,10 @@ import httpcore
 import httpx
 import pytest
 from cartstatus import Delivered, StatusUpdate, Tracking
-from cartstatus.connectors.seti import SetiConnector, SetiSimulator, protocol
+from cartstatus.connectors.seti import SetiConnector, protocol
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.connectors.seti.transport import _Backend, _Stream
-
-from ..services import serve_in_thread
+from cartstatus.serve import serve_in_thread
 
 
 def _update(i: int) -> StatusUpdate:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 import yaml
 from cartstatus import Connector, StackController, StatusEngine, StatusUpdate, load_config, plugins
-from cartstatus.connectors.seti import SetiSimulator
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.outcomes import Delivered, Outcome
+from cartstatus.serve import serve_in_thread
 
 from ..conftest import SHOP_PASSWORD, base_setup
 
@@ -189,26 +187,10 @@ class _SlowReplies:
 def live_cart() -> Iterator[LiveCart]:
     """A real HTTP script cart on a free port of 127.0.0.1, in a thread of the test process."""
     sim = SetiSimulator(user="om", password=SHOP_PASSWORD, code="main", accept_unknown=True)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    cart = LiveCart(sim, f"http://127.0.0.1:{port}/seom.php")
-    server = uvicorn.Server(uvicorn.Config(_SlowReplies(sim.app(), cart), log_level="warning",
-                                           lifespan="off", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the simulated cart did not start")
-        time.sleep(0.02)
-    try:
+    cart = LiveCart(sim, "")
+    with serve_in_thread(_SlowReplies(sim.app(), cart)) as url:
+        cart.url = f"{url}/seom.php"
         yield cart
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def live_setup(cart: LiveCart, **overrides: Any) -> dict[str, Any]:

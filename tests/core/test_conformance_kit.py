@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from cartstatus import Delivered, Failed, Outcome, RetryLater, StatusUpdate
-from cartstatus.connectors.seti import SetiConnector, SetiSimulator
+from cartstatus.connectors.seti import SetiConnector
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.testing import ConnectorConformance, connector_test_class
 
 PASSWORD = "kit-Script-Pass-9"

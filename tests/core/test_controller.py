@@ -17,7 +17,7 @@ from cartstatus import StackController, StatusEngine, StatusUpdate, hookimpl
 from cartstatus.cli import main
 from cartstatus.config import ControllerSettings
 from cartstatus.connector import retry_after_seconds
-from cartstatus.connectors.seti import SetiSimulator
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.controller import backoff_delay
 from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 from cartstatus.plugins import load_plugins, pm

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from cartstatus import StackController, StatusEngine, load_config
 from cartstatus.cli import main
-from cartstatus.connectors.seti import SetiSimulator
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.diagnose import diagnose
 from cartstatus.engine import OrderError
 from click.testing import CliRunner

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from cartstatus import Delivered, Outcome, StackController, StatusEngine, StatusUpdate, Tracking, load_config
 from cartstatus.connector import Connector
-from cartstatus.connectors.seti import SetiSimulator
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.stack import new_keys
 from cartstatus.storage import Prepared, make_engine, stack
 

@@ -11,7 +11,8 @@ import pytest
 from cartstatus import StackController, StatusEngine, plugins
 from cartstatus.cli import main
 from cartstatus.connectors.oss import OssConnector
-from cartstatus.connectors.seti import SetiConnector, SetiSimulator
+from cartstatus.connectors.seti import SetiConnector
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.hookspecs import hookimpl
 from click.testing import CliRunner
 

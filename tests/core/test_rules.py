@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from cartstatus import Connector, StackController, StatusEngine, StatusUpdate, hookimpl
-from cartstatus.connectors.seti import SetiSimulator
+from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.outcomes import Delivered, Outcome
 from cartstatus.plugins import load_plugins, pm
 from cartstatus.stack import Stack, StackRecord

@@ -2,7 +2,7 @@
 
 import httpx
 from cartstatus import StackController, StatusEngine
-from cartstatus.connectors.seti import SetiSimulator
+from cartstatus.connectors.seti.simulator import SetiSimulator
 
 from ..conftest import add_orders
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
+from cartstatus.oss.app import ServerSettings, create_app
+from cartstatus.oss.service import OssStore
+from cartstatus.oss.storage import open_oss_database
 from starlette.applications import Starlette
 
 TODAY = dt.date(2026, 6, 1)

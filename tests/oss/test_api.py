@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 import sqlalchemy as sa
-from cartstatus.oss import OssStore, ServerSettings, wire_schema
+from cartstatus.oss.app import ServerSettings
+from cartstatus.oss.service import OssStore
 from cartstatus.oss.storage import orders, updates
+from cartstatus.oss.wire import wire_schema
 from starlette.applications import Starlette
 
 from .conftest import Clock, bearer, client_for, update_body

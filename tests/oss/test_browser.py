@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cartstatus.oss import OssStore, ServerSettings, create_app
-from cartstatus.oss.service import IngestJob, hash_token
+from cartstatus.oss.app import ServerSettings, create_app
+from cartstatus.oss.service import IngestJob, OssStore, hash_token
 from cartstatus.oss.wire import body_digest
+from cartstatus.serve import serve_in_thread
 
-from ..services import chromium_paths, serve_in_thread
+from ..services import chromium_paths
 from .conftest import update_body
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from cartstatus.oss import OssStore, open_oss_database
 from cartstatus.oss.cli import main
+from cartstatus.oss.service import OssStore
+from cartstatus.oss.storage import open_oss_database
 from click.testing import CliRunner
 
 
@@ -68,6 +69,12 @@ def test_mistakes_are_explained(run) -> None:  # type: ignore[no-untyped-def]
     assert twice.exit_code == 1 and "already has an account" in twice.output
     unknown = run("accounts", "renew", "nobody", "--expires", "2027-01-31", ok=False)
     assert unknown.exit_code == 1 and "no account for merchant 'nobody'" in unknown.output
+
+
+def test_an_error_prints_brackets_as_given(run) -> None:  # type: ignore[no-untyped-def]
+    # Rich would take "[red]" for markup and drop it from the message.
+    result = run("accounts", "renew", "[red]x[/red]", "--expires", "2027-01-31", ok=False)
+    assert result.exit_code == 1 and "no account for merchant '[red]x[/red]'" in result.output
 
 
 def test_page_and_snippet(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

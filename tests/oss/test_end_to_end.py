@@ -9,10 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 from cartstatus import StackController, StatusEngine, load_config
-from cartstatus.oss import OssStore, ServerSettings, create_app
+from cartstatus.oss.app import ServerSettings, create_app
+from cartstatus.oss.service import OssStore
+from cartstatus.serve import serve_in_thread
 
 from ..conftest import add_orders, base_setup
-from ..services import serve_in_thread
 
 TOKEN_ENV = "ACME_OSS_TOKEN"
 

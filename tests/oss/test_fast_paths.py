@@ -15,10 +15,9 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from cartstatus.oss import OssStore, ServerSettings
-from cartstatus.oss.app import query_dict
+from cartstatus.oss.app import ServerSettings, query_dict
 from cartstatus.oss.logs import BufferedLineHandler
-from cartstatus.oss.service import iso
+from cartstatus.oss.service import OssStore, iso
 from cartstatus.oss.storage import updates
 from cartstatus.oss.wire import canonical_json
 from starlette.applications import Starlette

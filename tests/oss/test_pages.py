@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from cartstatus.oss import OssStore, tracking_url
+from cartstatus.oss.service import OssStore, tracking_url
 
 from .conftest import bearer, update_body
 

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from cartstatus import StackController, StatusEngine
 from cartstatus.config import Config
-from cartstatus.connectors.seti import SetiSimulator
-from cartstatus.oss import OssStore, ServerSettings, create_app, open_oss_database
-from cartstatus.oss.service import IngestJob, hash_token
-from cartstatus.oss.storage import current_revision, head_revision, migrate, updates
+from cartstatus.connectors.seti.simulator import SetiSimulator
+from cartstatus.oss.app import ServerSettings, create_app
+from cartstatus.oss.service import IngestJob, OssStore, hash_token
+from cartstatus.oss.storage import current_revision, head_revision, migrate, open_oss_database, updates
 from cartstatus.oss.wire import body_digest
 from cartstatus.storage import open_database
 
