@@ -136,7 +136,7 @@ async def test_logs_in_once_and_sends_the_token_with_every_request() -> None:
     assert outcomes == [Delivered("posted")] * 3
     assert cart.logins == 1
     tokens = {auth for what, auth, _ in cart.seen if what == "POST /orders"}
-    assert len(tokens) == 1 and next(iter(tokens)).startswith("Bearer ")
+    assert len(tokens) == 1 and str(next(iter(tokens))).startswith("Bearer ")
 
 
 async def test_concurrent_sends_wait_for_one_login() -> None:
