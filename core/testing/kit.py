@@ -485,13 +485,13 @@ class ConnectorConformance:
                     "and make only the missing changes")
 
     def test_a_login_is_kept_for_the_store_and_renewed_once(self) -> None:
-        """For a connector that logs in (:class:`~cartstatus.auth.TokenLogin`): its simulator offers
-        ``logins`` (how many logins it answered) and ``expire_tokens()`` (every token it gave stops working)."""
+        """For a connector that logs in (:class:`~cartstatus.auth.TokenLogin`): its simulator offers ``logins``
+        (how many logins it took, faults aside) and ``expire_tokens()`` (every token it gave stops working)."""
         sim = self.new_simulator()
         missing = [m for m in ("logins", "expire_tokens") if not hasattr(sim, m)]
         assert not missing, (
             f"{self.connector_class.__name__} logs in (TokenLogin): its simulator needs {' and '.join(missing)} "
-            "(logins: how many logins it answered; expire_tokens(): every token it gave stops working)")
+            "(logins: how many logins it took, faults aside; expire_tokens(): every token it gave stops working)")
         label = self.labels()[0]
 
         async def deliver() -> tuple[list[Outcome], int, Outcome, int]:
