@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,6 +20,8 @@ from cartstatus import (
     LoginFailed,
     Outcome,
     RetryLater,
+    StackController,
+    StatusEngine,
     StopSend,
     Token,
     TokenLogin,
@@ -26,6 +29,10 @@ from cartstatus import (
 from cartstatus.auth import jwt_expiry
 from cartstatus.connector import json_body, outcome_for_transport_error
 from cartstatus.graphql import graphql_errors, outcome_for_graphql
+from cartstatus.stack import StackRecord
+
+from ..conftest import add_orders, base_setup
+from .conftest import ScriptedConnector
 
 PASSWORD = "Cart-Admin-Pass-77"
 NOW = 1_700_000_000.0
@@ -412,3 +419,25 @@ def test_graphql_errors_finds_the_specs_errors_user_errors_and_error_results() -
     assert graphql_errors({"data": {"orderCancel": {"userErrors": []}}}) == []
     assert graphql_errors(None) == [] and graphql_errors(["errors"]) == []
     assert outcome_for_graphql(httpx.Response(200, text="not json")) is None
+
+
+# -- one connector per store ----------------------------------------------------------------
+
+async def test_the_controller_keeps_one_connector_per_store_for_its_run(
+        make_engine: Callable[..., StatusEngine]) -> None:
+    main = base_setup()["stores"][0]
+    engine = make_engine(stores=[main, {**main, "id": "second"}])
+    orders = add_orders(engine, 3) + add_orders(engine, 3, store="second", prefix="S")
+    engine.fire("Order Shipped", orders)
+    made: list[tuple[str, ScriptedConnector]] = []
+
+    def factory(record: StackRecord) -> Connector:
+        made.append((record.store_id, ScriptedConnector()))
+        return made[-1][1]
+
+    stats = await StackController(engine.config, engine.stack, connector_factory=factory).run(drain=True)
+    assert stats.delivered == 6
+    # Per-store state (a login's token, a carrier list) lives on these: one each, for the whole run.
+    assert sorted(store for store, _ in made) == ["main", "second"]
+    assert sorted(len(connector.sent) for _, connector in made) == [3, 3]
+    assert all({u.store_id for u in connector.sent} == {store} for store, connector in made)
