@@ -183,9 +183,7 @@ class ConnectorConformance:
         try:
             yield connector
         finally:
-            if not hasattr(self, "held"):
-                self.held = []
-            self.held.extend(connector.held_secrets())
+            self.__dict__.setdefault("held", []).extend(connector.held_secrets())
             await connector.aclose()
 
     def transport(self, sim: CartSimulator) -> SimulatorTransport:
@@ -339,7 +337,7 @@ class ConnectorConformance:
 
         with capture_logs() as lines:
             self.run(exercise())
-        secrets = [*secrets, *getattr(self, "held", [])]  # and the tokens its logins obtained
+        secrets = [*secrets, *self.__dict__.get("held", [])]  # and the tokens its logins obtained
         leaked_in_logs = [line for line in lines if any(s in line for s in secrets)]
         assert not leaked_in_logs, f"a secret was written to the log ({len(leaked_in_logs)} lines)"
         leaked = [t for t in texts if any(s in t for s in secrets)]
