@@ -1,7 +1,8 @@
 """cartstatus: carries order status changes to shopping carts or the hosted OSS."""
 
+from .auth import HeaderAuth, LoginFailed, Token, TokenLogin
 from .config import Config, ConfigError, StatusEvent, Store
-from .connector import ConnectionResult, Connector, RateLimit, StatusUpdate, Tracking
+from .connector import ConnectionResult, Connector, RateLimit, StatusUpdate, StopSend, Tracking
 from .controller import StackController
 from .engine import FireResult, StatusEngine
 from .hookspecs import hookimpl
@@ -21,6 +22,8 @@ __all__ = [
     "Delivered",
     "Failed",
     "FireResult",
+    "HeaderAuth",
+    "LoginFailed",
     "Outcome",
     "RateLimit",
     "RetryLater",
@@ -33,7 +36,10 @@ __all__ = [
     "StatusEngine",
     "StatusEvent",
     "StatusUpdate",
+    "StopSend",
     "Store",
+    "Token",
+    "TokenLogin",
     "Tracking",
     "hookimpl",
     "load_config",

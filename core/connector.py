@@ -10,9 +10,9 @@ import email.utils
 import functools
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 
@@ -101,6 +101,31 @@ class ConnectorError(Exception):
     """A connector was configured wrongly (bad settings, unknown label)."""
 
 
+class StopSend(Exception):
+    """Ends a send with :attr:`outcome`: raised by :meth:`Connector.call`, caught by :meth:`Connector.outcome_of`."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(self.reason_of(outcome))
+        self.outcome = outcome
+
+    @staticmethod
+    def reason_of(outcome: Outcome) -> str:
+        return outcome.reason if isinstance(outcome, RetryLater | Failed) else type(outcome).__name__
+
+    @property
+    def reason(self) -> str:
+        """The outcome's reason (its type's name for a success), for a connection test's detail."""
+        return self.reason_of(self.outcome)
+
+
+@runtime_checkable
+class HoldsSecrets(Protocol):
+    """An ``httpx.Auth`` that obtains secrets at run time (a login's token) names them here for masking."""
+
+    @property
+    def held_secrets(self) -> tuple[str, ...]: ...
+
+
 class Connector:
     """Base class for cart connectors.
 
@@ -133,6 +158,7 @@ class Connector:
         self.settings = dict(settings)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._held_mask: tuple[tuple[str, ...], SecretMask] = ((), SecretMask())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({mask_secrets(self.settings)!r})"
@@ -143,7 +169,8 @@ class Connector:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 transport=self._transport,
-                timeout=self.timeout,
+                auth=self._auth,
+                timeout=self.timeout_for(self.settings),
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
             )
         return self._client
@@ -170,9 +197,88 @@ class Connector:
         """``text`` with every secret of the settings masked in every form a cart may echo it
         (:class:`~cartstatus.secrets.SecretMask`): a cart's error page may echo the posted form.
 
+        Secrets obtained at run time (:meth:`held_secrets`: a login's tokens) are masked too.
         Mask first, then cut (:func:`reason_text`): a cut first could leave the start of a secret.
         """
-        return self._mask(text)
+        text = self._mask(text)
+        held = self.held_secrets()
+        if held != self._held_mask[0]:
+            self._held_mask = (held, SecretMask(held))
+        return self._held_mask[1](text)
+
+    # -- authentication ----------------------------------------------------
+
+    def http_auth(self) -> httpx.Auth | None:
+        """How every request of :attr:`client` authenticates; None (the default) adds nothing.
+
+        Return ``httpx.BasicAuth(user, password)``, a
+        :class:`~cartstatus.auth.HeaderAuth` for an API key, or a
+        :class:`~cartstatus.auth.TokenLogin` for a cart with a login. Called once
+        per connector instance, that is once per store: a login's token is kept
+        for the instance's life.
+        """
+        return None
+
+    @functools.cached_property
+    def _auth(self) -> httpx.Auth | None:
+        return self.http_auth()
+
+    def held_secrets(self) -> tuple[str, ...]:
+        """Secrets obtained at run time (the tokens a :class:`~cartstatus.auth.TokenLogin` held)."""
+        auth = self.__dict__.get("_auth")  # not made here: a connector that never sent holds none
+        return auth.held_secrets if isinstance(auth, HoldsSecrets) else ()
+
+    # -- reading replies -----------------------------------------------------
+
+    def classify(self, response: httpx.Response) -> Outcome | None:
+        """The connector's own reading of a reply, before the status-code rules; None leaves it to them.
+
+        Override it for a cart whose status codes do not say it all: a business
+        refusal in an HTTP 500 (``Failed``), an error inside an HTTP 200 (GraphQL
+        ``errors``, ``userErrors``, an ``ErrorResult``: see
+        :func:`~cartstatus.graphql.outcome_for_graphql`), a "nothing to do" reply
+        (``AlreadyDone``). It must not raise: read the body with :func:`json_body`.
+        """
+        return None
+
+    def outcome_for_response(self, response: httpx.Response) -> Outcome | None:
+        """None when the reply lets the send go on; else the outcome that ends it.
+
+        :meth:`classify` first, then :func:`outcome_for_http_error`.
+        """
+        outcome = self.classify(response)
+        return outcome if outcome is not None else outcome_for_http_error(response)
+
+    async def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request to the cart through :attr:`client`: the reply, when it lets the send go on.
+
+        Otherwise raises :class:`StopSend` with the outcome: the reply's
+        (:meth:`outcome_for_response`), or a network error's, a timeout's or a
+        failed login's (:func:`outcome_for_transport_error`). ``kwargs`` are
+        ``httpx.AsyncClient.request``'s. Use it inside :meth:`outcome_of`.
+        """
+        try:
+            response = await self.client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StopSend(outcome_for_transport_error(exc)) from exc
+        outcome = self.outcome_for_response(response)
+        if outcome is not None:
+            raise StopSend(outcome)
+        return response
+
+    async def outcome_of(self, steps: Awaitable[Outcome]) -> Outcome:
+        """The outcome of a send's ``steps``: theirs, or that of the :class:`StopSend` that ended them.
+
+        ``return self.check_status(update) or await self.outcome_of(self._steps(update))``
+        in :meth:`send`, with ``_steps`` calling :meth:`call` for each request.
+        A stray network error or timeout gives ``RetryLater``.
+        """
+        try:
+            return await steps
+        except StopSend as stop:
+            return stop.outcome
+        except httpx.HTTPError as exc:
+            return outcome_for_transport_error(exc)
 
     def check_status(self, update: StatusUpdate) -> Failed | None:
         """Refuse, before any request, a label outside the cart's vocabulary."""
@@ -244,10 +350,20 @@ def outcome_for_http_error(response: httpx.Response) -> Outcome | None:
     return Failed(f"HTTP {code} from the cart: {response.text[:REASON_BOUND].strip()}")
 
 
-def outcome_for_transport_error(exc: httpx.HTTPError) -> RetryLater:
-    """Network errors and timeouts are transient."""
+def outcome_for_transport_error(exc: httpx.HTTPError) -> RetryLater | Failed:
+    """Network errors and timeouts are transient; a failed login (:class:`~cartstatus.auth.LoginFailed`) has its own."""
+    if isinstance(exc, StopSend) and isinstance(exc.outcome, RetryLater | Failed):
+        return exc.outcome
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "network error"
     return RetryLater(f"{kind}: {type(exc).__name__}")
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The reply's JSON, or None when it has none (an HTML error page, an empty body): for ``classify``."""
+    try:
+        return response.json()
+    except ValueError:  # not JSON, or not text at all
+        return None
 
 
 @dataclass

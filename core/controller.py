@@ -22,7 +22,7 @@ import httpx
 import sqlalchemy as sa
 
 from .config import Config, ControllerSettings
-from .connector import Connector, reason_text
+from .connector import Connector, outcome_for_transport_error, reason_text
 from .outcomes import SUCCESS, Failed, Outcome, RetryLater
 from .plugins import get_connectors, notify_delivered, notify_parked
 from .routing import OSS_CONNECTOR
@@ -255,8 +255,10 @@ class StackController:
                 outcome = RetryLater("timed out: TimeoutError")
             else:  # connect, write and read together took too long: a trickling cart ends here too
                 outcome = RetryLater(f"no complete reply within the send's deadline of {deadline:.3g} s")
-        except httpx.HTTPError as exc:
-            outcome = RetryLater(f"{type(exc).__name__}: {exc}")
+        except httpx.HTTPError as exc:  # escaped the connector: a failed login keeps its own outcome
+            outcome = outcome_for_transport_error(exc)
+            if isinstance(outcome, RetryLater) and str(exc):
+                outcome = RetryLater(f"{outcome.reason}: {exc}", outcome.delay)
         except Exception as exc:  # a connector bug must not kill the controller
             text = "".join(traceback.format_exception(exc))
             log.error("connector %s raised:\n%s", record.destination, connector.scrub(text))

@@ -19,7 +19,7 @@ from .matrix import MatrixError
 from .matrix.loader import plugin_source
 from .plugins import LOAD_ENV, PluginError, get_matrix_rows, plugin_info
 from .routing import cart_matrix
-from .scaffold import ScaffoldError, generate
+from .scaffold import AUTH_STYLES, DEFAULT_AUTH, DEFAULT_REFUSAL_STATUS, ScaffoldError, generate
 from .terminal import err_console, fail
 
 
@@ -70,7 +70,11 @@ def plugins_command(as_json: bool, all_builtins: bool) -> None:
 @click.argument("name")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where to write the package folder cartstatus-NAME.")
-def new_connector_command(name: str, directory: Path) -> None:
+@click.option("--auth", type=click.Choice(AUTH_STYLES), default=DEFAULT_AUTH, show_default=True,
+              help="How the cart authenticates: an API key, HTTP Basic, or a login for a token.")
+@click.option("--refusal-status", type=click.IntRange(400, 599), default=DEFAULT_REFUSAL_STATUS, show_default=True,
+              help="The HTTP status the cart refuses a change with (some carts use 500).")
+def new_connector_command(name: str, directory: Path, auth: str, refusal_status: int) -> None:
     """Write a plugin package for a new cart connector NAME, ready to install and test.
 
     The package holds a pyproject with the `cartstatus` entry point, the
@@ -78,7 +82,7 @@ def new_connector_command(name: str, directory: Path) -> None:
     it passes them as generated. NAME is the cart's key (lowercase, e.g. mycart).
     """
     try:
-        target = generate(name, directory)
+        target = generate(name, directory, auth=auth, refusal_status=refusal_status)
     except ScaffoldError as exc:
         fail(str(exc), 2)
     click.echo(f"wrote {target}\nnext: pip install -e '{target}[test]' && pytest {target}")

@@ -2,6 +2,10 @@
 
 The templates in ``templates/`` are ``string.Template`` files (``${key}``,
 ``${Class}``, ...); ``templates/package`` becomes the plugin's import package.
+``templates/_auth/<style>.tmpl`` holds, for each authentication style, the
+sections (``## name`` lines, each followed by its text) that fill the
+placeholders of the same names; a placeholder alone on its line whose section
+is empty takes its line away.
 """
 
 from __future__ import annotations
@@ -16,6 +20,12 @@ from string import Template
 
 #: A matrix key (matrix/schema.json) that also makes a Python name.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: How the cart authenticates: ``--auth``'s choices, one ``templates/_auth`` file each.
+AUTH_STYLES = ("api-key", "basic", "login")
+DEFAULT_AUTH = "api-key"
+#: The HTTP status the generated cart refuses a change with, by default.
+DEFAULT_REFUSAL_STATUS = 422
+_SECTION = re.compile(r"^## (\w+)\n", re.MULTILINE)
 
 
 class ScaffoldError(ValueError):
@@ -57,19 +67,47 @@ def _walk(node: Traversable, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[s
     return found
 
 
-def generate(key: str, directory: str | Path = ".") -> Path:
-    """Write the plugin package for connector ``key`` into ``directory``/cartstatus-<key>; return its path."""
+def _sections(text: str, values: dict[str, str], where: str) -> dict[str, str]:
+    """The ``## name`` sections of an auth style's file, each substituted and stripped of its last newline."""
+    pieces = _SECTION.split(text)
+    try:
+        return {name: Template(body).substitute(values).rstrip("\n")
+                for name, body in zip(pieces[1::2], pieces[2::2], strict=True)}
+    except (KeyError, ValueError) as exc:  # a broken template is our bug, said plainly
+        raise ScaffoldError(f"scaffold template {where} is broken: {exc}") from exc
+
+
+def generate(key: str, directory: str | Path = ".", *, auth: str = DEFAULT_AUTH,
+             refusal_status: int = DEFAULT_REFUSAL_STATUS) -> Path:
+    """Write the plugin package for connector ``key`` into ``directory``/cartstatus-<key>; return its path.
+
+    ``auth``: how the cart authenticates (one of :data:`AUTH_STYLES`);
+    ``refusal_status``: the HTTP status (4xx or 5xx) its simulator refuses a change with.
+    """
     names = Names.from_key(key)
+    if auth not in AUTH_STYLES:
+        raise ScaffoldError(f"--auth {auth!r} is not an authentication style: use one of {', '.join(AUTH_STYLES)}")
+    if isinstance(refusal_status, bool) or not isinstance(refusal_status, int) or not 400 <= refusal_status <= 599:
+        raise ScaffoldError(f"--refusal-status {refusal_status!r} must be an HTTP error status, 400 to 599")
     target = Path(directory) / names.dist
     if target.exists():
         raise ScaffoldError(f"{target} already exists; choose another --dir or remove it")
-    values = names.values()
+    values = {**names.values(), "auth": auth, "refusal_status": str(refusal_status)}
+    templates = resources.files(__name__) / "templates"
+    values.update(_sections((templates / "_auth" / f"{auth}.tmpl").read_text(encoding="utf-8"), values,
+                            f"_auth/{auth}.tmpl"))
     files: dict[Path, str] = {}
-    for parts, template in _walk(resources.files(__name__) / "templates"):
+    for parts, template in _walk(templates):
+        if parts[0] == "_auth":
+            continue
         if parts[0] == "package":
             parts = (names.module, *parts[1:])
+        text = template.read_text(encoding="utf-8")
+        for name, value in values.items():  # an empty section takes its placeholder's line away
+            if not value:
+                text = text.replace(f"${{{name}}}\n", "")
         try:
-            files[target.joinpath(*parts)] = Template(template.read_text(encoding="utf-8")).substitute(values)
+            files[target.joinpath(*parts)] = Template(text).substitute(values)
         except (KeyError, ValueError) as exc:  # a broken template is our bug, said plainly
             raise ScaffoldError(f"scaffold template {'/'.join(parts)} is broken: {exc}") from exc
     for path, text in files.items():

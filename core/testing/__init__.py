@@ -5,23 +5,35 @@ in a test module gives every standard check. Installed as a pytest plugin
 (entry point ``pytest11``), which registers the ``cartstatus_conformance`` marker.
 """
 
-from .kit import ConnectorConformance, capture_logs, connector_test_class, make_update, wrap_secrets
+from .kit import (
+    LABEL_SAMPLE,
+    ConnectorConformance,
+    capture_logs,
+    connector_test_class,
+    label_sample,
+    make_update,
+    wrap_secrets,
+)
 from .simulator import (
     REQUIRED_FAULTS,
     CartSimulator,
+    CutTransport,
     SimulatorTransport,
     UnreachableTransport,
     simulator_transport,
 )
 
 __all__ = [
+    "LABEL_SAMPLE",
     "REQUIRED_FAULTS",
     "CartSimulator",
     "ConnectorConformance",
+    "CutTransport",
     "SimulatorTransport",
     "UnreachableTransport",
     "capture_logs",
     "connector_test_class",
+    "label_sample",
     "make_update",
     "simulator_transport",
     "wrap_secrets",

@@ -8,8 +8,10 @@ gives a pytest class with every check::
     TestMyCart = connector_test_class(MyCartConnector, settings=SETTINGS, simulator=MyCartSimulator)
 
 Every check builds a fresh simulator (``simulator`` is called with no
-arguments) and a fresh connector on it, and runs the connector's coroutines
-with ``asyncio.run``, so the kit needs no async pytest plugin.
+arguments) and a connector on it that serves the whole check, as the stack
+controller keeps one per store for its run (a login's token and other per-store
+caches live on the instance); checks of a crash make a second one. The kit runs
+the connector's coroutines with ``asyncio.run``, so it needs no async pytest plugin.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import httpx
 import jsonschema
 import pytest
 
+from ..auth import TokenLogin
 from ..connector import ConnectionResult, Connector, RateLimit, StatusUpdate, Tracking
 from ..outcomes import SUCCESS, AlreadyDone, Delivered, Failed, Outcome, RetryLater
 from ..secrets import secret_values, wrap_secrets
-from .simulator import REQUIRED_FAULTS, CartSimulator, SimulatorTransport, UnreachableTransport
+from .simulator import REQUIRED_FAULTS, CartSimulator, CutTransport, SimulatorTransport, UnreachableTransport
 
 T = TypeVar("T")
 
@@ -42,6 +45,27 @@ SECRET_LOOKING = re.compile(r"(password|passwd|secret|token|api_?key|private_?ke
 UNKNOWN_LABEL = "No-Such-Status-7f3a"
 
 OUTCOME_TYPES = (Delivered, AlreadyDone, RetryLater, Failed)
+
+#: The most labels of a vocabulary the kit sends; a larger one is sampled evenly, first and last included.
+LABEL_SAMPLE = 12
+
+
+def label_sample(vocabulary: Sequence[str], size: int = LABEL_SAMPLE) -> tuple[str, ...]:
+    """``vocabulary`` whole when it has at most ``size`` labels, else ``size`` of them spread evenly."""
+    if len(vocabulary) <= size:
+        return tuple(vocabulary)
+    step = (len(vocabulary) - 1) / (size - 1)
+    return tuple(vocabulary[round(i * step)] for i in range(size))
+
+
+def logs_in(connector_class: type[Connector], settings: Mapping[str, Any]) -> bool:
+    """Whether the connector's client authenticates with a :class:`~cartstatus.auth.TokenLogin`."""
+    try:
+        probe = connector_class(wrap_secrets(settings, connector_class.settings_schema),
+                                transport=UnreachableTransport())
+        return isinstance(probe.http_auth(), TokenLogin)
+    except Exception:  # a connector that cannot even be made fails the other checks, with their reasons
+        return False
 
 
 def make_update(cart_order_ref: str, cart_status: str, *, tracking: Sequence[Tracking] = (),
@@ -113,6 +137,8 @@ class ConnectorConformance:
     statuses: ClassVar[tuple[str, ...] | None] = None
     check_registration: ClassVar[bool] = True
     timeout_cap: ClassVar[float] = 0.5
+    #: Secrets the connectors of this check obtained at run time (a login's tokens).
+    held: list[str]
 
     # -- helpers -----------------------------------------------------------
 
@@ -133,6 +159,7 @@ class ConnectorConformance:
         try:
             yield connector
         finally:
+            self.__dict__.setdefault("held", []).extend(connector.held_secrets())
             await connector.aclose()
 
     def transport(self, sim: CartSimulator) -> SimulatorTransport:
@@ -144,13 +171,13 @@ class ConnectorConformance:
         return asyncio.run(main())
 
     def labels(self) -> tuple[str, ...]:
-        """Labels the cart takes: the vocabulary's, else ordinary ones."""
+        """Labels to send: ``statuses``, else every label of the vocabulary (:func:`label_sample` of a
+        large one), else ordinary ones for a cart that takes any label."""
         if self.statuses:
             return tuple(self.statuses)
         vocab = self.connector_class.status_vocabulary
         if vocab:
-            # The last labels are usually the "done" ones; any two distinct labels will do.
-            return tuple(vocab[-2:]) if len(vocab) >= 2 else tuple(vocab)
+            return label_sample(vocab)
         return ("Shipped", "Cancelled")
 
     def tracking(self) -> tuple[Tracking, ...]:
@@ -170,11 +197,18 @@ class ConnectorConformance:
             f"{what}: send() returned {outcome!r}; it must return exactly one of Delivered, AlreadyDone, "
             "RetryLater or Failed")
 
-    def fault(self, kind: str) -> tuple[CartSimulator, StatusUpdate]:
-        sim = self.new_simulator()
+    async def send_with_fault(self, sim: CartSimulator, kind: str,
+                              transport: httpx.AsyncBaseTransport | None = None) -> Outcome:
+        """The cart answers with fault ``kind`` to a connector that has already sent once (logged in,
+        filled its caches), as the controller's connectors mostly have."""
+        label = self.labels()[0]
+        sim.add_order("K-099")
         sim.add_order("K-100")
-        sim.fail_next(kind)
-        return sim, make_update("K-100", self.labels()[0], tracking=self.tracking())
+        async with self.connector(transport or self.transport(sim)) as connector:
+            first = await connector.send(make_update("K-099", label, tracking=self.tracking()))
+            assert isinstance(first, SUCCESS), f"a good update, before the fault, gave {first!r}"
+            sim.fail_next(kind)
+            return await connector.send(make_update("K-100", label, tracking=self.tracking()))
 
     # -- declarations and settings ------------------------------------------
 
@@ -256,6 +290,12 @@ class ConnectorConformance:
                     texts.append(repr(outcome))
                 except Exception as exc:
                     texts.append(f"{type(exc).__name__}: {exc}")
+            for kind in faults:  # and each fault after a first send (a login, a token held)
+                if kind:
+                    try:
+                        texts.append(repr(await self.send_with_fault(self.new_simulator(), kind)))
+                    except Exception as exc:
+                        texts.append(f"{type(exc).__name__}: {exc}")
             for fault in (None, "http_503"):
                 sim = self.new_simulator()
                 if fault:
@@ -273,6 +313,7 @@ class ConnectorConformance:
 
         with capture_logs() as lines:
             self.run(exercise())
+        secrets = [*secrets, *self.__dict__.get("held", [])]  # and the tokens its logins obtained
         leaked_in_logs = [line for line in lines if any(s in line for s in secrets)]
         assert not leaked_in_logs, f"a secret was written to the log ({len(leaked_in_logs)} lines)"
         leaked = [t for t in texts if any(s in t for s in secrets)]
@@ -280,25 +321,37 @@ class ConnectorConformance:
 
     # -- sending -----------------------------------------------------------
 
-    def test_delivers_a_status_update(self) -> None:
+    def test_delivers_every_status_label(self) -> None:
         sim = self.new_simulator()
-        sim.add_order("K-100")
-        label = self.labels()[0]
-        outcome = self.run(self.send_one(sim, make_update("K-100", label, tracking=self.tracking(), note="kit")))
-        assert isinstance(outcome, Delivered), f"a good update to a known order gave {outcome!r}, not Delivered"
-        state = self.state(sim, "K-100")
-        assert state is not None and state.get("status") == label, (
-            f"the cart says the order is {state!r}; it should have status {label!r}")
+        labels = self.labels()
+
+        async def deliver() -> list[tuple[str, Any, Outcome]]:
+            async with self.connector(self.transport(sim)) as connector:  # one per store, for the whole run
+                sent = []
+                for i, label in enumerate(labels):
+                    sim.add_order(f"K-{100 + i}")
+                    before = self.state(sim, f"K-{100 + i}")
+                    update = make_update(f"K-{100 + i}", label, tracking=self.tracking(), note="kit")
+                    sent.append((label, before, await connector.send(update)))
+                return sent
+
+        for i, (label, before, outcome) in enumerate(self.run(deliver())):
+            had = isinstance(before, Mapping) and before.get("status") == label
+            assert isinstance(outcome, Delivered) or (had and isinstance(outcome, AlreadyDone)), (
+                f"label {label!r} to a known order gave {outcome!r}, not Delivered")
+            state = self.state(sim, f"K-{100 + i}")
+            assert state is not None and state.get("status") == label, (
+                f"after label {label!r} the cart says the order is {state!r}; it should have status {label!r}")
 
     def test_http_429_is_retry_later_with_the_carts_delay(self) -> None:
-        sim, update = self.fault("http_429")
-        outcome = self.run(self.send_one(sim, update))
+        sim = self.new_simulator()
+        outcome = self.run(self.send_with_fault(sim, "http_429"))
         assert isinstance(outcome, RetryLater), f"a 429 gave {outcome!r}, not RetryLater"
         self.assert_delay_honoured(outcome, sim)
 
     def test_http_503_is_retry_later_with_the_carts_delay(self) -> None:
-        sim, update = self.fault("http_503")
-        outcome = self.run(self.send_one(sim, update))
+        sim = self.new_simulator()
+        outcome = self.run(self.send_with_fault(sim, "http_503"))
         assert isinstance(outcome, RetryLater), f"a 503 gave {outcome!r}, not RetryLater"
         self.assert_delay_honoured(outcome, sim)
 
@@ -308,9 +361,9 @@ class ConnectorConformance:
             f"the cart asked to wait {sim.retry_after}s; RetryLater.delay is {outcome.delay!r}")
 
     def test_timeout_is_retry_later(self) -> None:
-        sim, update = self.fault("timeout")
+        sim = self.new_simulator()
         transport = self.transport(sim)
-        outcome = self.run(self.send_one(sim, update, transport))
+        outcome = self.run(self.send_with_fault(sim, "timeout", transport))
         assert transport.untimed == 0, (
             "the connector sent a request with no timeout: a cart that never answers would hold it forever")
         assert isinstance(outcome, RetryLater), f"a cart that never answered gave {outcome!r}, not RetryLater"
@@ -326,8 +379,7 @@ class ConnectorConformance:
 
     def test_permanent_refusal_is_failed(self) -> None:
         kind = self.permanent()
-        sim, update = self.fault(kind)
-        outcome = self.run(self.send_one(sim, update))
+        outcome = self.run(self.send_with_fault(self.new_simulator(), kind))
         assert isinstance(outcome, Failed), (
             f"the cart's permanent refusal ({kind}) gave {outcome!r}, not Failed: retrying will never succeed")
         assert outcome.reason.strip(), "Failed needs a reason a person can act on"
@@ -348,16 +400,92 @@ class ConnectorConformance:
 
     def test_repeated_delivery_does_no_harm(self) -> None:
         sim = self.new_simulator()
-        sim.add_order("K-100")
-        update = make_update("K-100", self.labels()[0], tracking=self.tracking(), note="kit")
-        first = self.run(self.send_one(sim, update))
-        once = self.state(sim, "K-100")
-        # A controller that crashed after sending sends the same record again, from a new connector.
-        second = self.run(self.send_one(sim, update))
-        twice = self.state(sim, "K-100")
-        assert isinstance(first, SUCCESS), f"the first delivery gave {first!r}"
-        assert isinstance(second, SUCCESS), f"delivering the same update again gave {second!r}; it must succeed"
-        assert once == twice, f"a repeated delivery changed the cart: {once!r} became {twice!r}"
+        labels = self.labels()
+
+        async def deliver() -> list[tuple[str, list[Outcome], list[Any]]]:
+            found = []
+            async with self.connector(self.transport(sim)) as connector:
+                for i, label in enumerate(labels):
+                    ref = f"K-{100 + i}"
+                    sim.add_order(ref)
+                    update = make_update(ref, label, tracking=self.tracking(), note="kit")
+                    outcomes = [await connector.send(update)]
+                    states = [self.state(sim, ref)]
+                    # A reply lost on the way: the same connector sends the record again ...
+                    outcomes.append(await connector.send(update))
+                    states.append(self.state(sim, ref))
+                    # ... and a controller that crashed after sending sends it from a new connector.
+                    outcomes.append(await self.send_one(sim, update))
+                    states.append(self.state(sim, ref))
+                    found.append((label, outcomes, states))
+            return found
+
+        for label, outcomes, states in self.run(deliver()):
+            assert isinstance(outcomes[0], SUCCESS), f"the first delivery of {label!r} gave {outcomes[0]!r}"
+            for again, state in zip(outcomes[1:], states[1:], strict=True):
+                assert isinstance(again, SUCCESS), (
+                    f"delivering label {label!r} again gave {again!r}; it must succeed (Delivered or AlreadyDone)")
+                assert state == states[0], (
+                    f"a repeated delivery of {label!r} changed the cart: {states[0]!r} became {state!r}")
+
+    def test_a_repeat_after_a_partial_delivery_does_only_the_missing_steps(self) -> None:
+        """A label that takes several calls, cut off after each of them, then sent again, ends as one delivery."""
+        labels = self.labels()
+
+        async def cut(label: str, after: int | None) -> tuple[int, Outcome, Outcome | None, Any]:
+            sim = self.new_simulator()
+            sim.add_order("K-100")
+            update = make_update("K-100", label, tracking=self.tracking(), note="kit")
+            transport = CutTransport(self.transport(sim), after=after)
+            async with self.connector(transport) as connector:
+                first = await connector.send(update)
+            again = None if after is None else await self.send_one(sim, update)
+            return transport.requests, first, again, self.state(sim, "K-100")
+
+        for label in labels:
+            calls, clean, _, whole = self.run(cut(label, None))
+            assert isinstance(clean, SUCCESS), f"label {label!r} gave {clean!r}"
+            for after in range(1, calls):
+                _, first, again, state = self.run(cut(label, after))
+                assert isinstance(first, RetryLater), (
+                    f"label {label!r} takes {calls} requests; with the connection lost after {after} of them "
+                    f"the send gave {first!r}: it must be RetryLater, the cart has only part of the change")
+                assert isinstance(again, SUCCESS), (
+                    f"label {label!r} sent again after a send cut off after {after} of its {calls} requests "
+                    f"gave {again!r}")
+                assert state == whole, (
+                    f"label {label!r} cut off after {after} of its {calls} requests, then sent again, left the "
+                    f"cart with {state!r}, not {whole!r} as one delivery does: read the cart's state first "
+                    "and make only the missing changes")
+
+    def test_a_login_is_kept_for_the_store_and_renewed_once(self) -> None:
+        """For a connector that logs in (:class:`~cartstatus.auth.TokenLogin`): its simulator offers ``logins``
+        (how many logins it took, faults aside) and ``expire_tokens()`` (every token it gave stops working)."""
+        sim = self.new_simulator()
+        missing = [m for m in ("logins", "expire_tokens") if not hasattr(sim, m)]
+        assert not missing, (
+            f"{self.connector_class.__name__} logs in (TokenLogin): its simulator needs {' and '.join(missing)} "
+            "(logins: how many logins it took, faults aside; expire_tokens(): every token it gave stops working)")
+        label = self.labels()[0]
+
+        async def deliver() -> tuple[list[Outcome], int, Outcome, int]:
+            async with self.connector(self.transport(sim)) as connector:
+                for ref in ("K-101", "K-102", "K-103", "K-104"):
+                    sim.add_order(ref)
+                first = await asyncio.gather(*(connector.send(make_update(ref, label)) for ref in ("K-101", "K-102")))
+                first.append(await connector.send(make_update("K-103", label)))
+                logins = int(sim.logins)  # type: ignore[attr-defined]
+                sim.expire_tokens()  # type: ignore[attr-defined]
+                later = await connector.send(make_update("K-104", label))
+                return first, logins, later, int(sim.logins)  # type: ignore[attr-defined]
+
+        first, logins, later, after = self.run(deliver())
+        assert all(isinstance(o, SUCCESS) for o in first), f"three sends of one store gave {first!r}"
+        assert logins == 1, (f"three sends of one store (two at once, then one) logged in {logins} times: one "
+                             "login, its token kept for the connector's life (TokenLogin does so)")
+        assert isinstance(later, SUCCESS), (
+            f"once the cart stopped taking the token, a send gave {later!r}: log in again once and send again")
+        assert after == 2, f"a refused token took {after - 1} more logins; it must take one"
 
     def test_batch_and_single_sending_agree(self) -> None:
         labels = self.labels()
@@ -453,6 +581,8 @@ def connector_test_class(
     statuses: Sequence[str] | None = None,
     check_registration: bool = True,
     timeout_cap: float = 0.5,
+    partial_deliveries: bool = True,
+    login: bool | None = None,
 ) -> type[ConnectorConformance]:
     """A pytest test class running every conformance check against ``connector_class``.
 
@@ -462,8 +592,13 @@ def connector_test_class(
     ``permanent_fault``: the fault kind that is the cart's permanent refusal,
     when not the simulator's own ``permanent_fault``. ``bad_settings``: more
     settings the schema must refuse. ``statuses``: labels to send (default:
-    from the vocabulary). ``check_registration``: check that the installed
-    plugin registers the connector.
+    from the vocabulary: every label, or an even sample of :data:`LABEL_SAMPLE`).
+    ``check_registration``: check that the installed plugin registers the
+    connector. ``partial_deliveries``: check that a label taking several
+    requests, cut off after each, ends as one delivery once sent again (False
+    leaves that check out). ``login``: check that a login is kept per store and
+    renewed once when refused; by default when ``http_auth()`` is a
+    :class:`~cartstatus.auth.TokenLogin`.
     """
     attrs: dict[str, Any] = {
         "__test__": True,
@@ -478,4 +613,9 @@ def connector_test_class(
         "timeout_cap": timeout_cap,
         "pytestmark": [pytest.mark.cartstatus_conformance],
     }
+    # A check that does not apply is left out (None is not collected), rather than shown as skipped.
+    if not partial_deliveries:
+        attrs["test_a_repeat_after_a_partial_delivery_does_only_the_missing_steps"] = None
+    if not (logs_in(connector_class, settings) if login is None else login):
+        attrs["test_a_login_is_kept_for_the_store_and_renewed_once"] = None
     return type(f"Test{connector_class.__name__}Conformance", (ConnectorConformance,), attrs)

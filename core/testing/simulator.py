@@ -103,3 +103,26 @@ class UnreachableTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
         raise httpx.ConnectError("connection refused", request=request)
+
+
+class CutTransport(httpx.AsyncBaseTransport):
+    """Another transport, whose connection is lost after its first ``after`` requests (None: never).
+
+    Counts every request in ``requests``. The kit cuts a delivery that takes
+    several requests after each of them, to see that sending it again makes
+    only the missing changes.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, after: int | None = None) -> None:
+        self._inner = inner
+        self.after = after
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.after is not None and self.requests > self.after:
+            raise httpx.ConnectError(f"connection lost after {self.after} requests", request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

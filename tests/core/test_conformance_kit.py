@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import logging
+import sys
+from collections.abc import AsyncGenerator, Iterator
+from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
-from cartstatus import Delivered, Failed, Outcome, RetryLater, StatusUpdate
+from cartstatus import Connector, Delivered, Failed, Outcome, RetryLater, StatusUpdate, TokenLogin
 from cartstatus.connectors.seti import SetiConnector
 from cartstatus.connectors.seti.simulator import SetiSimulator
-from cartstatus.testing import ConnectorConformance, connector_test_class
+from cartstatus.scaffold import generate
+from cartstatus.testing import (
+    LABEL_SAMPLE,
+    ConnectorConformance,
+    CutTransport,
+    connector_test_class,
+    label_sample,
+    make_update,
+)
 
 PASSWORD = "kit-Script-Pass-9"
 SETTINGS = {"url": "http://cart.test/seom.php", "user": "om", "password": PASSWORD, "code": "main"}
@@ -176,7 +190,7 @@ class AppendingSimulator(SetiSimulator):
 
 def test_a_repeated_delivery_that_duplicates_fails() -> None:
     check = kit(SetiConnector, simulator=lambda: AppendingSimulator(password=PASSWORD))
-    fails(check.test_repeated_delivery_does_no_harm, "a repeated delivery changed the cart")
+    fails(check.test_repeated_delivery_does_no_harm, "a repeated delivery of 'Shipped' changed the cart")
 
 
 class FakeBatch(SetiConnector):
@@ -265,3 +279,201 @@ def test_the_pytest_plugin_registers_the_marker_and_the_update_factory(
     update = cartstatus_update("C-9", "shipped", note="hello")
     assert (update.cart_order_ref, update.cart_status, update.note) == ("C-9", "shipped", "hello")
     assert isinstance(update, StatusUpdate)
+
+
+# -- every label, repeats, partial deliveries, logins ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ModuleType]]:
+    """Two packages from ``cartstatus new-connector``, importable: an API-key cart and a cart with a login
+    that refuses in HTTP 500."""
+    root = tmp_path_factory.mktemp("scaffolded")
+    generate("kitkey", root)
+    generate("kitlogin", root, auth="login", refusal_status=500)
+    paths = [str(root / "cartstatus-kitkey"), str(root / "cartstatus-kitlogin")]
+    sys.path[:0] = paths
+    try:
+        yield {"key": importlib.import_module("cartstatus_kitkey"),
+               "login": importlib.import_module("cartstatus_kitlogin")}
+    finally:
+        del sys.path[:2]
+        for name in [n for n in sys.modules if n.startswith(("cartstatus_kitkey", "cartstatus_kitlogin"))]:
+            del sys.modules[name]
+
+
+def scaffold_kit(module: ModuleType, connector: type[Connector] | None = None, **kwargs: Any) -> ConnectorConformance:
+    stem = module.__name__.removeprefix("cartstatus_").capitalize()
+    settings = {"base_url": "http://cart.test", "api_key": "test-api-key-kitkey"} if stem == "Kitkey" else {
+        "base_url": "http://cart.test", "username": "om", "password": "test-password-kitlogin"}
+    options: dict[str, Any] = {"settings": settings, "simulator": getattr(module, f"{stem}Simulator"),
+                               "check_registration": False, **kwargs}
+    return connector_test_class(connector or getattr(module, f"{stem}Connector"), **options)()
+
+
+def test_the_kit_sends_every_label_or_an_even_sample() -> None:
+    assert label_sample(("a", "b", "c")) == ("a", "b", "c")
+    many = tuple(f"s{i}" for i in range(30))
+    sample = label_sample(many)
+    assert len(sample) == LABEL_SAMPLE == 12 and len(set(sample)) == 12
+    assert (sample[0], sample[-1]) == ("s0", "s29")
+
+
+def test_a_wrong_mapping_of_any_label_fails(scaffolded: dict[str, ModuleType]) -> None:
+    base = scaffolded["key"].KitkeyConnector
+    assert scaffold_kit(scaffolded["key"]).labels() == base.status_vocabulary  # all four, not the last two
+
+    class Mislabeled(base):  # type: ignore[misc, valid-type]
+        name = "mislabeled"
+
+        async def send(self, update: StatusUpdate) -> Outcome:
+            wrong = {"processing": "pending"}.get(update.cart_status, update.cart_status)
+            return await super().send(dataclasses.replace(update, cart_status=wrong))
+
+    fails(scaffold_kit(scaffolded["key"], Mislabeled).test_delivers_every_status_label,
+          "after label 'processing' the cart says the order is")
+
+
+class OnceOnly(SetiConnector):
+    """Refuses an update this instance has sent before: the controller's resend after a lost reply fails."""
+
+    name = "onceonly"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        sent = self.__dict__.setdefault("sent", set())
+        if update.idempotency_key in sent:
+            return Failed("sent already")
+        sent.add(update.idempotency_key)
+        return await super().send(update)
+
+
+def test_a_repeat_through_the_same_connector_that_fails_fails() -> None:
+    fails(kit(OnceOnly).test_repeated_delivery_does_no_harm, "delivering label 'Shipped' again gave Failed")
+
+
+class TwoCalls(SetiConnector):
+    """One label, two calls: the tracking numbers, then the status."""
+
+    name = "twocalls"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        if update.tracking:
+            first = await super().send(dataclasses.replace(update, cart_status=update.previous_status or "New"))
+            if not isinstance(first, Delivered):
+                return first
+        return await super().send(dataclasses.replace(update, tracking=()))
+
+
+def test_a_label_of_several_calls_that_ends_as_one_delivery_passes() -> None:
+    check = kit(TwoCalls)
+    check.test_a_repeat_after_a_partial_delivery_does_only_the_missing_steps()
+    sim = sim_with_order()
+    transport = CutTransport(check.transport(sim), after=1)
+    outcome = check.run(check.send_one(sim, make_update("K-1", "Shipped", tracking=check.tracking()), transport))
+    assert isinstance(outcome, RetryLater) and transport.requests == 2  # the check really cuts a send in two
+
+
+def sim_with_order() -> SetiSimulator:
+    cart = sim()
+    cart.add_order("K-1")
+    return cart
+
+
+def test_a_repeat_that_makes_the_first_call_again_fails() -> None:
+    # A cart that adds the tracking numbers on every call: the repeat after a cut must not send them again.
+    check = kit(TwoCalls, simulator=lambda: AppendingSimulator(password=PASSWORD))
+    fails(check.test_a_repeat_after_a_partial_delivery_does_only_the_missing_steps,
+          "cut off after 1 of its 2 requests, then sent again, left the cart with")
+
+
+class Optimist(TwoCalls):
+    """Takes the first call's success for the whole label's."""
+
+    name = "optimist"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        outcome = await super().send(update)
+        return Delivered("close enough") if isinstance(outcome, RetryLater) and update.tracking else outcome
+
+
+def test_a_send_that_reports_success_after_a_lost_call_fails() -> None:
+    fails(kit(Optimist).test_a_repeat_after_a_partial_delivery_does_only_the_missing_steps, "it must be RetryLater")
+
+
+def test_checks_that_do_not_apply_are_left_out(scaffolded: dict[str, ModuleType]) -> None:
+    partial = "test_a_repeat_after_a_partial_delivery_does_only_the_missing_steps"
+    login = "test_a_login_is_kept_for_the_store_and_renewed_once"
+    seti = connector_test_class(SetiConnector, settings=SETTINGS, simulator=sim)
+    assert callable(getattr(seti, partial)) and getattr(seti, login) is None  # the script has no login
+    assert getattr(connector_test_class(SetiConnector, settings=SETTINGS, simulator=sim,
+                                        partial_deliveries=False), partial) is None
+    assert callable(getattr(type(scaffold_kit(scaffolded["login"])), login))
+    assert getattr(type(scaffold_kit(scaffolded["key"])), login) is None
+
+
+def test_a_connector_that_logs_in_passes_the_login_check(scaffolded: dict[str, ModuleType]) -> None:
+    check = scaffold_kit(scaffolded["login"])
+    check.test_a_login_is_kept_for_the_store_and_renewed_once()
+    check.test_permanent_refusal_is_failed()  # a refusal in HTTP 500, read by classify
+
+
+def test_logging_in_for_every_send_fails(scaffolded: dict[str, ModuleType]) -> None:
+    base = scaffolded["login"].KitloginConnector
+
+    class Forgetful(base):  # type: ignore[misc, valid-type]
+        name = "forgetful"
+
+        def http_auth(self) -> httpx.Auth:
+            auth = super().http_auth()
+            auth.clock = lambda: float("inf")  # every token always due: a login per request
+            return auth
+
+    fails(scaffold_kit(scaffolded["login"], Forgetful).test_a_login_is_kept_for_the_store_and_renewed_once,
+          r"three sends of one store \(two at once, then one\) logged in 2 times")
+
+
+class LogsInOnce(TokenLogin):
+    """Logs in once and never again, whatever the cart says."""
+
+    token = ""
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        async with self._lock:
+            if not self.token:
+                reply = yield self.login_request()
+                await reply.aread()
+                self.token = reply.json()["token"]
+        self.attach(request, self.token)
+        yield request
+
+
+def test_a_login_never_renewed_fails(scaffolded: dict[str, ModuleType]) -> None:
+    base = scaffolded["login"].KitloginConnector
+
+    class Stale(base):  # type: ignore[misc, valid-type]
+        name = "stale"
+
+        def http_auth(self) -> httpx.Auth:
+            return LogsInOnce(self._login, check=self.outcome_for_response)
+
+    check = scaffold_kit(scaffolded["login"], Stale)
+    fails(check.test_a_login_is_kept_for_the_store_and_renewed_once, "once the cart stopped taking the token")
+
+
+def test_a_login_without_the_simulators_login_members_fails() -> None:
+    fails(kit(SetiConnector, login=True).test_a_login_is_kept_for_the_store_and_renewed_once,
+          "its simulator needs logins and expire_tokens")
+
+
+def test_a_login_token_in_an_outcome_fails(scaffolded: dict[str, ModuleType]) -> None:
+    base = scaffolded["login"].KitloginConnector
+
+    class LeakyToken(base):  # type: ignore[misc, valid-type]
+        name = "leakytoken"
+
+        async def send(self, update: StatusUpdate) -> Outcome:
+            outcome = await super().send(update)
+            held = self.held_secrets()
+            return Failed(f"{outcome!r} with token {held[-1]}") if held and isinstance(outcome, Failed) else outcome
+
+    fails(scaffold_kit(scaffolded["login"], LeakyToken).test_secrets_never_in_logs_or_errors,
+          "a secret appears in an outcome")

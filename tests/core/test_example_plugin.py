@@ -22,14 +22,15 @@ from click.testing import CliRunner
 from ..conftest import base_setup
 from .conftest import ROOT
 
-ACME_KEY = "acme-Live-Key-4242"
+ACME_PASSWORD = "acme-Live-Pass-4242"
 
 
 def acme_setup() -> dict[str, Any]:
     data = base_setup()
     data["stores"].append({
         "id": "acme", "cart": "acmecart",
-        "connector": {"base_url": "http://acme.test/api/v1", "api_key": {"$env": "ACME_API_KEY"}, "timeout": 3},
+        "connector": {"base_url": "http://acme.test/api/v1", "username": "om-admin",
+                      "password": {"$env": "ACME_PASSWORD"}, "timeout": 3},
         "status_map": {"Shipped": "shipped", "Cancelled": "cancelled"},
     })
     return data
@@ -48,7 +49,7 @@ def test_the_example_is_listed_by_cartstatus_plugins(acmecart_installed: Path) -
     assert result.exit_code == 0, result.output
     listed = {p["name"]: p for p in json.loads(result.output)}
     assert listed["cartstatus-acmecart"] == {
-        "name": "cartstatus-acmecart", "entry_point": "acmecart", "version": "0.3.0", "builtin": False,
+        "name": "cartstatus-acmecart", "entry_point": "acmecart", "version": "0.4.0", "builtin": False,
         "loaded": True, "hooks": ["register_connectors", "register_matrix_rows"], "connectors": ["acmecart"],
         "matrix_rows": ["acmecart"], "errors": []}
 
@@ -83,7 +84,7 @@ async def test_an_update_is_routed_to_the_example_and_delivered(
         acmecart_installed: Path, write_setup: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from cartstatus_acmecart import AcmeCartSimulator
 
-    monkeypatch.setenv("ACME_API_KEY", ACME_KEY)
+    monkeypatch.setenv("ACME_PASSWORD", ACME_PASSWORD)
     config = load_config(write_setup(acme_setup()))
     route = route_for_store(config.stores["acme"])
     assert (route.kind, route.connector) == ("native", "acmecart")
@@ -96,16 +97,18 @@ async def test_an_update_is_routed_to_the_example_and_delivered(
         assert all(r.queued for r in results)
         assert [r.destination for r in engine.stack.records()] == ["acmecart", "acmecart"]
 
-        cart = AcmeCartSimulator(api_key=ACME_KEY)
+        cart = AcmeCartSimulator(password=ACME_PASSWORD)
         cart.add_order("A501")
         cart.add_order("A502")
-        cart.fail_next("http_503")  # one transient fault on the way: retried, then delivered
+        cart.fail_next("http_503")  # one transient fault on the way (the first login): retried, then delivered
         controller = StackController(config, engine.stack, transport=httpx.ASGITransport(app=cart.app()))
         stats = await controller.run(drain=True)
     finally:
         engine.db.dispose()
     assert (stats.delivered, stats.parked, stats.rescheduled) == (2, 0, 1)
     assert engine.stack.count() == 0
+    # One connector for the store for the controller's run: after the 503, one login served both records.
+    assert cart.logins == 1
     for ref in ("A501", "A502"):
         assert cart.order_state(ref) == {
             "status": "shipped",
@@ -122,7 +125,8 @@ def test_the_examples_own_tests_pass_against_the_installed_package(acmecart_site
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\b21 passed", result.stdout), result.stdout
+    # Every check of the kit (the login and partial-delivery checks included) and its two plugin tests.
+    assert re.search(r"\b23 passed", result.stdout), result.stdout
 
 
 def test_a_fresh_process_lists_the_example(acmecart_site: Path) -> None:

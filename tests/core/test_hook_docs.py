@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cartstatus import hookspecs, plugins
+from cartstatus.testing import ConnectorConformance
 
 from .conftest import ROOT, pip_install
 
@@ -55,10 +56,45 @@ def test_every_hook_has_a_test(hook: str) -> None:
         f"no test named test_hook_{hook}_...: every hook needs one")
 
 
+#: A fenced block: the ``<!-- file: PATH -->`` line before it, if any, its language and its text.
+BLOCK = re.compile(r"(?:<!-- file: (\S+) -->\n)?```(\w*)\n(.*?)```", flags=re.DOTALL)
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def doc_files() -> dict[str, str]:
-    """The worked example's files: a ``<!-- file: PATH -->`` line, then a fenced block."""
-    found = re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-    return dict(found)
+    """The worked example's files: each ``<!-- file: PATH -->`` line, then a fenced block; the blocks
+    of one path, in the order the page shows them, make the file (so the page can walk through it)."""
+    files: dict[str, str] = {}
+    for path, _, text in BLOCK.findall(DOC.read_text()):
+        if path:
+            files[path] = files.get(path, "") + ("\n" if path in files else "") + text
+    return files
+
+
+def snippets() -> list[tuple[str, int, str]]:
+    """Every Python block of README.md and docs/ that is not part of the worked example: (page, number, code)."""
+    return [(doc.name, i, text) for doc in DOCS for i, (path, lang, text) in enumerate(BLOCK.findall(doc.read_text()))
+            if lang == "python" and not path]
+
+
+def test_the_docs_show_python_examples_that_are_not_the_worked_examples() -> None:
+    assert {page for page, _, _ in snippets()} == {"writing-connectors.md"}
+    assert len(snippets()) >= 2
+
+
+@pytest.mark.parametrize(("page", "number", "code"), snippets(), ids=[f"{p}#{n}" for p, n, _ in snippets()])
+def test_every_python_example_in_the_docs_runs(page: str, number: int, code: str) -> None:
+    # Each block stands alone and checks what it shows with asserts.
+    assert "assert " in code, f"{page} block {number} shows code but checks nothing: end it with an assert"
+    exec(compile(code, f"{page}#{number}", "exec"), {"__name__": f"docs_{number}"})
+
+
+def test_the_worked_example_is_the_login_cart_the_page_walks_through() -> None:
+    connector = doc_files()["cartstatus_examplecart/connector.py"]
+    compile(connector, "connector.py", "exec")  # the pieces make one module
+    for piece in ("def http_auth", "TokenLogin(", "def classify", "status_code == 500", "self.outcome_of(",
+                  "AlreadyDone(", "def carrier_codes"):
+        assert piece in connector, f"the worked example's connector lost {piece!r}"
 
 
 def test_the_worked_example_installs_and_passes_the_kit(tmp_path: Path) -> None:
@@ -80,5 +116,7 @@ def test_the_worked_example_installs_and_passes_the_kit(tmp_path: Path) -> None:
                             cwd=run, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     passed = re.search(r"\b(\d+) passed", result.stdout)
-    assert passed and int(passed.group(1)) >= 12, result.stdout
+    # Every check of the kit, the login and partial-delivery checks included.
+    checks = [name for name in dir(ConnectorConformance) if name.startswith("test_")]
+    assert passed and int(passed.group(1)) == len(checks), result.stdout
     assert "skipped" not in result.stdout and "failed" not in result.stdout

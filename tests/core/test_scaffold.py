@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -60,16 +61,66 @@ def test_the_package_has_its_entry_point_connector_simulator_row_and_tests(tmp_p
     assert "{$env: SHOPZILLA_API_KEY}" in (root / "README.md").read_text()
 
 
-def test_the_generated_code_is_lint_clean(tmp_path: Path) -> None:
-    root = generate("lintcart", tmp_path)
+STYLES = [("api-key", 422), ("basic", 409), ("login", 500)]
+
+
+@pytest.mark.parametrize(("auth", "refusal"), STYLES)
+def test_the_generated_code_is_lint_clean(auth: str, refusal: int, tmp_path: Path) -> None:
+    root = generate("lintcart", tmp_path, auth=auth, refusal_status=refusal)
     ruff = Path(sys.executable).parent / "ruff"
-    result = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--select", "E,F,W,B,UP",
+    result = subprocess.run([str(ruff), "check", "--isolated", "--line-length", "120", "--select", "E,F,W,B,UP,I",
                              str(root)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_generated_package_installs_and_passes_the_kit_unchanged(tmp_path: Path) -> None:
-    root = generate("mycart", tmp_path / "src")
+@pytest.mark.parametrize(("auth", "settings", "auth_code", "readme"), [
+    ("api-key", ["base_url", "api_key"], 'HeaderAuth("Authorization", self.secret("api_key"), scheme="Bearer")',
+     "api_key: {$env: AUTHCART_API_KEY}"),
+    ("basic", ["base_url", "username", "password"], 'httpx.BasicAuth(str(self.settings["username"]), '
+     'self.secret("password"))', "password: {$env: AUTHCART_PASSWORD}"),
+    ("login", ["base_url", "username", "password"], "TokenLogin(self._login, lambda reply: "
+     'Token.from_jwt(reply.json()["token"]),', "password: {$env: AUTHCART_PASSWORD}"),
+])
+def test_the_auth_style_gives_its_settings_and_auth_code(auth: str, settings: list[str], auth_code: str,
+                                                         readme: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["new-connector", "authcart", "--dir", str(tmp_path), "--auth", auth,
+                                       "--refusal-status", "503"])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "cartstatus-authcart"
+    connector = (root / "cartstatus_authcart" / "connector.py").read_text()
+    assert f'"required": {json.dumps(settings)},' in connector.replace("'", '"')
+    assert auth_code in connector
+    assert "REFUSAL_STATUS = 503" in connector and "${" not in connector
+    assert readme in (root / "README.md").read_text()
+    assert f"--auth {auth} --refusal-status 503" in (root / "README.md").read_text()
+    simulator = (root / "cartstatus_authcart" / "simulator.py").read_text()
+    assert ("def expire_tokens" in simulator) is (auth == "login")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--auth", "oauth"], "Invalid value for '--auth': 'oauth' is not one of 'api-key', 'basic', 'login'"),
+    (["--refusal-status", "200"], "Invalid value for '--refusal-status': 200 is not in the range 400<=x<=599"),
+    (["--refusal-status", "many"], "Invalid value for '--refusal-status': 'many' is not a valid integer"),
+])
+def test_a_bad_auth_style_or_refusal_status_is_refused(args: list[str], message: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["new-connector", "mycart", "--dir", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_refuses_what_the_command_line_would(tmp_path: Path) -> None:
+    with pytest.raises(ScaffoldError, match="use one of api-key, basic, login"):
+        generate("mycart", tmp_path, auth="oauth")
+    with pytest.raises(ScaffoldError, match="must be an HTTP error status, 400 to 599"):
+        generate("mycart", tmp_path, refusal_status=302)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("auth", "refusal"), STYLES)
+def test_the_generated_package_installs_and_passes_the_kit_unchanged(auth: str, refusal: int,
+                                                                     tmp_path: Path) -> None:
+    root = generate("mycart", tmp_path / "src", auth=auth, refusal_status=refusal)
     site = tmp_path / "site"
     pip_install(root, site, tmp_path)
     assert (site / "cartstatus_mycart").is_dir()
@@ -81,7 +132,8 @@ def test_the_generated_package_installs_and_passes_the_kit_unchanged(tmp_path: P
                             cwd=tmp_path / "run", env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     passed = re.search(r"\b(\d+) passed", result.stdout)
-    assert passed and int(passed.group(1)) >= 14, result.stdout
+    # Every check of the kit (the login check only for a cart with a login) and the two plugin tests.
+    assert passed and int(passed.group(1)) == (23 if auth == "login" else 22), result.stdout
     assert "skipped" not in result.stdout
     listing = subprocess.run([str(Path(sys.executable).parent / "cartstatus"), "plugins"], env=env,
                              capture_output=True, text=True, timeout=120)

@@ -20,13 +20,14 @@ def register_matrix_rows(register: Any) -> None:
         "name": "AcmeCart",
         "aliases": ["acme cart", "acme commerce"],
         "updates": "native_api",
-        "api": "REST: PUT /api/v1/orders/{ref}/status; shipments POST /api/v1/orders/{ref}/shipments; "
-               "batch POST /api/v1/orders/batch",
+        "api": "REST with a JWT admin login (POST /api/v1/auth/token): PUT /api/v1/orders/{ref}/status; "
+               "shipments POST /api/v1/orders/{ref}/shipments, read first with GET /api/v1/orders/{ref}",
         "connector": "acmecart",
         "capabilities": {"tracking_numbers": True, "inventory": False},
         "status_vocabulary": list(VOCABULARY),
-        "caveats": ["map every order-manager label to one of AcmeCart's five statuses with status_map"],
-        "rate_limit": {"summary": "120 requests a minute per API key; 429 with Retry-After",
+        "caveats": ["map every order-manager label to one of AcmeCart's five statuses with status_map",
+                    "refusals come as HTTP 500 with an error code (a shipped order cannot be cancelled)"],
+        "rate_limit": {"summary": "120 requests a minute per admin user; 429 with Retry-After",
                        "requests": 120, "per_seconds": 60},
         "sources": ["https://example.com/acmecart/api/v1"],
         "verified": "2026-01-15",
