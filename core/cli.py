@@ -136,7 +136,7 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 #: Fields of a shown record that carry a reason: a cart's words, which may echo a secret.
-_REASON_FIELDS = frozenset({"last_error", "reason", "outcome"})
+_REASON_FIELDS = frozenset({"last_error", "reason", "outcome", "detail"})
 
 
 def masked_reasons(data: Any, mask: Callable[[str], str]) -> Any:
@@ -188,19 +188,23 @@ def events() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def events_list(ctx: Context, as_json: bool) -> None:
-    """List every known status event and how the setup file defines it."""
+    """List every status event, known or the merchant's own, and how the setup file defines it."""
     defined: dict[str, StatusEvent] = {}
     if ctx.path.exists():
         defined = ctx.config.status_events
-    rows: list[dict[str, Any]] = [{"event": e, "defined": e in defined,
-             "order_status": defined[e].order_status if e in defined else None,
-             "notify_cart": defined[e].notify_cart if e in defined else None} for e in KNOWN_EVENTS]
+    own = [e for e in defined if defined[e].custom]
+    rows: list[dict[str, Any]] = [{"event": e, "kind": "merchant-defined" if e in own else "known",
+                                   "defined": e in defined,
+                                   "order_status": defined[e].order_status if e in defined else None,
+                                   "notify_cart": defined[e].notify_cart if e in defined else None}
+                                  for e in [*KNOWN_EVENTS, *own]]
     if as_json:
         echo_json(rows)
         return
-    table = Table("event", "sets label", "Notify Cart", title="status events")
+    table = Table("event", "kind", "sets label", "Notify Cart", title="status events")
     for r in rows:
-        table.add_row(r["event"], escape(r["order_status"]) if r["order_status"] else "[dim](not defined)[/]",
+        table.add_row(escape(r["event"]), r["kind"],
+                      escape(r["order_status"]) if r["order_status"] else "[dim](not defined)[/]",
                       "" if r["notify_cart"] is None else ("yes" if r["notify_cart"] else "no"))
     console.print(table)
 
@@ -257,9 +261,10 @@ def orders_show(ctx: Context, order: str, store: str | None, as_json: bool) -> N
         return
     console.print(f"order [bold]{escape(info['order_number'])}[/] (store {escape(info['store'])}, cart ref "
                   f"{escape(info['cart_order_ref'])}): [bold]{escape(info['status'] or '(no label)')}[/]")
-    table = Table("when", "event", "from", "to", "route", "why", title="history")
+    table = Table("when", "event", "from", "to", "route", "why", "what became of it", title="history")
     for h in info["history"]:
-        table.add_row(*(escape(h[k] or "") for k in ("at", "event", "from", "to", "route", "reason")))
+        became = "; ".join(v for v in (h["outcome"], h["detail"]) if v)
+        table.add_row(*(escape(h[k] or "") for k in ("at", "event", "from", "to", "route", "reason")), escape(became))
     console.print(table)
     if info["pending"]:
         for p in info["pending"]:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 import yaml
 
 from .connector import Connector
-from .events import KNOWN_EVENTS, match_event
+from .events import KNOWN_EVENTS, match_event, nearest_events
 from .problems import Problem, ProblemsError, dotted
 from .schema_errors import Wording, explain_all
 from .secrets import (
@@ -54,6 +54,8 @@ class StatusEvent:
     event: str
     order_status: str
     notify_cart: bool = False
+    #: An event of the merchant's own (``custom: true``), not one of the known status events.
+    custom: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,15 +203,26 @@ def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: Connec
                                             "longest; lower backoff_base or raise backoff_cap")
     cfg.use_status_updates = bool(data.get("system", {}).get("UseStatusUpdates", False))
     for i, raw in enumerate(data.get("status_events", [])):
+        custom = bool(raw.get("custom", False))
         event = match_event(raw["event"])
-        if event is None:
+        if custom:
+            if event is not None:
+                bad(["status_events", i, "custom"], f"{event!r} is a known status event: leave out custom: true")
+                continue
+            event = " ".join(raw["event"].split())
+        elif event is None:
+            near = nearest_events(raw["event"])
             bad(["status_events", i, "event"],
-                f"{raw['event']!r} is not a known status event; expected one of: {', '.join(KNOWN_EVENTS)}")
+                f"{raw['event']!r} is not a known status event"
+                + (f"; did you mean {' or '.join(map(repr, near))}?" if near else
+                   f"; expected one of: {', '.join(KNOWN_EVENTS)}")
+                + " (an event of your own needs custom: true)")
             continue
-        if event in cfg.status_events:
+        if match_event(event, cfg.status_events) is not None:
             bad(["status_events", i, "event"], f"{event!r} is defined twice; keep one")
             continue
-        cfg.status_events[event] = StatusEvent(event, raw["order_status"], bool(raw.get("notify_cart", False)))
+        cfg.status_events[event] = StatusEvent(event, raw["order_status"], bool(raw.get("notify_cart", False)),
+                                               custom)
 
     classes: dict[str, type[Connector] | None] = {}  # one lookup per cart, not per store
     for i, raw in enumerate(data.get("stores", [])):
@@ -313,7 +326,8 @@ def write_status_events(path: Path, events: list[StatusEvent]) -> None:
         loaded, _ = load_yaml(path)
         data = loaded or {}
     data["status_events"] = [
-        {"event": e.event, "order_status": e.order_status, "notify_cart": e.notify_cart} for e in events
+        {"event": e.event, "order_status": e.order_status, "notify_cart": e.notify_cart} | (
+            {"custom": True} if e.custom else {}) for e in events
     ]
     data.setdefault("system", {}).setdefault("UseStatusUpdates", True)
     tmp = path.with_suffix(path.suffix + ".tmp")

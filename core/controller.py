@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from .config import Config, ControllerSettings
 from .connector import Connector, outcome_for_transport_error, reason_text
-from .outcomes import SUCCESS, Failed, Outcome, RetryLater
+from .outcomes import SUCCESS, Failed, Outcome, RetryLater, outcome_detail
 from .plugins import get_connectors, notify_delivered, notify_parked
 from .routing import OSS_CONNECTOR
 from .stack import HEARTBEAT_STALE_SECONDS, Stack, StackRecord
@@ -271,8 +271,9 @@ class StackController:
             return RetryLater(self._scrub(record, str(outcome.reason)), delay)
         if isinstance(outcome, Failed):
             return Failed(self._scrub(record, str(outcome.reason)))
-        if isinstance(outcome, SUCCESS):
-            return outcome
+        if isinstance(outcome, SUCCESS):  # its detail is kept in the history: masked, one line
+            detail = outcome.detail if isinstance(outcome.detail, str) else str(outcome.detail)
+            return type(outcome)(self._scrub(record, detail)) if detail else outcome
         return RetryLater(self._scrub(record, f"connector {record.destination} returned {type(outcome).__name__}, "
                                               "not an outcome (Delivered, AlreadyDone, RetryLater or Failed)"))
 
@@ -285,13 +286,13 @@ class StackController:
         """
         now = time.time()
         settings = self.settings
-        delete: list[StackRecord] = []
+        delete: list[tuple[StackRecord, str]] = []
         reschedule: list[tuple[StackRecord, float, str]] = []
         park: list[tuple[StackRecord, str]] = []
         parked_reason: dict[int, str] = {}
         for record, outcome in done:
             if isinstance(outcome, SUCCESS):
-                delete.append(record)
+                delete.append((record, outcome_detail(outcome)))
             elif isinstance(outcome, RetryLater):
                 since = record.failing_since if record.failing_since is not None else now
                 if settings.max_attempts and record.attempts >= settings.max_attempts:
@@ -308,7 +309,7 @@ class StackController:
         parked_reason = {r.id: reason for r, reason in park}
         stale = self.stack.settle(delete, reschedule, park, now)
         applied = [(r, o, parked_reason.get(r.id)) for r, o in done if r.id not in stale]
-        self.stats.delivered += sum(1 for r in delete if r.id not in stale)
+        self.stats.delivered += sum(1 for r, _ in delete if r.id not in stale)
         self.stats.rescheduled += sum(1 for r, _, _ in reschedule if r.id not in stale)
         self.stats.parked += sum(1 for r, _ in park if r.id not in stale)
         self.stats.stale += len(stale)

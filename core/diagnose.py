@@ -179,8 +179,9 @@ def diagnose(config: Config, engine: StatusEngine, number: str, store: str | Non
                             "fix the cause, then fire the event again (the label must change)"))
     elif record is None:
         when = f" at {change['settled_at']}" if change["settled_at"] else ""
+        said = f"; the cart said: {mask(change['detail'])}" if change.get("detail") else ""
         checks.append(Check(6, "pass", f"delivered: {change['destination']} answered OK{when} and the record was "
-                                       "deleted from the stack"))
+                                       f"deleted from the stack{said}"))
     elif record.parked:
         checks.append(Check(6, "fail", f"record #{record.id} is parked after a permanent failure: "
                                        f"{mask(record.last_error or '')}",

@@ -173,10 +173,11 @@ class StatusEngine:
         refused = list(_fire_problems(order_numbers, tracks, note, store))
         if refused:
             raise ValueError(f"nothing fired: {'; '.join(refused)}")
-        known = match_event(event)
-        if known is None:
-            raise ValueError(f"{event!r} is not a known status event (see `cartstatus events list`)")
         cfg = self.config
+        known = match_event(event) or match_event(event, [e.event for e in cfg.status_events.values() if e.custom])
+        if known is None:
+            raise ValueError(f"{event!r} is not a known status event nor one of the setup file's own "
+                             "(see `cartstatus events list`)")
         if not cfg.use_status_updates:
             return [FireResult(n, store, False, None, None, "off", None, None,
                                "UseStatusUpdates is FALSE: status events change nothing (rule 2)")
@@ -277,7 +278,8 @@ class StatusEngine:
             "history": [{"at": iso_utc(h.at), "event": h.event, "from": h.from_status, "to": h.to_status,
                          "route": h.route, "destination": h.destination, "reason": h.reason,
                          "idempotency_key": h.idempotency_key,
-                         "outcome": h.outcome, "settled_at": iso_utc(h.settled_at) if h.settled_at else None}
+                         "outcome": h.outcome, "detail": h.detail,
+                         "settled_at": iso_utc(h.settled_at) if h.settled_at else None}
                         for h in history],
             "pending": [p.as_dict(now) for p in pending],
         }

@@ -43,4 +43,11 @@ Outcome = Delivered | AlreadyDone | RetryLater | Failed
 #: Outcomes after which the record is deleted from the stack.
 SUCCESS = (Delivered, AlreadyDone)
 
-__all__ = ["SUCCESS", "AlreadyDone", "Delivered", "Failed", "Outcome", "RetryLater"]
+
+def outcome_detail(outcome: Delivered | AlreadyDone) -> str:
+    """What the change's history keeps of a success: the cart's words beyond OK, and whether it had it already."""
+    if isinstance(outcome, AlreadyDone):
+        return f"the cart already had it: {outcome.detail}" if outcome.detail else "the cart already had it"
+    return outcome.detail
+
+__all__ = ["SUCCESS", "AlreadyDone", "Delivered", "Failed", "Outcome", "RetryLater", "outcome_detail"]

@@ -277,7 +277,7 @@ def _history_settled() -> ClauseElement:
     """Mark the change's history row delivered, before its record leaves the stack."""
     key = sa.select(stack.c.idempotency_key).where(_held()).scalar_subquery()
     return (order_history.update().where(order_history.c.idempotency_key == key)
-            .values(settled_at=sa.bindparam("now"), outcome="delivered"))
+            .values(settled_at=sa.bindparam("now"), outcome="delivered", detail=sa.bindparam("detail")))
 
 
 def _overtaken(ids: Sequence[int] | None) -> sa.Select[Any]:
@@ -373,12 +373,15 @@ class Stack:
 
     def settle(
         self,
-        delete: Iterable[StackRecord] = (),
+        delete: Iterable[StackRecord | tuple[StackRecord, str]] = (),
         reschedule: Iterable[tuple[StackRecord, float, str]] = (),
         park: Iterable[tuple[StackRecord, str]] = (),
         now: float | None = None,
     ) -> set[int]:
         """Apply a batch of outcomes in one transaction; returns the ids that were stale.
+
+        ``delete`` holds records the cart took, each alone or with the detail of
+        its outcome (what the cart said beyond OK), which the change's history keeps.
 
         Only the holder of a record's current lease settles it (its claim's fencing
         token): a record whose lease ran out and was claimed again is left to its
@@ -386,16 +389,18 @@ class Stack:
         reschedule or park it, nor unblock the next update of its order.
         """
         now = time.time() if now is None else now
-        delete, reschedule, park = list(delete), list(reschedule), list(park)
-        if not (delete or reschedule or park):
+        delivered = [d if isinstance(d, tuple) else (d, "") for d in delete]
+        reschedule, park = list(reschedule), list(park)
+        if not (delivered or reschedule or park):
             return set()
-        every = [*delete, *(r for r, _, _ in reschedule), *(r for r, _ in park)]
+        every = [*(r for r, _ in delivered), *(r for r, _, _ in reschedule), *(r for r, _ in park)]
         with transaction(self.engine) as cur:
             held = self._holding(cur, every)
             self._prepared("history.settled", _history_settled).executemany(
-                cur, [{"rid": r.id, "token": r.lease_token, "now": now} for r in delete if r.id in held])
+                cur, [{"rid": r.id, "token": r.lease_token, "now": now, "detail": detail or None}
+                      for r, detail in delivered if r.id in held])
             self._prepared("stack.delete", _delete).executemany(
-                cur, [{"rid": r.id, "token": r.lease_token} for r in delete if r.id in held])
+                cur, [{"rid": r.id, "token": r.lease_token} for r, _ in delivered if r.id in held])
             self._prepared("stack.reschedule", _reschedule).executemany(
                 cur, [{"rid": r.id, "token": r.lease_token, "at": at, "err": err, "now": now}
                       for r, at, err in reschedule if r.id in held])

@@ -47,6 +47,8 @@ order_history = sa.Table(
     # What became of the queued update once it left the stack (migration 0002).
     sa.Column("settled_at", sa.Float),
     sa.Column("outcome", sa.Text),  # delivered: ... | purged: <last error>
+    # What the cart said beyond OK when it took the update (an outcome's detail; migration 0005).
+    sa.Column("detail", sa.Text),
 )
 sa.Index("ix_history_order", order_history.c.order_id, order_history.c.id)
 sa.Index("ix_history_key", order_history.c.idempotency_key)

@@ -108,7 +108,7 @@ def test_events_load_defaults(write_setup: Callable[..., Path]) -> None:
 
     again = runner.invoke(main, ["--config", str(setup), "events", "load-defaults"])
     assert again.exit_code == 1
-    assert "already defines 11 status events; pass --force" in again.output
+    assert f"already defines {len(KNOWN_EVENTS)} status events; pass --force" in again.output
     forced = runner.invoke(main, ["--config", str(setup), "events", "load-defaults", "--force"])
     assert forced.exit_code == 0, forced.output
 
@@ -118,7 +118,7 @@ def test_events_load_defaults_makes_a_new_setup_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(setup), "events", "load-defaults"])
     assert result.exit_code == 0, result.output
     config = load_config(setup)
-    assert config.use_status_updates and len(config.status_events) == 11
+    assert config.use_status_updates and len(config.status_events) == len(KNOWN_EVENTS)
 
 
 def test_orders_show(cli: Callable[..., Result], engine: StatusEngine, stocked: list[str]) -> None:

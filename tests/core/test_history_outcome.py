@@ -110,5 +110,5 @@ def test_a_stack_at_revision_0001_is_migrated_keeping_its_rows(tmp_path: Path) -
     assert tuple(row) == ("New", None, None)
     assert tuple(stacked) == (2, None)  # 0003: its run of failures counts from its next failure
     assert "AUTOINCREMENT" in table_sql  # 0004: ids never reused
-    assert version == "0004"
+    assert version == "0005"
 
