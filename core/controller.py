@@ -399,6 +399,17 @@ class StackController:
             if db_failures > DB_FAILURES_TOLERATED:
                 raise exc
 
+        def db_result(future: asyncio.Future[T], what: str) -> T | None:
+            """The database step's result, or None when it failed (logged; tried again after a pause)."""
+            nonlocal db_failures
+            try:
+                result = future.result()
+            except Exception as exc:
+                db_failed(what, exc)
+                return None
+            db_failures = 0
+            return result
+
         last_beat = 0.0
         last_progress = 0.0
         last_settle = 0.0
@@ -506,13 +517,7 @@ class StackController:
                 changed.clear()
                 if claiming is not None and claiming.done():
                     future, claiming = claiming, None
-                    try:
-                        batch = future.result()
-                    except Exception as exc:
-                        db_failed("claim records", exc)
-                        batch = []
-                    else:
-                        db_failures = 0
+                    batch = db_result(future, "claim records") or []
                     for record in batch:
                         lease_end[record.id] = record.lease_until or 0.0
                         pending.setdefault((record.store_id, record.destination), collections.deque()).append(record)
@@ -520,11 +525,9 @@ class StackController:
                     more = len(batch) >= settings.batch_size
                 if renewing is not None and renewing.done():
                     future_renew, renewing = renewing, None
-                    try:
-                        renewed = {r.id: r.lease_until or 0.0 for r in future_renew.result()}
-                    except Exception as exc:
-                        db_failed("renew leases", exc)
-                    else:
+                    still_held = db_result(future_renew, "renew leases")
+                    if still_held is not None:
+                        renewed = {r.id: r.lease_until or 0.0 for r in still_held}
                         lease_end.update((i, until) for i, until in renewed.items() if i in lease_end)
                         lost = {r.id for r in renew_asked} - set(renewed)
                         for task, record in list(sending.items()):
@@ -533,13 +536,10 @@ class StackController:
                     renew_asked = []
                 if settling is not None and settling.done():
                     future_settle, settling = settling, None
-                    try:
-                        applied = future_settle.result()
-                    except Exception as exc:
-                        db_failed("settle outcomes", exc)
+                    applied = db_result(future_settle, "settle outcomes")
+                    if applied is None:
                         done[:0] = settled  # kept, and settled again once the database answers
                     else:
-                        db_failures = 0
                         for record, _ in settled:
                             lease_end.pop(record.id, None)
                         self._after_settle(applied)
