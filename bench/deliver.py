@@ -58,6 +58,7 @@ import yaml
 from cartstatus import StackController, StatusEngine, load_config
 from cartstatus.connectors.seti import SetiConnector, protocol
 from cartstatus.serve import serve_on_fd, start_server_process
+from figures import print_headlines
 
 EVENTS = ("Order Shipped", "Order Cancelled")
 USER, PASSWORD, CODE = "om", "secret", "main"  # the simulator factory's defaults
@@ -198,14 +199,12 @@ def main() -> int:
     deliver = statistics.median(delivered)
     bare = statistics.median(sequential)
     bare_conc = statistics.median(concurrent)
+    ratios = [d / s for d, s in zip(delivered, sequential, strict=True)]
     print(f"deliver range: {min(delivered):,.0f} .. {max(delivered):,.0f} updates/s; "
-          f"ratio range {min(d / s for d, s in zip(delivered, sequential, strict=True)):.2f} .. "
-          f"{max(d / s for d, s in zip(delivered, sequential, strict=True)):.2f}")
-    print(f"deliver_per_s = {deliver:.0f}")
-    print(f"bare_httpx_per_s = {bare:.0f}")
-    print(f"delivery_ratio = {deliver / bare:.2f}")
-    print(f"bare_httpx_concurrent_per_s = {bare_conc:.0f}")
-    print(f"delivery_ratio_vs_concurrent = {deliver / bare_conc:.2f}")
+          f"ratio range {min(ratios):.2f} .. {max(ratios):.2f}")
+    print_headlines(deliver_per_s=f"{deliver:.0f}", bare_httpx_per_s=f"{bare:.0f}",
+                    delivery_ratio=f"{deliver / bare:.2f}", bare_httpx_concurrent_per_s=f"{bare_conc:.0f}",
+                    delivery_ratio_vs_concurrent=f"{deliver / bare_conc:.2f}")
     return 0
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import yaml
 from cartstatus import StatusEngine, load_config
+from figures import print_headlines, print_range
 
 EVENTS = ("Order Shipped", "Order Cancelled")
 
@@ -127,10 +128,10 @@ def main() -> int:
         engine.db.dispose()
 
     # The median of the rounds; the range shows how noisy the machine was.
-    print(f"single range: {min(singles):,.0f} .. {max(singles):,.0f} events/s")
-    print(f"bulk range: {min(bulks):,.0f} .. {max(bulks):,.0f} events/s")
-    print(f"single_fire_per_s = {statistics.median(singles):.0f}")
-    print(f"bulk_fire_per_s = {statistics.median(bulks):.0f}")
+    print_range("single", singles, "events/s")
+    print_range("bulk", bulks, "events/s")
+    print_headlines(single_fire_per_s=f"{statistics.median(singles):.0f}",
+                    bulk_fire_per_s=f"{statistics.median(bulks):.0f}")
     return 0
 
 

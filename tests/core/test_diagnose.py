@@ -12,7 +12,7 @@ import pytest
 from cartstatus import StackController, StatusEngine, load_config
 from cartstatus.cli import main
 from cartstatus.connectors.seti.simulator import SetiSimulator
-from cartstatus.diagnose import diagnose
+from cartstatus.diagnose import Diagnosis, diagnose
 from cartstatus.engine import OrderError
 from click.testing import CliRunner
 
@@ -38,15 +38,21 @@ async def test_delivered_update_passes_every_rule(engine: StatusEngine,
     assert "delivered" in found.checks[5].detail
 
 
+
+def failing_at(engine: StatusEngine, number: str, rule: int, detail: str = "", fix: str = "") -> Diagnosis:
+    """Diagnose ``number``: the first failing rule is ``rule``, saying ``detail`` and telling ``fix``."""
+    found = diagnose(engine.config, engine, number)
+    assert found.failing is not None and found.failing.rule == rule, found.checks
+    assert detail in found.failing.detail and fix in (found.failing.fix or "")
+    return found
+
+
 def test_rule_1_cart_without_route(write_setup: Callable[..., Path]) -> None:
     engine = _engine(write_setup, stores=[{"id": "main", "cart": "americart"}])
     try:
         (number,) = add_orders(engine, 1)
         engine.fire_event(number, "Order Shipped")
-        found = diagnose(engine.config, engine, number)
-        assert found.failing is not None and found.failing.rule == 1
-        assert "Americart cannot take status updates" in found.failing.detail
-        assert "subscribe the store to the OSS" in (found.failing.fix or "")
+        found = failing_at(engine, number, 1, "Americart cannot take status updates", "subscribe the store to the OSS")
         assert found.checks[4].status == "fail" and "rule 1 at the time" in found.checks[4].detail
         assert found.summary.startswith("Rule 1 fails:")
     finally:
@@ -57,10 +63,7 @@ def test_rule_1_unknown_cart_says_so(write_setup: Callable[..., Path]) -> None:
     engine = _engine(write_setup, stores=[{"id": "main", "cart": "woocomerce"}])
     try:
         (number,) = add_orders(engine, 1)
-        found = diagnose(engine.config, engine, number)
-        assert found.failing is not None and found.failing.rule == 1
-        assert "not in the shopping-cart matrix" in found.failing.detail
-        assert "matrix check" in (found.failing.fix or "")
+        failing_at(engine, number, 1, "not in the shopping-cart matrix", "matrix check")
     finally:
         engine.db.dispose()
 
@@ -105,10 +108,7 @@ def test_rule_4_label_imported_not_changed(engine: StatusEngine) -> None:
 def test_rule_5_no_controller_then_a_heartbeat(engine: StatusEngine) -> None:
     (number,) = add_orders(engine, 1)
     engine.fire_event(number, "Order Shipped")
-    found = diagnose(engine.config, engine, number)
-    assert found.failing is not None and found.failing.rule == 5
-    assert "no stack controller is running" in found.failing.detail
-    assert "cartstatus controller" in (found.failing.fix or "")
+    failing_at(engine, number, 5, "no stack controller is running", "cartstatus controller")
     engine.stack.beat("test-worker", "local", 0, time.time())
     found = diagnose(engine.config, engine, number)
     assert found.failing is None
