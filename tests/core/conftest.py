@@ -154,6 +154,18 @@ class ScriptedConnector(Connector):
         return self.script.pop(0) if self.script else Delivered()
 
 
+class Answers(ScriptedConnector):
+    """Answers each update with the outcome its key (its status label, unless told) is given."""
+
+    def __init__(self, outcomes: dict[str, Outcome], key: Callable[[StatusUpdate], str] = lambda u: u.status) -> None:
+        super().__init__()
+        self.outcomes = outcomes
+        self.key = key
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        return self.outcomes[self.key(update)]
+
+
 @dataclass
 class LiveCart:
     """The script simulator served by uvicorn on 127.0.0.1, with a slow reply when asked."""

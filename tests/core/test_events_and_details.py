@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 import yaml
-from cartstatus import ConfigError, StackController, StatusEngine, StatusUpdate, load_config
+from cartstatus import ConfigError, StackController, StatusEngine, load_config
 from cartstatus.cli import main
 from cartstatus.diagnose import diagnose
 from cartstatus.events import DEFAULT_STATUS_EVENTS, KNOWN_EVENTS
-from cartstatus.outcomes import AlreadyDone, Delivered, Outcome
+from cartstatus.outcomes import AlreadyDone, Delivered
 from click.testing import CliRunner
 
 from ..conftest import SHOP_PASSWORD, add_orders, base_setup
-from .conftest import ScriptedConnector
+from .conftest import Answers
 
 OWN = {"event": "Gift Wrapped", "order_status": "Wrapped", "notify_cart": True, "custom": True}
 
@@ -85,28 +85,17 @@ def test_load_defaults_keeps_the_merchants_own_events_as_custom(write_setup: Cal
     assert [e["event"] for e in written] == list(KNOWN_EVENTS)  # --force replaces the section with the defaults
 
 
-class Saying(ScriptedConnector):
-    """A cart that takes every update and says something beyond OK."""
-
-    def __init__(self, answers: dict[str, Outcome]) -> None:
-        super().__init__()
-        self.answers = answers
-
-    async def send(self, update: StatusUpdate) -> Outcome:
-        return self.answers[update.order_number]
-
-
 async def test_what_the_cart_said_beyond_ok_is_kept_and_shown(
     make_engine: Callable[..., StatusEngine],
 ) -> None:
     engine = make_engine()
     partial, repeat, plain = add_orders(engine, 3)
     engine.fire("Order Shipped", [partial, repeat, plain], tracking=["UPS:1Z1", "UPS:1Z2"])
-    connector = Saying({
+    connector = Answers({
         partial: Delivered(f"second tracking number not recorded by the cart (password={SHOP_PASSWORD})"),
         repeat: AlreadyDone("shipment 7 exists"),
         plain: Delivered(),
-    })
+    }, key=lambda u: u.order_number)
     await StackController(engine.config, engine.stack, connector_factory=lambda r: connector).run(drain=True)
 
     def last(order: str) -> dict[str, Any]:

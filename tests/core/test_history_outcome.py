@@ -8,28 +8,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from cartstatus import StackController, StatusEngine, StatusUpdate
+from cartstatus import StackController, StatusEngine
 from cartstatus.cli import main
 from cartstatus.diagnose import diagnose
-from cartstatus.outcomes import Delivered, Failed, Outcome
+from cartstatus.outcomes import Delivered, Failed
 from cartstatus.storage import make_engine, migrate
 from click.testing import CliRunner
 
 from ..conftest import add_orders
-from .conftest import ScriptedConnector
+from .conftest import Answers, ScriptedConnector
 
 SLOW_RETRY = {"backoff_base": 1000.0, "backoff_cap": 1000.0, "lease_seconds": 5}
-
-
-class Answers(ScriptedConnector):
-    """Answers each status label with its own outcome."""
-
-    def __init__(self, by_status: dict[str, Outcome]) -> None:
-        super().__init__()
-        self.by_status = by_status
-
-    async def send(self, update: StatusUpdate) -> Outcome:
-        return self.by_status[update.status]
 
 
 async def drain(engine: StatusEngine, connector: ScriptedConnector) -> None:
