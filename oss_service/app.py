@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -366,7 +367,7 @@ class OssApp:
             self.metrics.update("invalid")
             first = errors[0]
             return problem_reply(422, "invalid update", f"{first.field}: {first.message}", field=first.field,
-                                 errors=[e.as_dict() for e in errors])
+                                 errors=[dataclasses.asdict(e) for e in errors])
         result = await self.writer.submit(IngestJob(token_hash, body, body_digest(body)))
         self.metrics.update(result.kind)
         if result.kind == "stored":

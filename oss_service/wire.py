@@ -32,9 +32,6 @@ class WireError:
     field: str
     message: str
 
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
-
 
 @cache
 def wire_schema() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cartstatus import Connector, StackController, StatusEngine, StatusUpdate, load_config, plugins
+from cartstatus import Connector, StackController, StatusEngine, StatusUpdate, hookimpl, load_config, plugins
 from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.outcomes import Delivered, Outcome
 from cartstatus.serve import serve_in_thread
@@ -152,6 +152,22 @@ class ScriptedConnector(Connector):
         if self.on_send is not None:
             self.on_send(update)
         return self.script.pop(0) if self.script else Delivered()
+
+
+class Hooks:
+    """Captures the update_delivered / update_parked hook calls: (order number, outcome or reason)."""
+
+    def __init__(self) -> None:
+        self.delivered: list[tuple[str, Any]] = []
+        self.parked: list[tuple[str, str]] = []
+
+    @hookimpl
+    def update_delivered(self, record: Any, outcome: Any) -> None:
+        self.delivered.append((record.order_number, outcome))
+
+    @hookimpl
+    def update_parked(self, record: Any, reason: str) -> None:
+        self.parked.append((record.order_number, reason))
 
 
 class Answers(ScriptedConnector):

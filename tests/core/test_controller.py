@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from cartstatus import StackController, StatusEngine, StatusUpdate, hookimpl
+from cartstatus import StackController, StatusEngine, StatusUpdate
 from cartstatus.cli import main
 from cartstatus.config import ControllerSettings
 from cartstatus.connector import retry_after_seconds
@@ -21,12 +21,11 @@ from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.controller import backoff_delay
 from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 from cartstatus.plugins import load_plugins, pm
-from cartstatus.stack import StackRecord
 from cartstatus.storage import stack as stack_table
 from click.testing import CliRunner
 
 from ..conftest import add_orders
-from .conftest import WALK, ScriptedConnector, run_until
+from .conftest import WALK, Hooks, ScriptedConnector, run_until
 
 #: Retries far in the future: a record that failed stays visibly on the stack.
 SLOW_RETRY = {"backoff_base": 1000.0, "backoff_cap": 1000.0, "lease_seconds": 5}
@@ -36,22 +35,6 @@ def make_due(engine: StatusEngine) -> None:
     """Move every waiting record's next attempt to now, as if its delay had passed."""
     with engine.db.begin() as conn:
         conn.execute(stack_table.update().where(stack_table.c.parked == sa.false()).values(next_attempt_at=0))
-
-
-class Hooks:
-    """Captures the update_delivered / update_parked hook calls."""
-
-    def __init__(self) -> None:
-        self.delivered: list[tuple[str, Outcome]] = []
-        self.parked: list[tuple[str, str]] = []
-
-    @hookimpl
-    def update_delivered(self, record: StackRecord, outcome: Outcome) -> None:
-        self.delivered.append((record.order_number, outcome))
-
-    @hookimpl
-    def update_parked(self, record: StackRecord, reason: str) -> None:
-        self.parked.append((record.order_number, reason))
 
 
 @pytest.fixture
