@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,24 @@ class ScriptedConnector(Connector):
         if self.on_send is not None:
             self.on_send(update)
         return self.script.pop(0) if self.script else Delivered()
+
+
+@contextmanager
+def connector_registered(cls: type[Connector], name: str) -> Iterator[None]:
+    """``cls`` registered as a connector plugin (through register_connectors), unregistered afterwards."""
+
+    class _Plugin:
+        @hookimpl
+        def register_connectors(self, register: Any) -> None:
+            register(cls)
+
+    plugins.load_plugins()
+    plugin = _Plugin()
+    plugins.pm.register(plugin, name=name)
+    try:
+        yield
+    finally:
+        plugins.pm.unregister(plugin)
 
 
 class Hooks:

@@ -11,15 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from cartstatus import Connector, StackController, StatusEngine, StatusUpdate, hookimpl
+from cartstatus import Connector, StackController, StatusEngine, StatusUpdate
 from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.outcomes import Delivered, Outcome
-from cartstatus.plugins import load_plugins, pm
 from cartstatus.stack import Stack, StackRecord
 from cartstatus.storage import open_database
 
 from ..conftest import add_orders
-from .conftest import run_until
+from .conftest import connector_registered, run_until
 
 SEND_NOW = {"backoff_base": 1000.0, "backoff_cap": 1000.0, "lease_seconds": 5, "concurrency": 1}
 
@@ -35,20 +34,11 @@ class RecordingOss(Connector):
         return Delivered("OK")
 
 
-class _OssPlugin:
-    @hookimpl
-    def register_connectors(self, register: Any) -> None:
-        register(RecordingOss)
-
-
 @pytest.fixture
 def oss_connector() -> Iterator[None]:
-    load_plugins()
-    plugin = _OssPlugin()
-    pm.register(plugin, name="test-oss-connector")
     RecordingOss.received = []
-    yield
-    pm.unregister(plugin)
+    with connector_registered(RecordingOss, "test-oss-connector"):
+        yield
 
 
 def history(engine: StatusEngine, number: str) -> list[dict[str, Any]]:

@@ -11,11 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cartstatus import ConfigError, Connector, StatusEngine, StatusUpdate, hookimpl, load_config
+from cartstatus import ConfigError, Connector, StatusEngine, StatusUpdate, load_config
 from cartstatus.cli import main
 from cartstatus.controller import StackController
 from cartstatus.outcomes import Delivered, Outcome
-from cartstatus.plugins import load_plugins, pm
 from cartstatus.secrets import (
     MASK,
     Secret,
@@ -29,7 +28,7 @@ from cartstatus.secrets import (
 from click.testing import CliRunner, Result
 
 from ..conftest import SHOP_PASSWORD, add_orders
-from .conftest import LiveCart, live_setup
+from .conftest import LiveCart, connector_registered, live_setup
 
 INLINE_PASSWORD = "Inline-Pa55-in-the-file"
 OSS_TOKEN = "oss-T0ken-value"
@@ -154,19 +153,10 @@ class Vault(Connector):
         return Delivered()
 
 
-class _VaultPlugin:
-    @hookimpl
-    def register_connectors(self, register: Any) -> None:
-        register(Vault)
-
-
 @pytest.fixture
 def vault() -> Iterator[None]:
-    load_plugins()
-    plugin = _VaultPlugin()
-    pm.register(plugin, name="test-vault-connector")
-    yield
-    pm.unregister(plugin)
+    with connector_registered(Vault, "test-vault-connector"):
+        yield
 
 
 def test_a_secret_breaking_its_schema_is_not_echoed(tmp_path: Path, vault: None) -> None:
