@@ -88,12 +88,14 @@ DEFAULT_RETRY_HORIZON_SECONDS = 3 * 24 * 3600.0
 
 @dataclass(frozen=True)
 class ControllerSettings:
-    concurrency: int = 16
-    batch_size: int = 200
-    lease_seconds: float = 60.0
-    backoff_base: float = 2.0
-    backoff_cap: float = 3600.0
-    max_attempts: int | None = None
+    """The stack controller's settings (``controller:`` in the setup file; README has the table)."""
+
+    concurrency: int = 16  # sends in flight at once
+    batch_size: int = 200  # records claimed at once
+    lease_seconds: float = 60.0  # how long a claimed record is held: every send ends inside it
+    backoff_base: float = 2.0  # seconds before the first retry, doubling after each failure
+    backoff_cap: float = 3600.0  # the longest wait between retries
+    max_attempts: int | None = None  # park after this many failed sends (None: the horizon alone)
     #: Seconds from a record's first failure after which it is parked with its last reason.
     retry_horizon_seconds: float = DEFAULT_RETRY_HORIZON_SECONDS
 

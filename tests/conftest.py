@@ -20,11 +20,9 @@ def base_setup(**overrides: Any) -> dict[str, Any]:
     """A valid setup file's data: one script cart store ``main``."""
     data: dict[str, Any] = {
         "system": {"UseStatusUpdates": True},
-        "status_events": [
-            {"event": "Order Shipped", "order_status": "Shipped", "notify_cart": True},
-            {"event": "Order Cancelled", "order_status": "Cancelled", "notify_cart": True},
-            {"event": "Invoice Printed", "order_status": "Printed", "notify_cart": False},
-        ],
+        "status_events": [{"event": event, "order_status": label, "notify_cart": notify} for event, label, notify in (
+            ("Order Shipped", "Shipped", True), ("Order Cancelled", "Cancelled", True),
+            ("Invoice Printed", "Printed", False))],
         "stores": [
             {"id": "main", "cart": "seti",
              "connector": {"url": "http://cart.test/seom.php", "user": "om",

@@ -33,10 +33,11 @@ class OssConnector(Connector):
     """POSTs the published wire format to ``{url}/api/v1/updates`` with the store's bearer token."""
 
     name = "oss"
+    status_vocabulary = None  # the OSS shows any label the merchant uses
     settings_schema = {
         "type": "object",
-        "additionalProperties": False,
         "required": ["url", "merchant", "token"],
+        "additionalProperties": False,  # a misspelt setting is an error, not ignored
         "properties": {
             "url": {"type": "string", "pattern": "^https?://", "description": "the OSS's address"},
             "merchant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$",
@@ -45,7 +46,6 @@ class OssConnector(Connector):
             "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
         },
     }
-    status_vocabulary = None  # the OSS shows any label the merchant uses
 
     @property
     def base_url(self) -> str:

@@ -6,7 +6,7 @@ import dataclasses
 import importlib
 import logging
 import sys
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -63,14 +63,24 @@ def test_a_secret_in_the_log_fails() -> None:
     fails(kit(Leaky).test_secrets_never_in_logs_or_errors, "a secret was written to the log")
 
 
-class LeakyError(SetiConnector):
-    name = "leakyerror"
+def altered(name: str, change: Callable[[SetiConnector, Outcome], Outcome]) -> type[SetiConnector]:
+    """A seti connector whose every outcome passes through ``change``: a broken connector in a line."""
 
-    async def send(self, update: StatusUpdate) -> Outcome:
-        outcome = await super().send(update)
-        if isinstance(outcome, Failed):
-            return Failed(f"{outcome.reason} (logged in with {self.secret('password')})")
-        return outcome
+    async def send(self: SetiConnector, update: StatusUpdate) -> Outcome:
+        return change(self, await SetiConnector.send(self, update))
+
+    return type(name.title(), (SetiConnector,), {"name": name, "send": send})
+
+
+#: Gives up for good on the first transient fault, and ignores Retry-After.
+Impatient = altered("impatient", lambda c, o: Failed(o.reason) if isinstance(o, RetryLater) else o)
+#: Retries at once, whatever delay the cart asked for.
+Hasty = altered("hasty", lambda c, o: RetryLater(o.reason) if isinstance(o, RetryLater) else o)
+#: Retries a refusal forever.
+Stubborn = altered("stubborn", lambda c, o: RetryLater(o.reason) if isinstance(o, Failed) else o)
+#: Writes the password into a failure's reason.
+LeakyError = altered("leakyerror", lambda c, o: Failed(f"{o.reason} (logged in with {c.secret('password')})")
+                     if isinstance(o, Failed) else o)
 
 
 def test_a_secret_in_an_outcome_fails() -> None:
@@ -88,30 +98,12 @@ def test_a_secret_in_repr_fails() -> None:
     fails(kit(LeakyRepr).test_secrets_never_in_repr, "a secret appears in the connector's repr")
 
 
-class Impatient(SetiConnector):
-    """Gives up for good on the first transient fault, and ignores Retry-After."""
-
-    name = "impatient"
-
-    async def send(self, update: StatusUpdate) -> Outcome:
-        outcome = await super().send(update)
-        return Failed(outcome.reason) if isinstance(outcome, RetryLater) else outcome
-
-
 def test_transient_faults_given_as_failed_fail() -> None:
     check = kit(Impatient)
     fails(check.test_http_429_is_retry_later_with_the_carts_delay, "a 429 gave Failed")
     fails(check.test_http_503_is_retry_later_with_the_carts_delay, "a 503 gave Failed")
     fails(check.test_timeout_is_retry_later, "never answered gave Failed")
     fails(check.test_unreachable_cart_is_retry_later, "connection refused gave Failed")
-
-
-class Hasty(SetiConnector):
-    name = "hasty"
-
-    async def send(self, update: StatusUpdate) -> Outcome:
-        outcome = await super().send(update)
-        return RetryLater(outcome.reason) if isinstance(outcome, RetryLater) else outcome
 
 
 def test_ignoring_the_carts_delay_fails() -> None:
@@ -125,16 +117,6 @@ class NoTimeout(SetiConnector):
 
 def test_sending_without_a_timeout_fails() -> None:
     fails(kit(NoTimeout).test_timeout_is_retry_later, "no timeout")
-
-
-class Stubborn(SetiConnector):
-    """Retries a refusal forever."""
-
-    name = "stubborn"
-
-    async def send(self, update: StatusUpdate) -> Outcome:
-        outcome = await super().send(update)
-        return RetryLater(outcome.reason) if isinstance(outcome, Failed) else outcome
 
 
 def test_retrying_a_permanent_refusal_fails() -> None:
