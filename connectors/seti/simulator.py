@@ -79,6 +79,10 @@ class SetiSimulator:
             return None
         return {"status": self.orders[ref], "tracking": list(self.tracking.get(ref, []))}
 
+    def tracking_numbers(self, ref: str) -> list[tuple[str, str]]:
+        """The conformance kit's view: each tracking number the cart holds for ``ref``, with its carrier."""
+        return [(carrier, number) for carrier, number, _ in self.tracking.get(ref, [])]
+
     def fail_next(self, kind: str, count: int = 1) -> None:
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")

@@ -16,25 +16,31 @@ from .kit import (
 )
 from .simulator import (
     REQUIRED_FAULTS,
+    AnswerTransport,
     CartSimulator,
     CutTransport,
     SimulatorTransport,
+    SocketTransport,
     UnreachableTransport,
+    serve_app,
     simulator_transport,
 )
 
 __all__ = [
     "LABEL_SAMPLE",
     "REQUIRED_FAULTS",
+    "AnswerTransport",
     "CartSimulator",
     "ConnectorConformance",
     "CutTransport",
     "SimulatorTransport",
+    "SocketTransport",
     "UnreachableTransport",
     "capture_logs",
     "connector_test_class",
     "label_sample",
     "make_update",
+    "serve_app",
     "simulator_transport",
     "wrap_secrets",
 ]

@@ -34,7 +34,16 @@ from ..auth import TokenLogin
 from ..connector import ConnectionResult, Connector, RateLimit, StatusUpdate, Tracking
 from ..outcomes import SUCCESS, AlreadyDone, Delivered, Failed, Outcome, RetryLater
 from ..secrets import secret_values, wrap_secrets
-from .simulator import REQUIRED_FAULTS, CartSimulator, CutTransport, SimulatorTransport, UnreachableTransport
+from .simulator import (
+    REQUIRED_FAULTS,
+    AnswerTransport,
+    CartSimulator,
+    CutTransport,
+    SimulatorTransport,
+    SocketTransport,
+    UnreachableTransport,
+    serve_app,
+)
 
 T = TypeVar("T")
 
@@ -69,14 +78,18 @@ def logs_in(connector_class: type[Connector], settings: Mapping[str, Any]) -> bo
 
 
 def make_update(cart_order_ref: str, cart_status: str, *, tracking: Sequence[Tracking] = (),
-                note: str | None = None, order_number: str | None = None) -> StatusUpdate:
-    """A status update as the stack would hand it to a connector."""
+                note: str | None = None, order_number: str | None = None, status: str | None = None) -> StatusUpdate:
+    """A status update as the stack would hand it to a connector.
+
+    ``status`` (the order manager's label) is by default not ``cart_status`` (the label mapped for the
+    cart), so that a connector sending the wrong one is caught.
+    """
     return StatusUpdate(
         idempotency_key=str(uuid.uuid4()),
         store_id="kit",
         order_number=order_number or f"OM-{cart_order_ref}",
         cart_order_ref=cart_order_ref,
-        status=cart_status,
+        status=status or f"OM {cart_status}",
         cart_status=cart_status,
         previous_status="New",
         event="Order Shipped",
@@ -134,6 +147,7 @@ class ConnectorConformance:
     simulator: ClassVar[Callable[[], CartSimulator]]
     permanent_fault: ClassVar[str | None] = None
     bad_settings: ClassVar[tuple[dict[str, Any], ...]] = ()
+    refused_settings: ClassVar[dict[str, Any] | None] = None
     statuses: ClassVar[tuple[str, ...] | None] = None
     check_registration: ClassVar[bool] = True
     timeout_cap: ClassVar[float] = 0.5
@@ -146,7 +160,8 @@ class ConnectorConformance:
         sim = type(self).simulator()
         assert isinstance(sim, CartSimulator), (
             f"{type(sim).__name__} does not speak the simulator protocol: it needs app(), fail_next(kind, count), "
-            "add_order(ref, status), order_state(ref), requests, retry_after and permanent_fault "
+            "add_order(ref, status), order_state(ref), tracking_numbers(ref), requests, retry_after and "
+            "permanent_fault "
             "(see cartstatus.testing.simulator)")
         return sim
 
@@ -181,12 +196,32 @@ class ConnectorConformance:
         return ("Shipped", "Cancelled")
 
     def tracking(self) -> tuple[Tracking, ...]:
-        return (Tracking("UPS", "1Z999AA10123456784", "2024-05-01"),)
+        """Two numbers of two carriers: a connector that drops any, or sends only the first, is caught."""
+        return (Tracking("UPS", "1Z999AA10123456784", "2024-05-01"),
+                Tracking("FedEx", "794644790132", "2024-05-02"))
+
+    async def send(self, connector: Connector, update: StatusUpdate) -> Outcome:
+        """``connector.send(update)``, with a raise turned into the kit's message."""
+        try:
+            return await connector.send(update)
+        except Exception as exc:
+            raise AssertionError(
+                f"send() raised {type(exc).__name__}: {exc}. send() must return an Outcome (Delivered, "
+                "AlreadyDone, RetryLater or Failed) for anything the cart or the network does, never raise: "
+                "wrap its requests in self.outcome_of(...) with self.call(...)") from exc
 
     async def send_one(self, sim: CartSimulator, update: StatusUpdate,
                        transport: httpx.AsyncBaseTransport | None = None) -> Outcome:
         async with self.connector(transport or self.transport(sim)) as connector:
-            return await connector.send(update)
+            return await self.send(connector, update)
+
+    def assert_tracking(self, sim: CartSimulator, ref: str, label: str, what: str = "") -> None:
+        """The cart holds every tracking number sent, with its carrier, exactly once."""
+        held = sorted((str(c).casefold(), str(n)) for c, n in sim.tracking_numbers(ref))
+        sent = sorted((t.carrier.casefold(), t.number) for t in self.tracking())
+        assert held == sent, (
+            f"after label {label!r}{what} the cart holds tracking numbers {held!r}; it should hold each one sent, "
+            f"with its carrier, exactly once: {sent!r}")
 
     def state(self, sim: CartSimulator, ref: str) -> Any:
         """A snapshot of the cart's order (a copy, so that later changes cannot alter it)."""
@@ -205,10 +240,13 @@ class ConnectorConformance:
         sim.add_order("K-099")
         sim.add_order("K-100")
         async with self.connector(transport or self.transport(sim)) as connector:
-            first = await connector.send(make_update("K-099", label, tracking=self.tracking()))
+            first = await self.send(connector, make_update("K-099", label, tracking=self.tracking()))
             assert isinstance(first, SUCCESS), f"a good update, before the fault, gave {first!r}"
-            sim.fail_next(kind)
-            return await connector.send(make_update("K-100", label, tracking=self.tracking()))
+            if isinstance(transport, AnswerTransport) and kind.startswith("http_"):
+                transport.answer_next(int(kind.removeprefix("http_")))
+            else:
+                sim.fail_next(kind)
+            return await self.send(connector, make_update("K-100", label, tracking=self.tracking()))
 
     # -- declarations and settings ------------------------------------------
 
@@ -332,7 +370,7 @@ class ConnectorConformance:
                     sim.add_order(f"K-{100 + i}")
                     before = self.state(sim, f"K-{100 + i}")
                     update = make_update(f"K-{100 + i}", label, tracking=self.tracking(), note="kit")
-                    sent.append((label, before, await connector.send(update)))
+                    sent.append((label, before, await self.send(connector, update)))
                 return sent
 
         for i, (label, before, outcome) in enumerate(self.run(deliver())):
@@ -341,7 +379,9 @@ class ConnectorConformance:
                 f"label {label!r} to a known order gave {outcome!r}, not Delivered")
             state = self.state(sim, f"K-{100 + i}")
             assert state is not None and state.get("status") == label, (
-                f"after label {label!r} the cart says the order is {state!r}; it should have status {label!r}")
+                f"after label {label!r} the cart says the order is {state!r}; it should have status {label!r} "
+                "(send update.cart_status, the label mapped for the cart, not update.status)")
+            self.assert_tracking(sim, f"K-{100 + i}", label)
 
     def test_http_429_is_retry_later_with_the_carts_delay(self) -> None:
         sim = self.new_simulator()
@@ -354,6 +394,31 @@ class ConnectorConformance:
         outcome = self.run(self.send_with_fault(sim, "http_503"))
         assert isinstance(outcome, RetryLater), f"a 503 gave {outcome!r}, not RetryLater"
         self.assert_delay_honoured(outcome, sim)
+
+    def test_http_500_and_502_are_retry_later(self) -> None:
+        """A bare 500 or 502 page (the web server's or a proxy's, not the cart's refusal) is a passing fault."""
+        for status in (500, 502):
+            sim = self.new_simulator()
+            outcome = self.run(self.send_with_fault(sim, f"http_{status}", AnswerTransport(self.transport(sim))))
+            assert isinstance(outcome, RetryLater), (
+                f"a bare HTTP {status} page gave {outcome!r}, not RetryLater: a server error passes, retry it")
+
+    def test_an_update_for_an_order_the_cart_lacks_is_failed(self) -> None:
+        sim = self.new_simulator()
+        label = self.labels()[0]
+        sim.add_order("K-099")
+
+        async def deliver() -> tuple[Outcome, Outcome]:
+            async with self.connector(self.transport(sim)) as connector:
+                first = await self.send(connector, make_update("K-099", label))
+                return first, await self.send(connector, make_update("K-404", label, tracking=self.tracking()))
+
+        first, outcome = self.run(deliver())
+        assert isinstance(first, SUCCESS), f"a good update, before the unknown order, gave {first!r}"
+        assert isinstance(outcome, Failed), (
+            f"an update for order K-404, which the cart does not have, gave {outcome!r}: it must be Failed, "
+            "not retried, since retrying will never find the order")
+        assert outcome.reason.strip(), "Failed needs a reason a person can act on"
 
     def assert_delay_honoured(self, outcome: RetryLater, sim: CartSimulator) -> None:
         # Retry-After may be an HTTP date, good to the second; a connector may add a margin.
@@ -409,14 +474,15 @@ class ConnectorConformance:
                     ref = f"K-{100 + i}"
                     sim.add_order(ref)
                     update = make_update(ref, label, tracking=self.tracking(), note="kit")
-                    outcomes = [await connector.send(update)]
+                    outcomes = [await self.send(connector, update)]
                     states = [self.state(sim, ref)]
                     # A reply lost on the way: the same connector sends the record again ...
-                    outcomes.append(await connector.send(update))
+                    outcomes.append(await self.send(connector, update))
                     states.append(self.state(sim, ref))
                     # ... and a controller that crashed after sending sends it from a new connector.
                     outcomes.append(await self.send_one(sim, update))
                     states.append(self.state(sim, ref))
+                    self.assert_tracking(sim, ref, label, ", delivered three times,")
                     found.append((label, outcomes, states))
             return found
 
@@ -438,7 +504,7 @@ class ConnectorConformance:
             update = make_update("K-100", label, tracking=self.tracking(), note="kit")
             transport = CutTransport(self.transport(sim), after=after)
             async with self.connector(transport) as connector:
-                first = await connector.send(update)
+                first = await self.send(connector, update)
             again = None if after is None else await self.send_one(sim, update)
             return transport.requests, first, again, self.state(sim, "K-100")
 
@@ -472,11 +538,12 @@ class ConnectorConformance:
             async with self.connector(self.transport(sim)) as connector:
                 for ref in ("K-101", "K-102", "K-103", "K-104"):
                     sim.add_order(ref)
-                first = await asyncio.gather(*(connector.send(make_update(ref, label)) for ref in ("K-101", "K-102")))
-                first.append(await connector.send(make_update("K-103", label)))
+                first = await asyncio.gather(*(self.send(connector, make_update(ref, label))
+                                               for ref in ("K-101", "K-102")))
+                first.append(await self.send(connector, make_update("K-103", label)))
                 logins = int(sim.logins)  # type: ignore[attr-defined]
                 sim.expire_tokens()  # type: ignore[attr-defined]
-                later = await connector.send(make_update("K-104", label))
+                later = await self.send(connector, make_update("K-104", label))
                 return first, logins, later, int(sim.logins)  # type: ignore[attr-defined]
 
         first, logins, later, after = self.run(deliver())
@@ -498,7 +565,7 @@ class ConnectorConformance:
 
         async def single(sim: CartSimulator) -> list[Outcome]:
             async with self.connector(self.transport(sim)) as connector:
-                return [await connector.send(u) for u in updates]
+                return [await self.send(connector, u) for u in updates]
 
         async def batch(sim: CartSimulator) -> list[Outcome]:
             async with self.connector(self.transport(sim)) as connector:
@@ -545,6 +612,70 @@ class ConnectorConformance:
         assert not result.ok and result.detail.strip(), (
             f"a cart answering 503 must fail the connection test with a reason, got {result!r}")
 
+    def wrong_credentials(self) -> dict[str, Any]:
+        """``refused_settings``, else the example settings with every secret field made wrong."""
+        if self.refused_settings is not None:
+            return dict(self.refused_settings)
+        props = self.connector_class.settings_schema.get("properties", {})
+        return {k: f"wrong-{v}" if props.get(k, {}).get("secret") else v for k, v in self.settings.items()}
+
+    def test_connection_test_reports_a_refused_credential(self) -> None:
+        """A cart refusing the store's credential fails the connection test, in the cart's words."""
+        sim = self.new_simulator()
+        replies: list[httpx.Response] = []
+
+        class Recording(SimulatorTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                reply = await super().handle_async_request(request)
+                await reply.aread()
+                replies.append(reply)
+                return reply
+
+        settings = wrap_secrets(self.wrong_credentials(), self.connector_class.settings_schema)
+
+        async def check() -> ConnectionResult:
+            connector = self.connector_class(settings, transport=Recording(sim.app(), timeout_cap=self.timeout_cap))
+            try:
+                return await connector.test_connection()
+            finally:
+                await connector.aclose()
+
+        result = self.run(check())
+        assert isinstance(result, ConnectionResult), f"test_connection() returned {result!r}"
+        assert not result.ok, f"with a wrong credential the connection test passed: {result!r}"
+        assert replies, "with a wrong credential the connection test sent no request: it checks nothing"
+        said = [str(replies[-1].status_code), *re.findall(r"[A-Za-z]{4,}", replies[-1].text)]
+        assert any(word.casefold() in result.detail.casefold() for word in said), (
+            f"with a wrong credential the connection test says {result.detail!r}; it should give the cart's "
+            f"reason (its answer was HTTP {replies[-1].status_code}: {replies[-1].text[:200]!r})")
+
+    def test_delivers_over_a_real_socket(self) -> None:
+        """The connector against its simulator served on 127.0.0.1, not only through the in-process transport."""
+        sim = self.new_simulator()
+        labels = self.labels()
+
+        async def deliver(url: str) -> tuple[list[Outcome], ConnectionResult, int]:
+            transport = SocketTransport(url)
+            async with self.connector(transport) as connector:
+                result = await connector.test_connection()
+                outcomes = []
+                for i, label in enumerate(labels):
+                    sim.add_order(f"K-{100 + i}")
+                    outcomes.append(await self.send(connector, make_update(f"K-{100 + i}", label,
+                                                                           tracking=self.tracking())))
+            return outcomes, result, transport.requests
+
+        with serve_app(sim.app()) as url:
+            outcomes, result, requests = self.run(deliver(url))
+        assert requests >= len(labels), "the connector did not send through the socket"
+        assert result.ok, f"over a real socket the connection test failed: {result.detail}"
+        for i, (label, outcome) in enumerate(zip(labels, outcomes, strict=True)):
+            assert isinstance(outcome, Delivered), f"over a real socket label {label!r} gave {outcome!r}"
+            state = self.state(sim, f"K-{100 + i}")
+            assert state is not None and state.get("status") == label, (
+                f"over a real socket, after label {label!r} the cart says the order is {state!r}")
+            self.assert_tracking(sim, f"K-{100 + i}", label, " over a real socket")
+
     # -- the simulator and the plugin -----------------------------------------
 
     def test_simulator_speaks_the_fault_protocol(self) -> None:
@@ -583,6 +714,7 @@ def connector_test_class(
     timeout_cap: float = 0.5,
     partial_deliveries: bool = True,
     login: bool | None = None,
+    refused_settings: Mapping[str, Any] | None = None,
 ) -> type[ConnectorConformance]:
     """A pytest test class running every conformance check against ``connector_class``.
 
@@ -598,7 +730,10 @@ def connector_test_class(
     requests, cut off after each, ends as one delivery once sent again (False
     leaves that check out). ``login``: check that a login is kept per store and
     renewed once when refused; by default when ``http_auth()`` is a
-    :class:`~cartstatus.auth.TokenLogin`.
+    :class:`~cartstatus.auth.TokenLogin`. ``refused_settings``: settings whose
+    credential the simulator refuses (default: ``settings`` with every secret
+    field's value prefixed with ``wrong-``); the refused-credential check is
+    left out when there are neither these nor secret fields.
     """
     attrs: dict[str, Any] = {
         "__test__": True,
@@ -611,11 +746,16 @@ def connector_test_class(
         "statuses": tuple(statuses) if statuses else None,
         "check_registration": check_registration,
         "timeout_cap": timeout_cap,
+        "refused_settings": None if refused_settings is None else dict(refused_settings),
         "pytestmark": [pytest.mark.cartstatus_conformance],
     }
     # A check that does not apply is left out (None is not collected), rather than shown as skipped.
     if not partial_deliveries:
         attrs["test_a_repeat_after_a_partial_delivery_does_only_the_missing_steps"] = None
+    secret_fields = [k for k, p in connector_class.settings_schema.get("properties", {}).items()
+                     if p.get("secret") and k in settings]
+    if refused_settings is None and not secret_fields:
+        attrs["test_connection_test_reports_a_refused_credential"] = None
     if not (logs_in(connector_class, settings) if login is None else login):
         attrs["test_a_login_is_kept_for_the_store_and_renewed_once"] = None
     return type(f"Test{connector_class.__name__}Conformance", (ConnectorConformance,), attrs)

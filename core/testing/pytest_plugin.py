@@ -2,14 +2,16 @@
 
 It registers the ``cartstatus_conformance`` marker, which every kit check
 carries (``pytest -m cartstatus_conformance`` runs only them, and
-``--strict-markers`` suites accept it), and offers a ``cartstatus_update``
-fixture for a plugin's own tests. It loads no cartstatus plugins itself, so
+``--strict-markers`` suites accept it), and offers fixtures for a plugin's own
+tests: ``cartstatus_update`` (a status update factory) and ``cartstatus_serve``
+(serves any ASGI simulator on a free port of 127.0.0.1 for the test). It loads no cartstatus plugins itself, so
 ``CARTSTATUS_LOAD_PLUGINS`` set by a test still applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,3 +37,13 @@ def cartstatus_update() -> Callable[..., StatusUpdate]:
         return make_update(cart_order_ref, cart_status, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def cartstatus_serve() -> Iterator[Callable[[Any], str]]:
+    """``cartstatus_serve(simulator.app())`` serves the ASGI app on a free port of 127.0.0.1 until the test
+    ends and gives its base URL (``http://127.0.0.1:PORT``); send to it with ``SocketTransport(url)``."""
+    from cartstatus.testing.simulator import serve_app
+
+    with contextlib.ExitStack() as servers:
+        yield lambda app: servers.enter_context(serve_app(app))

@@ -19,16 +19,29 @@ be driven by the kit it offers:
 - ``add_order(ref, status="New")``: the cart has an order with reference ``ref``;
 - ``order_state(ref)``: what the cart holds for that order (a JSON-like mapping
   with at least ``status``, in the connector's vocabulary, and anything a
-  delivery creates, such as shipments), or None when it has no such order.
+  delivery creates, such as shipments), or None when it has no such order;
+- ``tracking_numbers(ref)``: every tracking number the cart holds for that
+  order, as ``(carrier, number)`` pairs, one pair per record the cart keeps (a
+  number recorded twice is listed twice), the carrier by its name (a cart
+  that stores carrier codes gives the name it knows them by; the kit compares
+  names without regard to case). The kit checks that each number it sent is
+  there exactly once, with its carrier.
+
+A simulator can also be served over a real socket: :func:`serve_app` serves
+any ASGI app on a free port of 127.0.0.1, and :class:`SocketTransport` sends a
+connector's requests there, whatever host its settings name.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
+
+from ..serve import serve_in_thread
 
 #: The fault kinds every simulator must offer (plus its ``permanent_fault``).
 REQUIRED_FAULTS = ("http_429", "http_503", "timeout")
@@ -54,6 +67,8 @@ class CartSimulator(Protocol):
     def add_order(self, ref: str, status: str = "New") -> None: ...
 
     def order_state(self, ref: str) -> Mapping[str, Any] | None: ...
+
+    def tracking_numbers(self, ref: str) -> Sequence[tuple[str, str]]: ...
 
 
 class SimulatorTransport(httpx.AsyncBaseTransport):
@@ -122,6 +137,56 @@ class CutTransport(httpx.AsyncBaseTransport):
         self.requests += 1
         if self.after is not None and self.requests > self.after:
             raise httpx.ConnectError(f"connection lost after {self.after} requests", request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class AnswerTransport(httpx.AsyncBaseTransport):
+    """Another transport, in front of which ``answer_next(status)`` makes the next requests get a bare
+    ``status`` page (a web server's or a proxy's, not the cart's own error body), without reaching the cart."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+        self.pending: list[int] = []
+
+    def answer_next(self, status: int, count: int = 1) -> None:
+        self.pending.extend([status] * count)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.pending:
+            status = self.pending.pop(0)
+            return httpx.Response(status, headers={"content-type": "text/html"},
+                                  text=f"<html><body><h1>{status} {httpx.codes.get_reason_phrase(status)}</h1>"
+                                       "</body></html>")
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@contextlib.contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve the ASGI ``app`` (a simulator's ``app()``) on a free port of 127.0.0.1 until the block ends;
+    yields its base URL (``http://127.0.0.1:PORT``). The socket is bound before the server starts."""
+    with serve_in_thread(app, lifespan="off") as url:
+        yield url
+
+
+class SocketTransport(httpx.AsyncBaseTransport):
+    """Sends every request over a real TCP socket to ``base_url`` (from :func:`serve_app`), keeping its
+    path and query: a connector whose settings name ``http://cart.test`` reaches the served simulator."""
+
+    def __init__(self, base_url: str) -> None:
+        self._target = httpx.URL(base_url)
+        self._inner = httpx.AsyncHTTPTransport()
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        request.url = request.url.copy_with(scheme=self._target.scheme, host=self._target.host,
+                                            port=self._target.port)
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cartstatus import Connector, Delivered, Failed, Outcome, RetryLater, StatusUpdate, TokenLogin
+from cartstatus import ConnectionResult, Connector, Delivered, Failed, Outcome, RetryLater, StatusUpdate, TokenLogin
 from cartstatus.connectors.seti import SetiConnector
 from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.scaffold import generate
@@ -20,6 +20,7 @@ from cartstatus.testing import (
     LABEL_SAMPLE,
     ConnectorConformance,
     CutTransport,
+    SocketTransport,
     connector_test_class,
     label_sample,
     make_update,
@@ -459,3 +460,132 @@ def test_a_login_token_in_an_outcome_fails(scaffolded: dict[str, ModuleType]) ->
 
     fails(scaffold_kit(scaffolded["login"], LeakyToken).test_secrets_never_in_logs_or_errors,
           "a secret appears in an outcome")
+
+
+# -- the stricter kit: what the cart received, unknown orders, server errors, credentials, sockets ------------------
+
+def sending(name: str, change: Callable[[StatusUpdate], StatusUpdate]) -> type[SetiConnector]:
+    """A seti connector that sends ``change(update)`` instead of the update: a broken connector in a line."""
+
+    async def send(self: SetiConnector, update: StatusUpdate) -> Outcome:
+        return await SetiConnector.send(self, change(update))
+
+    return type(name.title(), (SetiConnector,), {"name": name, "send": send})
+
+
+def test_the_kits_updates_tell_the_two_labels_apart() -> None:
+    update = make_update("K-1", "Shipped")
+    assert (update.status, update.cart_status) == ("OM Shipped", "Shipped")
+    assert len({t.carrier for t in kit(SetiConnector).tracking()}) == 2
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda u: dataclasses.replace(u, tracking=()), r"the cart holds tracking numbers \[\]"),
+    (lambda u: dataclasses.replace(u, tracking=u.tracking[:1]), r"holds tracking numbers \[\('ups'"),
+    (lambda u: dataclasses.replace(u, tracking=u.tracking * 2), "exactly once"),
+    (lambda u: dataclasses.replace(u, cart_status=u.status), "not update.status"),
+], ids=["drops-tracking", "first-number-only", "every-number-twice", "sends-status"])
+def test_a_connector_that_sends_the_wrong_data_fails(change: Callable[[StatusUpdate], StatusUpdate],
+                                                    match: str) -> None:
+    check = kit(sending("wrongdata", change))
+    fails(check.test_delivers_every_status_label, match)
+    fails(check.test_delivers_over_a_real_socket, "over a real socket")
+
+
+def test_a_carrier_lost_on_the_way_fails() -> None:
+    lost = sending("nocarrier", lambda u: dataclasses.replace(
+        u, tracking=tuple(dataclasses.replace(t, carrier="") for t in u.tracking)))
+    fails(kit(lost).test_delivers_every_status_label, "with its carrier, exactly once")
+
+
+#: Claims a delivery whatever the cart said.
+Blind = altered("blind", lambda c, o: Delivered("sent") if isinstance(o, Failed) else o)
+
+
+@pytest.mark.parametrize(("connector", "match"), [(Stubborn, "gave RetryLater"), (Blind, "gave Delivered")])
+def test_an_unknown_order_not_failed_fails(connector: type[SetiConnector], match: str) -> None:
+    fails(kit(connector).test_an_update_for_an_order_the_cart_lacks_is_failed, match)
+
+
+#: Takes a proxy's 502 for a permanent refusal.
+ProxyShy = altered("proxyshy", lambda c, o: Failed(o.reason) if isinstance(o, RetryLater) and "502" in o.reason else o)
+
+
+def test_server_errors_taken_as_permanent_fail() -> None:
+    fails(kit(Impatient).test_http_500_and_502_are_retry_later, "a bare HTTP 500 page gave Failed")
+    fails(kit(ProxyShy).test_http_500_and_502_are_retry_later, "a bare HTTP 502 page gave Failed")
+
+
+class Trusting(SetiConnector):
+    """Reports a working connection without asking the cart."""
+
+    name = "trusting"
+
+    async def test_connection(self) -> ConnectionResult:
+        return ConnectionResult(True, "configured")
+
+
+class Vague(SetiConnector):
+    """Fails the connection test without the cart's reason."""
+
+    name = "vague"
+
+    async def test_connection(self) -> ConnectionResult:
+        result = await super().test_connection()
+        return result if result.ok else ConnectionResult(False, "connection test failed")
+
+
+def test_a_refused_credential_reported_as_working_or_without_the_reason_fails() -> None:
+    fails(kit(Trusting).test_connection_test_reports_a_refused_credential, "the connection test passed")
+    fails(kit(Vague).test_connection_test_reports_a_refused_credential, "it should give the cart's reason")
+    kit(SetiConnector).test_connection_test_reports_a_refused_credential()  # the cart's words: passes
+
+
+def test_the_refused_credential_check_is_left_out_only_with_nothing_to_refuse() -> None:
+    class Open(SetiConnector):
+        name = "open"
+        settings_schema = {**SetiConnector.settings_schema, "properties": {
+            k: {kk: vv for kk, vv in p.items() if kk != "secret"}
+            for k, p in SetiConnector.settings_schema["properties"].items()}}
+
+    check = "test_connection_test_reports_a_refused_credential"
+    assert getattr(connector_test_class(Open, settings=SETTINGS, simulator=sim), check) is None
+    assert callable(getattr(connector_test_class(Open, settings=SETTINGS, simulator=sim,
+                                                 refused_settings={**SETTINGS, "password": "nope-nope"}), check))
+
+
+class HandMade(SetiConnector):
+    """Sets its own Content-Length: the in-process transport reads the whole body anyway, a server does not."""
+
+    name = "handmade"
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        self.client.headers["Content-Length"] = "7"
+        return await super().send(update)
+
+
+def test_a_connector_that_works_only_in_process_fails_over_a_real_socket() -> None:
+    check = kit(HandMade)
+    check.test_delivers_every_status_label()  # in memory it looks fine
+    fails(check.test_delivers_over_a_real_socket, "Content-Length")
+
+
+def test_the_serve_fixture_serves_a_simulator_on_127_0_0_1(cartstatus_serve: Callable[[Any], str]) -> None:
+    cart = sim_with_order()
+    url = cartstatus_serve(cart.app())
+    assert url.startswith("http://127.0.0.1:")
+    check = kit(SetiConnector)
+    transport = SocketTransport(url)
+    outcome = check.run(check.send_one(cart, make_update("K-1", "Shipped", tracking=check.tracking()), transport))
+    assert isinstance(outcome, Delivered) and transport.requests >= 1
+    assert cart.tracking_numbers("K-1") == [(t.carrier, t.number) for t in check.tracking()]
+
+
+def raising(self: SetiConnector, update: StatusUpdate) -> Outcome:
+    raise KeyError("tracking")
+
+
+def test_a_send_that_raises_fails_with_the_kits_message() -> None:
+    Raiser = type("Raiser", (SetiConnector,), {"name": "raiser", "send": raising})
+    fails(kit(Raiser).test_delivers_every_status_label, r"send\(\) raised KeyError: 'tracking'. send\(\) must "
+          "return an Outcome")

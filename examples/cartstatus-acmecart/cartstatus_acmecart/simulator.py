@@ -58,6 +58,10 @@ class AcmeCartSimulator:
         order = self.orders.get(ref)
         return None if order is None else {"status": order["status"], "shipments": list(order["shipments"])}
 
+    def tracking_numbers(self, ref: str) -> list[tuple[str, str]]:
+        order = self.orders.get(ref)
+        return [] if order is None else [(s["carrier"], s["tracking_number"]) for s in order["shipments"]]
+
     def fail_next(self, kind: str, count: int = 1) -> None:
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
