@@ -468,7 +468,8 @@ class StackController:
                         deadline = self._deadline_for(queue[0])
                         while queue and len(sending) < settings.concurrency and in_flight.get(key, 0) < limit:
                             wait = pacer.wait(clock)
-                            if wait > 0:  # the store's limit is reached: its records wait, unleased time uncounted
+                            # The store's limit is reached: its records wait here, before the lease left is read.
+                            if wait > 0:
                                 paced_until = min(paced_until or math.inf, clock + wait)
                                 break
                             record = queue.popleft()
