@@ -82,11 +82,21 @@ class StatusUpdate:
 
 @dataclass(frozen=True)
 class RateLimit:
-    """A cart's published request limit."""
+    """A cart's published request limit: the stack controller starts at most
+    ``requests`` sends to one store in any ``per_seconds`` (a sliding window, no burst beyond it)."""
 
     requests: int
     per_seconds: float
     note: str = ""
+
+
+@dataclass(frozen=True)
+class LimitHint:
+    """What a reply's headers said of the cart's limit (see :meth:`Connector.limit_hint`)."""
+
+    remaining: int | None  # calls left until the reset; 0 holds the store
+    reset_in: float | None  # seconds until the cart's window resets
+    at: float  # time.monotonic() when the reply was read
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,7 @@ class Connector:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._held_mask: tuple[tuple[str, ...], SecretMask] = ((), SecretMask())
+        self._limit_hint: LimitHint | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({mask_secrets(self.settings)!r})"
@@ -228,6 +239,25 @@ class Connector:
         auth = self.__dict__.get("_auth")  # not made here: a connector that never sent holds none
         return auth.held_secrets if isinstance(auth, HoldsSecrets) else ()
 
+    # -- the cart's limit ----------------------------------------------------
+
+    def limit_hint(self, *, remaining: int | None = None, reset_in: float | None = None) -> None:
+        """Tell the stack controller what the cart's reply said of its limit, for this store.
+
+        ``remaining``: calls left until the reset (0 holds every send to this
+        store until then, or for the declared ``per_seconds`` when the reset is
+        unknown); ``reset_in``: seconds until the cart's window resets. Call it
+        from :meth:`classify` or :meth:`send` with the cart's own headers
+        (``X-Rate-Limit-Requests-Left``, ``X-Rate-Limit-Time-Reset-Ms``...). A 429
+        with ``Retry-After`` read by :meth:`call` does it for you. The latest hint wins.
+        """
+        self._limit_hint = LimitHint(remaining, reset_in, time.monotonic())
+
+    def take_limit_hint(self) -> LimitHint | None:
+        """The latest hint not yet taken (the controller takes it after each send)."""
+        hint, self._limit_hint = self._limit_hint, None
+        return hint
+
     # -- reading replies -----------------------------------------------------
 
     def classify(self, response: httpx.Response) -> Outcome | None:
@@ -247,7 +277,11 @@ class Connector:
         :meth:`classify` first, then :func:`outcome_for_http_error`.
         """
         outcome = self.classify(response)
-        return outcome if outcome is not None else outcome_for_http_error(response)
+        if outcome is None:
+            outcome = outcome_for_http_error(response)
+            if response.status_code == 429 and isinstance(outcome, RetryLater) and outcome.delay is not None:
+                self.limit_hint(remaining=0, reset_in=outcome.delay)  # the whole store is throttled
+        return outcome
 
     async def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request to the cart through :attr:`client`: the reply, when it lets the send go on.

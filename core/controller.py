@@ -22,9 +22,10 @@ import httpx
 import sqlalchemy as sa
 
 from .config import Config, ControllerSettings
-from .connector import Connector, outcome_for_transport_error, reason_text
+from .connector import Connector, RateLimit, outcome_for_transport_error, reason_text
 from .outcomes import SUCCESS, Failed, Outcome, RetryLater, outcome_detail
 from .plugins import get_connectors, notify_delivered, notify_parked
+from .ratelimits import Pacer
 from .routing import OSS_CONNECTOR
 from .stack import HEARTBEAT_STALE_SECONDS, Stack, StackRecord
 from .storage import stack as stack_table
@@ -152,6 +153,14 @@ class StackController:
         if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
             cap = None
         return min(cap or self.settings.concurrency, self.settings.concurrency)
+
+    def _pacer(self, record: StackRecord) -> Pacer:
+        """The pace of sends to the record's store and destination: its connector's ``rate_limit``."""
+        try:
+            limit = getattr(self.connector_for(record), "rate_limit", None)
+        except Exception:
+            limit = None  # the send fails at once with the reason
+        return Pacer(limit if isinstance(limit, RateLimit) else None)
 
     def connector_for(self, record: StackRecord) -> Connector:
         key = (record.store_id, record.destination)
@@ -364,6 +373,10 @@ class StackController:
         waiting_count = 0
         in_flight: dict[tuple[str, str], int] = {}
         caps: dict[tuple[str, str], int] = {}
+        # Each store's pace (Connector.rate_limit and the cart's hints): a record waits for it
+        # in ``pending``, before its send's deadline starts and before its lease is looked at.
+        pacers: dict[tuple[str, str], Pacer] = {}
+        paced_until = 0.0  # monotonic time a paced store may send again (0: none waits)
         expiring: list[StackRecord] = []
         sending: dict[asyncio.Task[Outcome], StackRecord] = {}
         done: list[tuple[StackRecord, Outcome]] = []
@@ -380,7 +393,12 @@ class StackController:
 
         def sent(task: asyncio.Task[Outcome]) -> None:
             record = sending.pop(task)
-            in_flight[(record.store_id, record.destination)] -= 1
+            key = (record.store_id, record.destination)
+            in_flight[key] -= 1
+            connector = self._connectors.get(key)
+            hint = connector.take_limit_hint() if connector is not None else None
+            if hint is not None and key in pacers:
+                pacers[key].hint(hint)
             if not task.cancelled():
                 done.append((record, task.result()))
             else:
@@ -439,13 +457,21 @@ class StackController:
                 if not self._stopping and len(sending) < settings.concurrency:
                     busy = sum(1 for k, q in pending.items() if q or in_flight.get(k))
                     share = max(1, settings.concurrency // max(1, busy))
+                    clock = time.monotonic()
+                    paced_until = 0.0
                     for key, queue in pending.items():
                         if not queue:
                             continue
                         cap = caps.get(key) or caps.setdefault(key, self._cap(queue[0]))
+                        pacer = pacers.get(key) or pacers.setdefault(key, self._pacer(queue[0]))
                         limit = min(cap, share)
                         deadline = self._deadline_for(queue[0])
                         while queue and len(sending) < settings.concurrency and in_flight.get(key, 0) < limit:
+                            wait = pacer.wait(clock)
+                            # The store's limit is reached: its records wait here, before the lease left is read.
+                            if wait > 0:
+                                paced_until = min(paced_until or math.inf, clock + wait)
+                                break
                             record = queue.popleft()
                             waiting_count -= 1
                             # The send must end inside the lease, less the margin: its deadline is
@@ -456,6 +482,7 @@ class StackController:
                                 expiring.append(record)
                                 lease_end.pop(record.id, None)
                                 continue
+                            pacer.took(clock)
                             task = asyncio.ensure_future(self._send(record, min(deadline, left)))
                             sending[task] = record
                             in_flight[key] = in_flight.get(key, 0) + 1
@@ -511,6 +538,8 @@ class StackController:
                         timeout = max(0.0, min(timeout, last_settle + SETTLE_SECONDS - time.monotonic()))
                     if not db_ready:
                         timeout = max(0.0, min(timeout, db_paused_until - time.monotonic()))
+                    if paced_until > time.monotonic():  # a paced store may send again then
+                        timeout = min(timeout, paced_until - time.monotonic())
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(timeout):
                             await changed.wait()
