@@ -59,8 +59,8 @@ KILLS = 20
 KILL_AFTER_LEASE = (0.0, 0.8)
 # A cart's normal reply must come well inside the timeout even on a loaded 2-core machine: a reply cut by
 # the deadline after the cart applied it is a duplicate no kill explains. Hangs and trickles still outlast it.
-LEASE_SECONDS = 4.0
-CART_TIMEOUT = 1.5
+LEASE_SECONDS = 8.0
+CART_TIMEOUT = 3.0
 GIVE_UP_SECONDS = 300.0
 
 
