@@ -62,7 +62,7 @@ def backoff_delay(attempts: int, settings: ControllerSettings, hint: float | Non
 
 
 def _for_people(seconds: float) -> str:
-    """3 days, 5 hours, 40 minutes, 12 s: how long a horizon or a run of failures is."""
+    """How long a horizon or a run of failures is, in its largest sensible unit ("3 days", "60 minutes", "12 s")."""
     for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
         if seconds >= 2 * size:
             return f"{seconds / size:.3g} {unit}"
@@ -168,21 +168,15 @@ class StackController:
             self._connectors[key] = self.connector_factory(record)
         return self._connectors[key]
 
-    def _deadline(self, connector: Connector) -> float:
-        """The total deadline of one send through ``connector``: its timeout, within what a lease allows."""
-        try:
-            timeout = connector.timeout_for(connector.settings)
-        except Exception:
-            timeout = self.settings.longest_send
-        if not math.isfinite(timeout) or timeout <= 0:
-            timeout = self.settings.longest_send
-        return min(timeout, self.settings.longest_send)
-
     def _deadline_for(self, record: StackRecord) -> float:
+        """The total deadline of one send of ``record``: its connector's timeout, within what a lease allows."""
+        longest = self.settings.longest_send
         try:
-            return self._deadline(self.connector_for(record))
-        except Exception:
-            return self.settings.longest_send
+            connector = self.connector_for(record)
+            timeout = float(connector.timeout_for(connector.settings))
+        except Exception:  # no connector (the send fails at once, with the reason) or no timeout declared
+            return longest
+        return min(timeout, longest) if math.isfinite(timeout) and timeout > 0 else longest
 
     def _scrub(self, record: StackRecord, text: str) -> str:
         """``text`` as it may be stored and shown: the store's secrets masked, then cut."""
@@ -373,6 +367,7 @@ class StackController:
         waiting_count = 0
         in_flight: dict[tuple[str, str], int] = {}
         caps: dict[tuple[str, str], int] = {}
+        deadlines: dict[tuple[str, str], float] = {}  # a send's total deadline, per (store, destination)
         # Each store's pace (Connector.rate_limit and the cart's hints): a record waits for it
         # in ``pending``, before its send's deadline starts and before its lease is looked at.
         pacers: dict[tuple[str, str], Pacer] = {}
@@ -465,7 +460,7 @@ class StackController:
                         cap = caps.get(key) or caps.setdefault(key, self._cap(queue[0]))
                         pacer = pacers.get(key) or pacers.setdefault(key, self._pacer(queue[0]))
                         limit = min(cap, share)
-                        deadline = self._deadline_for(queue[0])
+                        deadline = deadlines.get(key) or deadlines.setdefault(key, self._deadline_for(queue[0]))
                         while queue and len(sending) < settings.concurrency and in_flight.get(key, 0) < limit:
                             wait = pacer.wait(clock)
                             # The store's limit is reached: its records wait here, before the lease left is read.
