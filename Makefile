@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean services-up services-down
+.PHONY: demo test lint typecheck bench cassettes clean services-up services-down
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@scripts/test-services.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Records every connector's cassettes again from its simulator (tests/connectors/cassettes.py).
+cassettes: $(STAMP)
+	CARTSTATUS_RECORD_CASSETTES=1 $(BIN)/python -m pytest -q tests/connectors -k cassettes
 
 lint: $(STAMP)
 	@scripts/lint.sh $(BIN)

@@ -266,13 +266,15 @@ def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: Connec
             unfit = _timeout_unfit(cls, settings, cfg.controller)
             if unfit:
                 bad(["stores", i, *unfit[0]], unfit[1])
-        cfg.stores[sid] = Store(
-            id=sid,
-            cart=raw["cart"],
-            connector=settings,
-            status_map={k: str(v) for k, v in raw.get("status_map", {}).items()},
-            oss=oss,
-        )
+        own_map = {k: str(v) for k, v in raw.get("status_map", {}).items()}
+        status_map = {**(cls.default_status_map if cls is not None else {}), **own_map}
+        if cls is not None and cls.status_vocabulary is not None:
+            for label, value, event in _unmapped_labels(cfg, status_map, cls.status_vocabulary):
+                bad(["stores", i, "status_map" if "status_map" in raw else "cart"],
+                    f"event {event!r} notifies the cart with label {label!r}, which maps to {value!r}: not one of "
+                    f"{cls.name}'s statuses ({', '.join(cls.status_vocabulary)}); map it in status_map, "
+                    f"for example {label}: {cls.status_vocabulary[0]}")
+        cfg.stores[sid] = Store(id=sid, cart=raw["cart"], connector=settings, status_map=status_map, oss=oss)
 
     url = data.get("stack", {}).get("url", "sqlite:///cartstatus.db")
     try:
@@ -287,6 +289,14 @@ def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: Connec
     if problems:
         raise ConfigError(sorted(problems, key=lambda q: (q.line or 0)))
     return cfg
+
+
+def _unmapped_labels(cfg: Config, status_map: dict[str, str],
+                     vocabulary: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(label, mapped value, event) for each Notify Cart event whose label the cart would refuse."""
+    return [(e.order_status, status_map.get(e.order_status, e.order_status), e.event)
+            for e in cfg.status_events.values()
+            if e.notify_cart and status_map.get(e.order_status, e.order_status) not in vocabulary]
 
 
 def _timeout_unfit(cls: type[Connector], settings: dict[str, Any],

@@ -149,6 +149,9 @@ class Connector:
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     #: The cart's fixed status vocabulary, or None when the cart takes any label.
     status_vocabulary: ClassVar[tuple[str, ...] | None] = None
+    #: The cart's own value for each standard label (those "Load Default Status Events" writes:
+    #: Shipped, Cancelled...), used where a store's ``status_map`` does not name the label.
+    default_status_map: ClassVar[Mapping[str, str]] = {}
     #: The cart's published request limit, if any.
     rate_limit: ClassVar[RateLimit | None] = None
     #: Whether the cart has a real batch call.

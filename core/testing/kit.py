@@ -32,12 +32,14 @@ import pytest
 
 from ..auth import TokenLogin
 from ..connector import ConnectionResult, Connector, RateLimit, StatusUpdate, Tracking
+from ..events import DEFAULT_STATUS_EVENTS
 from ..outcomes import SUCCESS, AlreadyDone, Delivered, Failed, Outcome, RetryLater
 from ..secrets import secret_values, wrap_secrets
 from .simulator import (
     REQUIRED_FAULTS,
     AnswerTransport,
     CartSimulator,
+    CheckedTransport,
     CutTransport,
     SimulatorTransport,
     SocketTransport,
@@ -151,6 +153,9 @@ class ConnectorConformance:
     statuses: ClassVar[tuple[str, ...] | None] = None
     check_registration: ClassVar[bool] = True
     timeout_cap: ClassVar[float] = 0.5
+    #: Looks at every request the connector sends to its simulator and raises when it breaks the cart's
+    #: API description (see ``check_request`` of :func:`connector_test_class`); None checks nothing.
+    check_request: ClassVar[Callable[[httpx.Request], object] | None] = None
     #: Secrets the connectors of this check obtained at run time (a login's tokens).
     held: list[str]
 
@@ -177,8 +182,27 @@ class ConnectorConformance:
             self.__dict__.setdefault("held", []).extend(connector.held_secrets())
             await connector.aclose()
 
-    def transport(self, sim: CartSimulator) -> SimulatorTransport:
-        return SimulatorTransport(sim.app(), timeout_cap=self.timeout_cap)
+    def transport(self, sim: CartSimulator) -> httpx.AsyncBaseTransport:
+        return self.checked(SimulatorTransport(sim.app(), timeout_cap=self.timeout_cap))
+
+    def checked(self, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        """``transport``, with every request looked at by ``check_request`` when there is one."""
+        check = type(self).check_request
+        if check is None:
+            return transport
+        return CheckedTransport(transport, check, self.__dict__.setdefault("request_problems", []))
+
+    @pytest.fixture(autouse=True)
+    def _requests_follow_the_carts_description(self) -> Iterator[None]:
+        """After each check: every request sent passed ``check_request``."""
+        yield
+        self.assert_requests_follow_the_description()
+
+    def assert_requests_follow_the_description(self) -> None:
+        problems = self.__dict__.setdefault("request_problems", [])
+        assert not problems, (
+            f"{len(problems)} request(s) the connector sent break the cart's API description:\n  "
+            + "\n  ".join(dict.fromkeys(problems)))
 
     def run(self, coro: Awaitable[T]) -> T:
         async def main() -> T:
@@ -264,6 +288,21 @@ class ConnectorConformance:
         assert cls.rate_limit is None or isinstance(cls.rate_limit, RateLimit), (
             f"{cls.__name__}.rate_limit must be a RateLimit or None")
         assert isinstance(cls.supports_batch, bool), f"{cls.__name__}.supports_batch must be True or False"
+
+    def test_default_status_map_gives_the_carts_own_values(self) -> None:
+        cls = self.connector_class
+        mapping = cls.default_status_map
+        assert isinstance(mapping, Mapping) and all(isinstance(v, str) and v for v in mapping.values()), (
+            f"{cls.__name__}.default_status_map must map labels to the cart's own values (strings), got {mapping!r}")
+        standard = {label for _, label, _ in DEFAULT_STATUS_EVENTS}
+        unknown = sorted(set(mapping) - standard)
+        assert not unknown, (
+            f"{cls.__name__}.default_status_map maps {unknown!r}, which are not standard labels; the standard "
+            f"labels are {sorted(standard)!r} (a merchant's own labels go in the store's status_map)")
+        if cls.status_vocabulary is not None:
+            outside = {k: v for k, v in mapping.items() if v not in cls.status_vocabulary}
+            assert not outside, (
+                f"{cls.__name__}.default_status_map gives values outside status_vocabulary: {outside!r}")
 
     def test_settings_schema_is_valid_json_schema(self) -> None:
         schema = self.connector_class.settings_schema
@@ -427,8 +466,8 @@ class ConnectorConformance:
 
     def test_timeout_is_retry_later(self) -> None:
         sim = self.new_simulator()
-        transport = self.transport(sim)
-        outcome = self.run(self.send_with_fault(sim, "timeout", transport))
+        transport = SimulatorTransport(sim.app(), timeout_cap=self.timeout_cap)
+        outcome = self.run(self.send_with_fault(sim, "timeout", self.checked(transport)))
         assert transport.untimed == 0, (
             "the connector sent a request with no timeout: a cart that never answers would hold it forever")
         assert isinstance(outcome, RetryLater), f"a cart that never answered gave {outcome!r}, not RetryLater"
@@ -634,7 +673,8 @@ class ConnectorConformance:
         settings = wrap_secrets(self.wrong_credentials(), self.connector_class.settings_schema)
 
         async def check() -> ConnectionResult:
-            connector = self.connector_class(settings, transport=Recording(sim.app(), timeout_cap=self.timeout_cap))
+            connector = self.connector_class(
+                settings, transport=self.checked(Recording(sim.app(), timeout_cap=self.timeout_cap)))
             try:
                 return await connector.test_connection()
             finally:
@@ -656,7 +696,7 @@ class ConnectorConformance:
 
         async def deliver(url: str) -> tuple[list[Outcome], ConnectionResult, int]:
             transport = SocketTransport(url)
-            async with self.connector(transport) as connector:
+            async with self.connector(self.checked(transport)) as connector:
                 result = await connector.test_connection()
                 outcomes = []
                 for i, label in enumerate(labels):
@@ -715,6 +755,7 @@ def connector_test_class(
     partial_deliveries: bool = True,
     login: bool | None = None,
     refused_settings: Mapping[str, Any] | None = None,
+    check_request: Callable[[httpx.Request], object] | None = None,
 ) -> type[ConnectorConformance]:
     """A pytest test class running every conformance check against ``connector_class``.
 
@@ -733,7 +774,10 @@ def connector_test_class(
     :class:`~cartstatus.auth.TokenLogin`. ``refused_settings``: settings whose
     credential the simulator refuses (default: ``settings`` with every secret
     field's value prefixed with ``wrong-``); the refused-credential check is
-    left out when there are neither these nor secret fields.
+    left out when there are neither these nor secret fields. ``check_request``:
+    called with every request the connector sends to the simulator (body read);
+    it raises when the request breaks the cart's own API description (an
+    OpenAPI validator, for example), and each check then fails listing them.
     """
     attrs: dict[str, Any] = {
         "__test__": True,
@@ -747,6 +791,7 @@ def connector_test_class(
         "check_registration": check_registration,
         "timeout_cap": timeout_cap,
         "refused_settings": None if refused_settings is None else dict(refused_settings),
+        "check_request": None if check_request is None else staticmethod(check_request),
         "pytestmark": [pytest.mark.cartstatus_conformance],
     }
     # A check that does not apply is left out (None is not collected), rather than shown as skipped.

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
@@ -107,6 +107,30 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
 def simulator_transport(simulator: CartSimulator, *, timeout_cap: float | None = 0.5) -> SimulatorTransport:
     """An httpx transport that sends to ``simulator`` in memory: no sockets, no patching."""
     return SimulatorTransport(simulator.app(), timeout_cap=timeout_cap)
+
+
+class CheckedTransport(httpx.AsyncBaseTransport):
+    """Another transport, in front of which ``check(request)`` looks at every request before it goes on:
+    an exception it raises (the request breaks the cart's API description) is kept in ``problems``
+    as ``"METHOD /path: message"``, and the request still goes on, so the check fails with every problem
+    rather than the connector with a surprise."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, check: Callable[[httpx.Request], object],
+                 problems: list[str]) -> None:
+        self._inner = inner
+        self._check = check
+        self.problems = problems
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        try:
+            self._check(request)
+        except Exception as exc:
+            self.problems.append(f"{request.method} {request.url.raw_path.decode()}: {exc}")
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class UnreachableTransport(httpx.AsyncBaseTransport):

@@ -589,3 +589,44 @@ def test_a_send_that_raises_fails_with_the_kits_message() -> None:
     Raiser = type("Raiser", (SetiConnector,), {"name": "raiser", "send": raising})
     fails(kit(Raiser).test_delivers_every_status_label, r"send\(\) raised KeyError: 'tracking'. send\(\) must "
           "return an Outcome")
+
+
+def refuse_orderstatus(request: httpx.Request) -> None:
+    """A stand-in for an API description: the script takes no ``orderstatus`` of more than 8 characters."""
+    form = dict(httpx.QueryParams(request.content.decode()))
+    if len(form.get("orderstatus", "")) > 8:
+        raise ValueError(f"orderstatus {form['orderstatus']!r} is longer than 8 characters")
+
+
+def test_a_request_that_breaks_the_carts_description_fails_every_check_that_sent_it() -> None:
+    checked = kit(SetiConnector, statuses=["Shipped", "Cancelled-by-shop"], check_request=refuse_orderstatus)
+    checked.test_delivers_every_status_label()  # the cart took it: the description is what fails
+    with pytest.raises(AssertionError, match=r"break the cart's API description:\n  POST /seom.php: orderstatus"):
+        checked.assert_requests_follow_the_description()
+
+
+def test_requests_that_follow_the_description_pass() -> None:
+    checked = kit(SetiConnector, statuses=["Shipped"], check_request=refuse_orderstatus)
+    checked.test_delivers_every_status_label()
+    checked.test_delivers_over_a_real_socket()
+    checked.assert_requests_follow_the_description()
+    assert checked.__dict__["request_problems"] == []
+
+
+class MapsOutside(SetiConnector):
+    name = "maps-outside"
+    status_vocabulary = ("Shipped", "Cancelled")
+    default_status_map = {"Shipped": "Shipped", "Delivered": "delivered"}
+
+
+class MapsUnknownLabel(SetiConnector):
+    name = "maps-unknown"
+    default_status_map = {"Shiped": "shipped"}
+
+
+def test_a_default_status_map_outside_the_vocabulary_fails() -> None:
+    fails(kit(MapsOutside).test_default_status_map_gives_the_carts_own_values, "outside status_vocabulary")
+
+
+def test_a_default_status_map_of_labels_that_are_not_standard_fails() -> None:
+    fails(kit(MapsUnknownLabel).test_default_status_map_gives_the_carts_own_values, r"\['Shiped'\].*not standard")
