@@ -33,7 +33,10 @@ ENTRY_POINT_GROUP = "cartstatus"
 LOAD_ENV = "CARTSTATUS_LOAD_PLUGINS"
 
 #: Built-in connector plugins, registered exactly as third-party plugins are.
-CONNECTOR_PLUGINS = ("cartstatus.connectors.seti.plugin", "cartstatus.connectors.oss.plugin")
+CONNECTOR_PLUGINS = (
+    "cartstatus.connectors.seti.plugin",
+    "cartstatus.connectors.oss.plugin",
+)
 #: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
 COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
 #: Every built-in plugin module; they register before any third-party plugin, so theirs win a clash.
