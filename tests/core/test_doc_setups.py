@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from .conftest import ROOT
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: (document, block number, YAML text) of each YAML block that is a setup file.
 SETUPS = [(doc.relative_to(ROOT), i, text)
           for doc in DOCS
