@@ -82,8 +82,8 @@ class StatusUpdate:
 
 @dataclass(frozen=True)
 class RateLimit:
-    """A cart's published request limit: the stack controller starts at most
-    ``requests`` sends to one store in any ``per_seconds`` (a sliding window, no burst beyond it)."""
+    """A cart's published request limit: the stack controller lets at most ``requests`` requests start
+    to one store in any ``per_seconds`` (a sliding window, no burst beyond it), however many a send makes."""
 
     requests: int
     per_seconds: float
@@ -126,6 +126,14 @@ class StopSend(Exception):
     def reason(self) -> str:
         """The outcome's reason (its type's name for a success), for a connection test's detail."""
         return self.reason_of(self.outcome)
+
+
+class RequestPacer(Protocol):
+    """Keeps a store's requests to its limit (the stack controller's :class:`~cartstatus.ratelimits.Pacer`)."""
+
+    async def acquire(self) -> None: ...
+
+    def hint(self, hint: LimitHint) -> None: ...
 
 
 @runtime_checkable
@@ -173,6 +181,7 @@ class Connector:
         self._client: httpx.AsyncClient | None = None
         self._held_mask: tuple[tuple[str, ...], SecretMask] = ((), SecretMask())
         self._limit_hint: LimitHint | None = None
+        self._pacer: RequestPacer | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({mask_secrets(self.settings)!r})"
@@ -186,8 +195,18 @@ class Connector:
                 auth=self._auth,
                 timeout=self.timeout_for(self.settings),
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+                # Every request, a login's included, takes its place in the store's limit.
+                event_hooks={"request": [self._paced]},
             )
         return self._client
+
+    def pace_with(self, pacer: RequestPacer | None) -> None:
+        """Keep every request of :attr:`client` to ``pacer`` (the stack controller's, for this store)."""
+        self._pacer = pacer
+
+    async def _paced(self, _request: httpx.Request) -> None:
+        if self._pacer is not None:
+            await self._pacer.acquire()
 
     @classmethod
     def timeout_for(cls, settings: Mapping[str, Any]) -> float:
@@ -255,11 +274,13 @@ class Connector:
         with ``Retry-After`` read by :meth:`call` does it for you. The latest hint wins.
         """
         self._limit_hint = LimitHint(remaining, reset_in, time.monotonic())
+        if self._pacer is not None:
+            self._pacer.hint(self._limit_hint)
 
-    def take_limit_hint(self) -> LimitHint | None:
-        """The latest hint not yet taken (the controller takes it after each send)."""
-        hint, self._limit_hint = self._limit_hint, None
-        return hint
+    @property
+    def latest_limit_hint(self) -> LimitHint | None:
+        """The last hint given (the controller's pacer has it at once), for tests."""
+        return self._limit_hint
 
     # -- reading replies -----------------------------------------------------
 

@@ -13,7 +13,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -118,6 +118,7 @@ class StackController:
         self.rng = rng or random.Random()
         self.stats = ControllerStats()
         self._connectors: dict[tuple[str, str], Connector] = {}
+        self._pacers: dict[tuple[str, str], Pacer] = {}  # each store's pace, shared with its connector
         self._broken: set[tuple[str, str]] = set()  # connectors that failed to start (logged once)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartstatus-stack")
         self._wake: asyncio.Event | None = None
@@ -154,18 +155,35 @@ class StackController:
             cap = None
         return min(cap or self.settings.concurrency, self.settings.concurrency)
 
-    def _pacer(self, record: StackRecord) -> Pacer:
-        """The pace of sends to the record's store and destination: its connector's ``rate_limit``."""
+    def _batch_limit(self, record: StackRecord) -> int:
+        """Records sent together to the record's store: a batch for a connector with a real batch call
+        (``supports_batch``), else one; the connector splits a batch into the cart's own request sizes."""
         try:
-            limit = getattr(self.connector_for(record), "rate_limit", None)
+            batches = getattr(self.connector_for(record), "supports_batch", False) is True
         except Exception:
-            limit = None  # the send fails at once with the reason
-        return Pacer(limit if isinstance(limit, RateLimit) else None)
+            batches = False  # the send fails at once with the reason
+        return self.settings.batch_size if batches else 1
+
+    def _pacer(self, record: StackRecord) -> Pacer:
+        """The pace of requests to the record's store and destination: its connector's ``rate_limit``,
+        narrowed by what the cart says (:meth:`Connector.limit_hint`)."""
+        key = (record.store_id, record.destination)
+        if key not in self._pacers:
+            try:
+                self.connector_for(record)  # makes the pacer, given to the connector
+            except Exception:
+                self._pacers[key] = Pacer(None)  # the send fails at once with the reason
+        return self._pacers[key]
 
     def connector_for(self, record: StackRecord) -> Connector:
         key = (record.store_id, record.destination)
         if key not in self._connectors:
-            self._connectors[key] = self.connector_factory(record)
+            connector = self.connector_factory(record)
+            limit = getattr(connector, "rate_limit", None)
+            pacer = self._pacers[key] = Pacer(limit if isinstance(limit, RateLimit) else None)
+            if isinstance(connector, Connector):
+                connector.pace_with(pacer)
+            self._connectors[key] = connector
         return self._connectors[key]
 
     def _deadline_for(self, record: StackRecord) -> float:
@@ -249,10 +267,36 @@ class StackController:
                 self._broken.add(key)
                 log.error("store %s: %s", record.store_id, reason)
             return RetryLater(reason)
+        return self._checked(record, await self._outcome_of(record, connector, connector.send(record.update), deadline))
+
+    async def _send_batch(self, records: list[StackRecord], deadline: float) -> list[Outcome]:
+        """One ``send_batch`` of a store's records (its connector has a real batch call): one outcome each."""
+        if len(records) == 1:
+            return [await self._send(records[0], deadline)]
+        first = records[0]
+        try:
+            connector = self.connector_for(first)
+        except Exception:  # the reason, logged once, comes back for each record
+            return [await self._send(record, deadline) for record in records]
+        outcomes = await self._outcome_of(first, connector, connector.send_batch([r.update for r in records]),
+                                          deadline)
+        if isinstance(outcomes, RetryLater):  # the whole batch timed out or raised
+            return [self._checked(record, outcomes) for record in records]
+        if not isinstance(outcomes, list | tuple) or len(outcomes) != len(records):
+            wrong = RetryLater(f"connector {first.destination} send_batch() gave "
+                               f"{len(outcomes) if isinstance(outcomes, list | tuple) else type(outcomes).__name__}"
+                               f" outcomes for {len(records)} updates; it must give one per update, in order")
+            return [self._checked(record, wrong) for record in records]
+        return [self._checked(record, outcome) for record, outcome in zip(records, outcomes, strict=True)]
+
+    async def _outcome_of(self, record: StackRecord, connector: Connector, sending: Awaitable[Any],
+                          deadline: float) -> Any:
+        """What ``sending`` (a connector's send) gave within ``deadline``; a timeout's, an error's or a bug's
+        RetryLater otherwise."""
         outcome: Any
         try:
             async with asyncio.timeout(deadline) as scope:
-                outcome = await connector.send(record.update)
+                outcome = await sending
         except TimeoutError:
             if not scope.expired():
                 outcome = RetryLater("timed out: TimeoutError")
@@ -266,7 +310,10 @@ class StackController:
             text = "".join(traceback.format_exception(exc))
             log.error("connector %s raised:\n%s", record.destination, connector.scrub(text))
             outcome = RetryLater(f"connector {record.destination} raised {type(exc).__name__}: {exc}")
-        # A reason is stored and shown to support: never with a secret in it, in any encoding.
+        return outcome
+
+    def _checked(self, record: StackRecord, outcome: Any) -> Outcome:
+        """``outcome`` as it may be stored and shown: an outcome, its reason with no secret in any encoding."""
         if isinstance(outcome, RetryLater):
             delay = outcome.delay
             if not isinstance(delay, int | float) or isinstance(delay, bool) or not math.isfinite(delay):
@@ -368,12 +415,14 @@ class StackController:
         in_flight: dict[tuple[str, str], int] = {}
         caps: dict[tuple[str, str], int] = {}
         deadlines: dict[tuple[str, str], float] = {}  # a send's total deadline, per (store, destination)
-        # Each store's pace (Connector.rate_limit and the cart's hints): a record waits for it
-        # in ``pending``, before its send's deadline starts and before its lease is looked at.
-        pacers: dict[tuple[str, str], Pacer] = {}
+        # Each store's pace (Connector.rate_limit and the cart's hints, self._pacer): a record waits for
+        # room in it in ``pending``, before its send's deadline starts and before its lease is looked at;
+        # each request of the send then takes its place (the connector's client waits on the same pacer).
         paced_until = 0.0  # monotonic time a paced store may send again (0: none waits)
         expiring: list[StackRecord] = []
-        sending: dict[asyncio.Task[Outcome], StackRecord] = {}
+        # Each send in flight and its records: one, or a batch for a connector with a real batch call.
+        sending: dict[asyncio.Task[list[Outcome]], list[StackRecord]] = {}
+        batch_limits: dict[tuple[str, str], int] = {}
         done: list[tuple[StackRecord, Outcome]] = []
         # The current end of each held record's lease (renewal moves it).
         lease_end: dict[int, float] = {}
@@ -386,18 +435,14 @@ class StackController:
         db_failures = 0
         db_paused_until = 0.0
 
-        def sent(task: asyncio.Task[Outcome]) -> None:
-            record = sending.pop(task)
-            key = (record.store_id, record.destination)
-            in_flight[key] -= 1
-            connector = self._connectors.get(key)
-            hint = connector.take_limit_hint() if connector is not None else None
-            if hint is not None and key in pacers:
-                pacers[key].hint(hint)
+        def sent(task: asyncio.Task[list[Outcome]]) -> None:
+            records = sending.pop(task)
+            in_flight[(records[0].store_id, records[0].destination)] -= 1
             if not task.cancelled():
-                done.append((record, task.result()))
+                done.extend(zip(records, task.result(), strict=True))
             else:
-                lease_end.pop(record.id, None)
+                for record in records:
+                    lease_end.pop(record.id, None)
             changed.set()
 
         def finished(_future: asyncio.Future[Any]) -> None:
@@ -458,28 +503,40 @@ class StackController:
                         if not queue:
                             continue
                         cap = caps.get(key) or caps.setdefault(key, self._cap(queue[0]))
-                        pacer = pacers.get(key) or pacers.setdefault(key, self._pacer(queue[0]))
+                        pacer = self._pacer(queue[0])
                         limit = min(cap, share)
                         deadline = deadlines.get(key) or deadlines.setdefault(key, self._deadline_for(queue[0]))
                         while queue and len(sending) < settings.concurrency and in_flight.get(key, 0) < limit:
+                            # The store's limit is reached (room for one more request beside one for each send
+                            # in flight): its records wait here, before the lease left is read.
                             wait = pacer.wait(clock)
-                            # The store's limit is reached: its records wait here, before the lease left is read.
+                            if not wait and pacer.room(clock) <= in_flight.get(key, 0):
+                                wait = pacer.until_more_room(clock) or math.inf  # or a send in flight ends
                             if wait > 0:
-                                paced_until = min(paced_until or math.inf, clock + wait)
+                                if math.isfinite(wait):
+                                    paced_until = min(paced_until or math.inf, clock + wait)
                                 break
-                            record = queue.popleft()
-                            waiting_count -= 1
-                            # The send must end inside the lease, less the margin: its deadline is
-                            # cut to what is left, and with less than half of it left the record is
-                            # given back rather than sent with a deadline too short to be useful.
-                            left = lease_end.get(record.id, 0.0) - now - margin
-                            if left < deadline / 2:
-                                expiring.append(record)
-                                lease_end.pop(record.id, None)
+                            batch_limit = batch_limits.get(key) or batch_limits.setdefault(
+                                key, self._batch_limit(queue[0]))
+                            records: list[StackRecord] = []
+                            shortest = deadline
+                            while queue and len(records) < batch_limit:
+                                record = queue.popleft()
+                                waiting_count -= 1
+                                # The send must end inside the lease, less the margin: its deadline is
+                                # cut to what is left, and with less than half of it left the record is
+                                # given back rather than sent with a deadline too short to be useful.
+                                left = lease_end.get(record.id, 0.0) - now - margin
+                                if left < deadline / 2:
+                                    expiring.append(record)
+                                    lease_end.pop(record.id, None)
+                                    continue
+                                records.append(record)
+                                shortest = min(shortest, left)
+                            if not records:
                                 continue
-                            pacer.took(clock)
-                            task = asyncio.ensure_future(self._send(record, min(deadline, left)))
-                            sending[task] = record
+                            task = asyncio.ensure_future(self._send_batch(records, shortest))
+                            sending[task] = records
                             in_flight[key] = in_flight.get(key, 0) + 1
                             task.add_done_callback(sent)
                 if expiring and claiming is None and db_ready:
@@ -492,7 +549,7 @@ class StackController:
                 if renewing is None and db_ready and time.monotonic() - last_lease_check >= lease_check:
                     last_lease_check = time.monotonic()
                     soon = now + settings.lease_seconds / 2
-                    renew_asked = [r for r in (*sending.values(), *(r for r, _ in done))
+                    renew_asked = [r for r in (*(r for rs in sending.values() for r in rs), *(r for r, _ in done))
                                    if lease_end.get(r.id, 0.0) < soon]
                     if renew_asked:
                         renewing = self._loop.run_in_executor(
@@ -554,8 +611,8 @@ class StackController:
                         renewed = {r.id: r.lease_until or 0.0 for r in still_held}
                         lease_end.update((i, until) for i, until in renewed.items() if i in lease_end)
                         lost = {r.id for r in renew_asked} - set(renewed)
-                        for task, record in list(sending.items()):
-                            if record.id in lost:  # another holder has it now: stop this send
+                        for task, records in list(sending.items()):
+                            if any(r.id in lost for r in records):  # another holder has it now: stop this send
                                 task.cancel()
                     renew_asked = []
                 if settling is not None and settling.done():
@@ -598,6 +655,7 @@ class StackController:
                 with contextlib.suppress(Exception):
                     await connector.aclose()
             self._connectors.clear()
+            self._pacers.clear()
             if unsent:  # claimed but never sent: give them back at once rather than at lease expiry
                 with contextlib.suppress(Exception):
                     await self._db_call(self.stack.release, unsent)

@@ -1,5 +1,12 @@
 """How the stack controller keeps to a cart's request limit, per store and destination.
 
+Every request counts, not every send: a connector whose send reads the order,
+adds a shipment and sets the status makes three of the cart's calls. The
+controller starts a send only while its store's window has room, and each
+request of the connector's client takes its place in the window as it goes
+(:meth:`Pacer.acquire`, through an httpx request hook), waiting when the send's
+own earlier requests filled it.
+
 A sliding window of send starts rather than aiolimiter's leaky bucket: the
 bucket lets up to twice the declared number through in one window (a full
 bucket's burst, then the drip), which a cart counting per window answers with
@@ -11,8 +18,10 @@ calls, reset time, ``Retry-After``: :meth:`Connector.limit_hint`) narrows it fur
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import math
+import time
 
 from .connector import LimitHint, RateLimit
 
@@ -21,7 +30,7 @@ DEFAULT_HOLD_SECONDS = 1.0
 
 
 class Pacer:
-    """When the next send to one store may start: at most ``requests`` starts in any ``per_seconds``.
+    """When the next request to one store may start: at most ``requests`` starts in any ``per_seconds``.
 
     Times are ``time.monotonic()`` seconds. Without a declared limit only the cart's hints apply.
     """
@@ -37,7 +46,7 @@ class Pacer:
         self._budget: tuple[int, float] | None = None
 
     def wait(self, now: float) -> float:
-        """Seconds before the next send may start; 0 when it may start now."""
+        """Seconds before the next request may start; 0 when it may start now."""
         wait = self._held_until - now
         if self._budget is not None:
             left, until = self._budget
@@ -50,8 +59,37 @@ class Pacer:
             wait = max(wait, starts[0] + self.limit.per_seconds - now)
         return max(0.0, wait)
 
+    def room(self, now: float) -> float:
+        """How many requests may start now (``math.inf`` when nothing limits them)."""
+        if self._held_until > now:
+            return 0
+        room = math.inf
+        if self._budget is not None and now < self._budget[1]:
+            room = max(0, self._budget[0])
+        starts = self._starts
+        if starts is not None and self.limit is not None:
+            gone = sum(1 for t in starts if t <= now - self.limit.per_seconds)  # starts that left the window
+            room = min(room, gone + self.limit.requests - len(starts))
+        return room
+
+    def until_more_room(self, now: float) -> float:
+        """Seconds until :meth:`room` next grows on its own (a start leaves the window, a hold or budget ends)."""
+        times = [self._held_until]
+        if self._budget is not None:
+            times.append(self._budget[1])
+        if self._starts and self.limit is not None:
+            times.extend(t + self.limit.per_seconds for t in self._starts)
+        later = [t - now for t in times if t > now]
+        return min(later) if later else 0.0
+
+    async def acquire(self) -> None:
+        """Wait until a request may start, then count it (a connector's client calls this before each request)."""
+        while (wait := self.wait(time.monotonic())) > 0:
+            await asyncio.sleep(wait)
+        self.took(time.monotonic())
+
     def took(self, now: float) -> None:
-        """A send started at ``now``."""
+        """A request started at ``now``."""
         if self._starts is not None:
             self._starts.append(now)
         if self._budget is not None:

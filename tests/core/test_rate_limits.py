@@ -23,11 +23,15 @@ class _Timed(Connector):
     rate_limit = RateLimit(5, 1.0, "5 a second")
 
     def __init__(self, starts: dict[str, list[float]]) -> None:
-        super().__init__({})
+        super().__init__({}, transport=httpx.MockTransport(self._answer))
         self.starts = starts
 
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.starts.setdefault(request.url.params["store"], []).append(time.monotonic())
+        return httpx.Response(200)
+
     async def send(self, update: StatusUpdate) -> Outcome:
-        self.starts.setdefault(update.store_id, []).append(time.monotonic())
+        await self.client.put("http://cart.test/status", params={"store": update.store_id})
         return Delivered("ok")
 
 
@@ -104,9 +108,8 @@ def test_a_429_with_retry_after_holds_the_store() -> None:
     reply = httpx.Response(429, headers={"Retry-After": "7"}, request=httpx.Request("POST", "http://cart.test/"))
     outcome = connector.outcome_for_response(reply)
     assert isinstance(outcome, RetryLater) and outcome.delay == 7.0
-    hint = connector.take_limit_hint()
+    hint = connector.latest_limit_hint
     assert hint is not None and (hint.remaining, hint.reset_in) == (0, 7.0)
-    assert connector.take_limit_hint() is None  # taken once
     pacer = Pacer(None)
     pacer.hint(hint)
     assert 6.9 < pacer.wait(hint.at) <= 7.0 and pacer.wait(hint.at + 7.0) == 0.0
@@ -128,3 +131,39 @@ def test_no_declared_limit_never_waits() -> None:
         assert pacer.wait(i / 1e6) == 0.0
         pacer.took(i / 1e6)
     assert Pacer(RateLimit(0, 1.0)).limit is None  # a limit that allows nothing is no limit, not a stall
+
+
+class _ThreeCalls(_Timed):
+    """Reads, writes and writes again: three of the cart's calls per send."""
+
+    rate_limit = RateLimit(6, 0.5, "6 calls a half second")
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        for _ in range(3):
+            await self.client.get("http://cart.test/step", params={"store": update.store_id})
+        return Delivered("ok")
+
+
+async def test_every_request_of_a_send_counts_against_the_limit(engine: StatusEngine) -> None:
+    engine.fire("Order Shipped", add_orders(engine, 10))
+    starts: dict[str, list[float]] = {}
+    connector = _ThreeCalls(starts)
+    began = time.monotonic()
+    stats = await StackController(engine.config, engine.stack, connector_factory=lambda r: connector).run(drain=True)
+    calls = starts["main"]
+    assert stats.delivered == 10 and len(calls) == 30
+    assert most_in_a_window(calls, 0.5 - JITTER) <= 6  # calls, not sends, are kept to the limit
+    assert max(calls) - began >= (30 - 6) / 12 - JITTER  # 30 calls at 6 per half second
+    assert stats.rescheduled == 0  # waiting for room never costs a send its deadline
+
+
+def test_room_counts_the_window_and_the_carts_budget() -> None:
+    pacer = Pacer(RateLimit(3, 1.0))
+    assert pacer.room(0.0) == 3
+    pacer.took(0.0)
+    pacer.took(0.1)
+    assert pacer.room(0.2) == 1 and pacer.until_more_room(0.2) == 1.0 - 0.2
+    assert pacer.room(1.05) == 2  # the first left the window
+    pacer.hint(LimitHint(remaining=0, reset_in=2.0, at=1.05))
+    assert pacer.room(1.1) == 0 and abs(pacer.until_more_room(1.1) - 1.95) < 1e-9
+    assert Pacer(None).room(0.0) == float("inf")
