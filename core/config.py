@@ -268,12 +268,14 @@ def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: Connec
                 bad(["stores", i, *unfit[0]], unfit[1])
         own_map = {k: str(v) for k, v in raw.get("status_map", {}).items()}
         status_map = {**(cls.default_status_map if cls is not None else {}), **own_map}
-        if cls is not None and cls.status_vocabulary is not None:
-            for label, value, event in _unmapped_labels(cfg, status_map, cls.status_vocabulary):
+        vocabulary = cls.vocabulary_for(reveal_secrets(settings)) if cls is not None and len(problems) == before \
+            else None
+        if cls is not None and vocabulary is not None:
+            for label, value, event in _unmapped_labels(cfg, status_map, vocabulary):
                 bad(["stores", i, "status_map" if "status_map" in raw else "cart"],
                     f"event {event!r} notifies the cart with label {label!r}, which maps to {value!r}: not one of "
-                    f"{cls.name}'s statuses ({', '.join(cls.status_vocabulary)}); map it in status_map, "
-                    f"for example {label}: {cls.status_vocabulary[0]}")
+                    f"{cls.name}'s statuses ({', '.join(vocabulary)}); map it in status_map, "
+                    f"for example {label}: {vocabulary[0]}")
         cfg.stores[sid] = Store(id=sid, cart=raw["cart"], connector=settings, status_map=status_map, oss=oss)
 
     url = data.get("stack", {}).get("url", "sqlite:///cartstatus.db")

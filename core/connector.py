@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import httpx
 
 from .outcomes import Failed, Outcome, RetryLater
-from .secrets import SecretMask, mask_secrets, reveal
+from .secrets import SecretMask, mask_secrets, reveal, reveal_secrets
 
 #: A reason is kept whole up to here until it is masked (a cut first could leave
 #: the start of a secret); the bound only keeps a huge page from eating memory.
@@ -338,9 +338,20 @@ class Connector:
         except httpx.HTTPError as exc:
             return outcome_for_transport_error(exc)
 
+    @classmethod
+    def vocabulary_for(cls, settings: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """The statuses one store's cart takes: :attr:`status_vocabulary`, unless the store's settings
+        add some (a cart plugin's own statuses). ``cartstatus check`` and :meth:`check_status` ask this."""
+        return cls.status_vocabulary
+
+    @functools.cached_property
+    def vocabulary(self) -> tuple[str, ...] | None:
+        """This store's statuses (:meth:`vocabulary_for` its settings)."""
+        return self.vocabulary_for(reveal_secrets(self.settings))
+
     def check_status(self, update: StatusUpdate) -> Failed | None:
-        """Refuse, before any request, a label outside the cart's vocabulary."""
-        vocab = self.status_vocabulary
+        """Refuse, before any request, a label outside the store's vocabulary."""
+        vocab = self.vocabulary
         if vocab is not None and update.cart_status not in vocab:
             return Failed(
                 f"status {update.cart_status!r} is not one of {self.name}'s statuses "

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cartstatus import ConfigError, Connector
 from cartstatus.config import read_config
+from cartstatus.testing import make_update
 
 
 class Numbered(Connector):
@@ -59,3 +60,25 @@ def test_the_error_points_at_the_stores_status_map_when_it_has_one(tmp_path: Pat
         load(tmp_path, SETUP % "true" + "    status_map: {Shipped: sent}\n")
     [problem] = caught.value.problems
     assert problem.field == "stores[0].status_map" and problem.line == 10
+
+
+class WithPluginStatuses(Numbered):
+    name = "numbered-plus"
+    settings_schema = {"type": "object", "properties": {"statuses": {"type": "array", "items": {"type": "string"}}}}
+
+    @classmethod
+    def vocabulary_for(cls, settings: object) -> tuple[str, ...] | None:
+        extra = settings.get("statuses", []) if isinstance(settings, dict) else []
+        return (*(cls.status_vocabulary or ()), *extra)
+
+
+def test_a_stores_own_statuses_count_in_check_and_before_any_request(tmp_path: Path) -> None:
+    setup = tmp_path / "cartstatus.yaml"
+    setup.write_text(SETUP % "true" + "    connector: {statuses: [backordered]}\n"
+                                      "    status_map: {Backordered: backordered}\n")
+    cfg = read_config(setup, lambda cart: WithPluginStatuses)
+    connector = WithPluginStatuses(cfg.stores["shop"].connector)
+    assert connector.vocabulary == ("awaiting", "sent", "void", "backordered")
+    assert connector.check_status(make_update("C-1", "backordered")) is None
+    refused = connector.check_status(make_update("C-1", "lost"))
+    assert refused is not None and "(awaiting, sent, void, backordered)" in refused.reason
