@@ -76,9 +76,9 @@ class WooCommerceConnector(Connector):
             "url": {"type": "string", "pattern": "^https://",
                     "description": "the WordPress site's address, https://shop.example (its REST API is "
                                    "under /wp-json/wc/v3)"},
-            "consumer_key": {"type": "string", "pattern": "^ck_", "minLength": 8, "secret": True,
+            "consumer_key": {"type": "string", "minLength": 8, "secret": True,
                              "description": "a WooCommerce REST API key with Read/Write permission, ck_..."},
-            "consumer_secret": {"type": "string", "pattern": "^cs_", "minLength": 8, "secret": True,
+            "consumer_secret": {"type": "string", "minLength": 8, "secret": True,
                                 "description": "its consumer secret, cs_..."},
             "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 120,
                         "description": "seconds before a request is given up (default 30)"},

@@ -13,5 +13,4 @@ SETTINGS = {"url": "https://shop.test", "consumer_key": WooCommerceSimulator.con
 
 TestWooCommerce = connector_test_class(
     WooCommerceConnector, settings=SETTINGS, simulator=WooCommerceSimulator,
-    bad_settings=[{**SETTINGS, "url": "http://shop.test"}, {**SETTINGS, "statuses": ["trash"]},
-                  {**SETTINGS, "consumer_key": SETTINGS["consumer_secret"]}])
+    bad_settings=[{**SETTINGS, "url": "http://shop.test"}, {**SETTINGS, "statuses": ["trash"]}])
