@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from cartstatus.connector import (
@@ -89,7 +89,7 @@ class WooCommerceConnector(Connector):
                                         "example shipped), taken as well as WooCommerce's own"},
         },
     }
-    status_vocabulary = VOCABULARY
+    status_vocabulary: ClassVar[tuple[str, ...] | None] = VOCABULARY
     default_status_map = {
         "Payment Received": "processing",
         "Processing": "processing",

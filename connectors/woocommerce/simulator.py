@@ -47,9 +47,9 @@ STATUS_NAMES = {"pending": "Pending payment", "processing": "Processing", "on-ho
                 "checkout-draft": "Draft", "trash": "Trash"}
 #: How the connector writes a tracking number into a customer note (see connector.tracking_note).
 TRACKING_NOTE = re.compile(r"Shipped with (?P<carrier>.+?)(?: on \S+)?, tracking number (?P<number>\S+)")
-#: WordPress's rest_is_boolean: what a boolean parameter takes.
-BOOLEANS = {True: True, False: False, 1: True, 0: False, "true": True, "false": False, "1": True, "0": False,
-            "": False}
+#: WordPress's rest_is_boolean: what a boolean parameter takes (1 and 0 are True and False as keys).
+BOOLEANS: dict[bool | int | str, bool] = {True: True, False: False, "true": True, "false": False, "1": True, "0": False,
+                                          "": False}
 
 
 def wc_error(status: int, code: str, message: str, **data: Any) -> Response:
