@@ -13,6 +13,7 @@ See docs/carts/woocommerce.md.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -126,6 +127,10 @@ class WooCommerceConnector(Connector):
     def url(self, path: str) -> str:
         return str(self.settings["url"]).rstrip("/") + API + path
 
+    def order_url(self, update: StatusUpdate, tail: str = "") -> str:
+        # The reference is quoted whole: one with a "/" or a "?" must not reach another route or add a parameter.
+        return self.url(f"/orders/{urllib.parse.quote(update.cart_order_ref, safe='')}{tail}")
+
     def http_auth(self) -> httpx.Auth:
         # WooCommerce over HTTPS: HTTP Basic, the consumer key as user and the secret as password.
         return httpx.BasicAuth(self.secret("consumer_key"), self.secret("consumer_secret"))
@@ -192,7 +197,7 @@ class WooCommerceConnector(Connector):
         # Tracking first (the customer sees the numbers before the "completed" e-mail), then the status,
         # which is naturally repeatable: a repeat or a retry after a cut adds only the notes still missing.
         added = await self._add_tracking(update)
-        reply = await self.call("PUT", self.url(f"/orders/{update.cart_order_ref}"),
+        reply = await self.call("PUT", self.order_url(update),
                                 json={"status": update.cart_status})
         outcome = self.saved(json_body(reply), update)
         if isinstance(outcome, Delivered) and added:
@@ -203,7 +208,7 @@ class WooCommerceConnector(Connector):
         """Read the order's customer notes, then add one for each tracking number none of them names."""
         if not update.tracking:
             return 0
-        notes_url = self.url(f"/orders/{update.cart_order_ref}/notes")
+        notes_url = self.order_url(update, "/notes")
         reply = await self.call("GET", notes_url, params={"type": "customer"})
         notes = json_body(reply)
         if not isinstance(notes, list):

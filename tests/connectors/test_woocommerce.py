@@ -459,3 +459,11 @@ async def test_the_simulator_refuses_keys_as_woocommerce_does(sim: WooCommerceSi
                               "data": {"status": 401}}
     batch = await raw(sim, "POST", "/orders/batch", {"update": []}, auth=("ck_nobody", "x"))
     assert (batch.status_code, batch.json()["code"]) == (401, "woocommerce_rest_cannot_batch")
+
+
+async def test_a_reference_reaches_no_other_route_and_adds_no_parameter(sim: WooCommerceSimulator,
+                                                                         woo: WooCommerceConnector) -> None:
+    outcome = await woo.send(make_update("1001/notes?force=true", "completed", tracking=TRACKING[:1]))
+    assert isinstance(outcome, Failed) and "rest_no_route" in outcome.reason, outcome
+    assert len(sim.calls) == 1 and sim.calls[0][1].endswith("force=true/notes")  # one path, quoted whole
+    assert sim.order_state("1001") == {"status": "processing", "notes": []}
