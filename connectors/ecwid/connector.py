@@ -58,8 +58,9 @@ def tracking_entries(text: str | None) -> list[tuple[str, str]]:
 def tracking_text(held: str | None, missing: Sequence[Tracking]) -> str:
     """``held`` (kept as the cart has it: a person may have typed it) with each missing number appended."""
     # A comma in a carrier's name would split its entry in two when read back.
-    added = [f"{t.carrier.replace(',', ' ').strip()}{CARRIER_SEPARATOR}{t.number}" if t.carrier.strip() else t.number
-             for t in missing]
+    carriers = [" ".join(t.carrier.replace(",", " ").split()) for t in missing]
+    added = [f"{carrier}{CARRIER_SEPARATOR}{t.number}" if carrier else t.number
+             for carrier, t in zip(carriers, missing, strict=True)]
     return ENTRY_SEPARATOR.join([part for part in [(held or "").strip()] if part] + added)
 
 
