@@ -23,7 +23,7 @@ from cartstatus.connector import (
     Tracking,
     json_body,
 )
-from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome
+from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 
 #: Ecwid's fulfillment statuses (the order's ``fulfillmentStatus``), as Ecwid spells them.
 FULFILLMENT_STATUSES = ("AWAITING_PROCESSING", "PROCESSING", "SHIPPED", "DELIVERED", "WILL_NOT_DELIVER", "RETURNED",
@@ -148,8 +148,8 @@ class EcwidConnector(Connector):
         # and a repeat (or a retry after a lost reply) finds everything there and sends nothing.
         url = self.order_url(update.cart_order_ref)
         order = json_body(await self.call("GET", url))
-        if not isinstance(order, Mapping):
-            return Failed(f"Ecwid answered GET order {update.cart_order_ref} with no order")
+        if not isinstance(order, Mapping):  # a 200 page that is not Ecwid's JSON (a proxy's): passing, unread
+            return RetryLater(f"Ecwid's answer to GET order {update.cart_order_ref} was not an order: unreadable")
         field = status_field(update.cart_status)
         held = order.get("trackingNumber")
         missing = missing_tracking(held if isinstance(held, str) else None, update.tracking)
@@ -160,9 +160,11 @@ class EcwidConnector(Connector):
         if missing:
             body["trackingNumber"] = tracking_text(held if isinstance(held, str) else None, missing)
         reply = json_body(await self.call("PUT", url, json=body))
-        if not isinstance(reply, Mapping) or reply.get("updateCount") != 1:
+        if not isinstance(reply, Mapping) or "updateCount" not in reply:
+            return RetryLater(f"Ecwid's answer to PUT order {update.cart_order_ref} was unreadable: sent again later")
+        if reply["updateCount"] != 1:
             # Ecwid's "0 if the item was not updated": nothing says a retry would fare better; a person looks.
-            return Failed(f"Ecwid did not update order {update.cart_order_ref}: it answered {reply!r}")
+            return Failed(f"Ecwid did not update order {update.cart_order_ref}: updateCount {reply['updateCount']!r}")
         added = f", {len(missing)} tracking number(s) added" if missing else ""
         return Delivered(f"{field} {update.cart_status}{added}")
 

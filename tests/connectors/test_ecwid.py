@@ -288,7 +288,17 @@ async def test_a_400_without_a_body_and_an_html_page_are_read_without_raising() 
     assert isinstance(outcome, Failed) and "HTTP 400" in outcome.reason, outcome
     outcome = await bare(lambda r: httpx.Response(200, text="<html>maintenance</html>"),
                          make_update("K-1", "SHIPPED"))
-    assert isinstance(outcome, Failed), outcome  # a 200 with no order is not a read
+    assert isinstance(outcome, RetryLater) and "unreadable" in outcome.reason, outcome  # a proxy's page: passing
+
+
+async def test_an_unreadable_answer_to_the_put_is_sent_again_later() -> None:
+    def reply(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"id": "K-1", "fulfillmentStatus": "AWAITING_PROCESSING"})
+        return httpx.Response(200, text="<html>ok</html>")
+
+    outcome = await bare(reply, make_update("K-1", "SHIPPED"))
+    assert isinstance(outcome, RetryLater) and "unreadable" in outcome.reason, outcome
 
 
 # -- the limit ------------------------------------------------------------------------------
