@@ -37,6 +37,7 @@ CONNECTOR_PLUGINS = (
     "cartstatus.connectors.seti.plugin",
     "cartstatus.connectors.oss.plugin",
     "cartstatus.connectors.woocommerce.plugin",
+    "cartstatus.connectors.ecwid.plugin",
 )
 #: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
 COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
