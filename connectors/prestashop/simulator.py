@@ -82,6 +82,7 @@ class PrestaShopSimulator:
     quota: int | None = None  # requests a host lets through per window (None: no limit)
     window_seconds: float = 60.0
     throttled: int = 0
+    empty_list_as_array: bool = True
     requests: int = 0
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     order_states: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -181,6 +182,8 @@ class PrestaShopSimulator:
         except Refusal as refusal:
             if refusal.status == 404 and not refusal.errors:  # an id it lacks: an empty 404
                 return Response(b"", status_code=404, headers=self.headers(refusal.headers))
+            if refusal.status == 401 and not refusal.errors:
+                return Response("401 Unauthorized", status_code=401, headers=refusal.headers, media_type="text/html")
             text = errors_json(refusal.errors) if json_out else errors_xml(refusal.errors)
             return Response(text, status_code=refusal.status, headers=self.headers(refusal.headers),
                             media_type="application/json" if json_out else "text/xml")
@@ -232,9 +235,8 @@ class PrestaShopSimulator:
                 key = None
         realm = {"WWW-Authenticate": 'Basic realm="Welcome to PrestaShop Webservice, please enter the '
                                      'authentication key as the login. No password required."'}
-        if key is None:
-            raise Refusal(401, (16, "Please enter the authentication key as the login. No password required"),
-                          headers=realm)
+        if key is None:  # webservice/dispatcher.php stops before the webservice: a bare 401, no error body
+            raise Refusal(401, headers=realm)
         key = key.strip()
         if not key:
             raise Refusal(401, (17, "Authentication key is empty"), headers=realm)
@@ -315,8 +317,8 @@ class PrestaShopSimulator:
                 raise Refusal(400, (33, f'The filter "{column}" is malformed.'))
             wanted = value[1:-1].split("|") if value.startswith("[") and value.endswith("]") else [value]
             rows = [i for i in rows if str(i if column == "id" else self.table(resource)[i].get(column)) in wanted]
-        if not rows:
-            return []  # the webservice's JSON for an empty list
+        if not rows and self.empty_list_as_array:
+            return []  # 1.7's JSON for an empty list (PrestaShop issues 10172, 22760); later: {"orders": []}
         if display is None or display == "minimum":
             return {resource: [{"id": i} for i in rows]}
         return {resource: [self.render(resource, i, fields) for i in rows]}
