@@ -153,17 +153,23 @@ class PrestaShopConnector(Connector):
 
     async def state_ids(self) -> dict[str, int]:
         if self._states is None:
-            body = await self.get("order_states", display="[id,name,deleted]")
-            states: dict[str, int] = {}
-            names: list[str] = []
-            for row in self.rows(body, "order_states"):
-                if str(row.get("deleted", "0")) == "1":
-                    continue
-                for text in localized(row.get("name")):
-                    states.setdefault(text.casefold(), int(row["id"]))
-                    names.append(text)
-            self._states, self._state_names = states, names
+            self.remember_states(await self.get("order_states", display="[id,name,deleted]"))
+        assert self._states is not None
         return self._states
+
+    def remember_states(self, body: Any) -> int:
+        """Keep the shop's statuses (a reply of GET order_states) by name, in every language; how many."""
+        states: dict[str, int] = {}
+        names: list[str] = []
+        rows = self.rows(body, "order_states")
+        for row in rows:
+            if str(row.get("deleted", "0")) == "1":  # a status the merchant deleted stays, marked
+                continue
+            for text in localized(row.get("name")):
+                states.setdefault(text.casefold(), int(row["id"]))
+                names.append(text)
+        self._states, self._state_names = states, names
+        return len(rows)
 
     async def carriers(self, *, fresh: bool = False) -> list[Carrier]:
         if self._carriers is None or fresh:
@@ -303,6 +309,6 @@ class PrestaShopConnector(Connector):
                                     params={"display": "[id,name,deleted]", "output_format": "JSON"})
         except StopSend as stop:
             return ConnectionResult(False, stop.reason)
-        count = len(self.rows(json_body(reply), "order_states"))
+        count = self.remember_states(json_body(reply))  # the read a first send would make anyway
         version = reply.headers.get("PSWS-Version", "?")
         return ConnectionResult(True, f"PrestaShop {version} webservice answers; the key reads {count} order statuses")
