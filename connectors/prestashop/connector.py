@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from cartstatus import AlreadyDone, ConnectionResult, Connector, Delivered, Failed, Outcome, StatusUpdate
-from cartstatus.connector import StopSend, Tracking, json_body
+from cartstatus.connector import ConnectionResult, Connector, StatusUpdate, StopSend, Tracking, json_body
+from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome
 
 from .webservice import (
     CODE_WEBSERVICE_DISABLED,
@@ -76,7 +76,7 @@ class PrestaShopConnector(Connector):
         "properties": {
             "url": {"type": "string", "pattern": "^https?://",
                     "description": "the shop's base URL (the webservice answers at {url}/api/)"},
-            "api_key": {"type": "string", "minLength": 32, "maxLength": 32, "secret": True,
+            "api_key": {"type": "string", "minLength": 1, "secret": True,
                         "description": "the webservice key (Advanced Parameters > Webservice), 32 characters, with "
                                        "GET on orders, order_states, order_carriers and carriers, POST on "
                                        "order_histories and order_carriers, PUT on order_carriers"},

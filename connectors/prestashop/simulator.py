@@ -405,7 +405,7 @@ class PrestaShopSimulator:
         self.exists(self.carriers, "id_carrier", values["id_carrier"])
         self.check_tracking(values.get("tracking_number", ""))
         # A PUT is the whole resource: a field it leaves out becomes null, as in PrestaShop.
-        line = {name: values.get(name) for name in FIELDS[resource] if name != "id"}
+        line: dict[str, Any] = {name: values.get(name) for name in FIELDS[resource] if name != "id"}
         line.update(id_order=int(values["id_order"]), id_carrier=int(values["id_carrier"]))
         self.order_carriers[int(values["id"])] = line
         return {NODE[resource]: self.render(resource, int(values["id"]))}
