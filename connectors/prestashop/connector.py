@@ -207,7 +207,8 @@ class PrestaShopConnector(Connector):
             if plan.resource is not None:
                 resource = {key: plan.resource.get(key) for key in ORDER_CARRIER_FIELDS}
                 resource["tracking_number"] = plan.text()
-                await self.write("PUT", f"order_carriers/{plan.resource['id']}", "order_carrier", resource)
+                await self.write("PUT", f"order_carriers/{plan.resource['id']}", "order_carrier", resource,
+                                 **self.in_transit_mail(order, plan))
             else:
                 await self.write("POST", "order_carriers", "order_carrier", {
                     "id_order": order_id, "id_carrier": plan.carrier.id, "tracking_number": plan.text()})
@@ -222,6 +223,17 @@ class PrestaShopConnector(Connector):
         parts = ([] if status_done else [f"status {update.cart_status!r}"]) + [f"tracking {w}" for w in written]
         return Delivered(f"order {order_id}: " + "; ".join(parts))
 
+    @staticmethod
+    def in_transit_mail(order: Mapping[str, Any], plan: CarrierPlan) -> dict[str, str]:
+        """``sendemail=1`` (PrestaShop mails the customer "Package in transit") for the first number of the
+        order's own carrier line: the mail's follow-up link is that carrier's URL with the number in it, so a
+        line of another carrier, or several numbers in one, would mail a broken link; a repeat finds the
+        number there and mails nothing again."""
+        assert plan.resource is not None
+        first = not split_tracking(plan.resource.get("tracking_number")) and len(plan.numbers) == 1
+        own = str(plan.resource.get("id_carrier")) == str(order.get("id_carrier"))
+        return {"sendemail": "1"} if first and own else {}
+
     async def find_order(self, ref: str) -> dict[str, Any] | Failed:
         """The order by its id (digits) or its reference (PrestaShop's 9 letters, or any other the shop keeps)."""
         ref = ref.strip()
@@ -232,7 +244,7 @@ class PrestaShopConnector(Connector):
         if not REFERENCE.match(ref):
             return Failed(f"{ref!r} is neither a PrestaShop order id nor an order reference")
         found = self.rows(await self.get("orders", **{"filter[reference]": f"[{ref}]",
-                                                       "display": "[id,reference,current_state]"}), "orders")
+                                                       "display": "[id,reference,current_state,id_carrier]"}), "orders")
         if not found:
             return Failed(f"PrestaShop has no order with reference {ref!r}")
         if len(found) > 1:  # a cart split between carriers gives several orders one reference

@@ -104,9 +104,11 @@ class PrestaShopSimulator:
                 self.order_states[i] = {"name": {1: name, 2: FRENCH[i - 1]}, "deleted": "0",
                                         "template": "shipped" if name == "Shipped" else ""}
         if not self.carriers:
+            urls = {"UPS": "https://www.ups.com/track?tracknum=@", "FedEx": "https://www.fedex.com/fedextrack/?trknbr=@",
+                    "USPS": "https://tools.usps.com/go/TrackConfirmAction?tLabels=@"}
             for i, name in enumerate(("0", "My carrier", "UPS", "FedEx", "USPS"), start=1):
                 self.carriers[i] = {"name": name, "deleted": "0", "id_reference": str(i), "active": "1",
-                                    "url": "", "is_module": "0", "id_tax_rules_group": "1"}
+                                    "url": urls.get(name, ""), "is_module": "0", "id_tax_rules_group": "1"}
 
     # -- the kit's protocol ----------------------------------------------------------
 
@@ -264,7 +266,7 @@ class PrestaShopSimulator:
         if request.method == "POST" and ident is None:
             return 201, self.create(resource, body, request.query_params.get("sendemail") == "1")
         if request.method == "PUT":
-            return 200, self.replace(resource, ident, body)
+            return 200, self.replace(resource, ident, body, request.query_params.get("sendemail") == "1")
         raise Refusal(405, (23, f"Method {request.method} is not valid"))
 
     # -- reads -------------------------------------------------------------------------
@@ -391,7 +393,7 @@ class PrestaShopSimulator:
                                     "authentication key"))
         return {NODE[resource]: self.render(resource, ident)}
 
-    def replace(self, resource: str, ident: str | None, body: str) -> Any:
+    def replace(self, resource: str, ident: str | None, body: str, sendemail: bool = False) -> Any:
         values = self.entity(resource, body, "PUT")
         if resource != "order_carriers":
             raise Refusal(405, (25, f"Method PUT is not allowed for the resource {resource} with this "
@@ -408,6 +410,12 @@ class PrestaShopSimulator:
         line: dict[str, Any] = {name: values.get(name) for name in FIELDS[resource] if name != "id"}
         line.update(id_order=int(values["id_order"]), id_carrier=int(values["id_carrier"]))
         self.order_carriers[int(values["id"])] = line
+        # OrderCarrier::updateWs(): with sendemail=1, "Package in transit" with the carrier of the ORDER
+        # (its id_carrier, not the line's) and its URL, '@' replaced by the line's tracking_number.
+        order = self.orders[line["id_order"]]
+        url = self.carriers[order["id_carrier"]]["url"]
+        if sendemail and url:
+            self.emails.append((line["id_order"], f"in_transit {url.replace('@', line['tracking_number'] or '')}"))
         return {NODE[resource]: self.render(resource, int(values["id"]))}
 
     # -- XML output (the webservice's default) ---------------------------------------------

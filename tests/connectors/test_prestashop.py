@@ -111,8 +111,11 @@ async def test_shipped_with_two_numbers_reads_then_writes_the_carriers_then_the_
                                                       "tracking_number": FEDEX.number})
     assert fields(history["body"]) == ("order_history", {"id_order": "5", "id_order_state": "4"})
     assert history["query"]["sendemail"] == "1"
+    # The order's own carrier line, with its first number: PrestaShop mails "Package in transit" with its link.
+    assert put["query"].get("sendemail") == "1" and "sendemail" not in post["query"]
     state = sim.order_state("5")
-    assert state is not None and state["status"] == "Shipped" and state["emails"] == ["shipped"]
+    assert state is not None and state["status"] == "Shipped"
+    assert state["emails"] == [f"in_transit https://www.ups.com/track?tracknum={UPS.number}", "shipped"]
     assert state["order_carriers"][0]["weight"] == "1.200000"  # kept through the PUT
     assert sorted(sim.tracking_numbers("5")) == [("FedEx", FEDEX.number), ("UPS", UPS.number)]
 
@@ -171,7 +174,8 @@ async def test_an_order_already_in_the_status_gets_no_second_history_row_nor_e_m
     assert isinstance(again, AlreadyDone), again
     assert all(r["method"] == "GET" for r in sim.seen)
     assert sim.order_state("5")["history"] == ["Shipped"]  # type: ignore[index]
-    assert sim.emails == [(5, "shipped")]
+    assert [template for _, template in sim.emails] == [f"in_transit https://www.ups.com/track?tracknum={UPS.number}",
+                                                        "shipped"]
 
 
 async def test_only_the_missing_number_is_written_when_the_status_is_already_there(
@@ -191,6 +195,7 @@ async def test_two_numbers_of_one_carrier_share_its_order_carrier(sim: PrestaSho
     assert isinstance(await shop.send(make_update("5", "Shipped", tracking=(UPS, UPS2))), Delivered)
     (line,) = sim.order_state("5")["order_carriers"]  # type: ignore[index]
     assert line["tracking_number"] == f"{UPS.number}, {UPS2.number}"
+    assert "sendemail" not in sim.seen[-2]["query"]  # two numbers in one link would be a broken link: no mail
     assert sim.tracking_numbers("5") == [("UPS", UPS.number), ("UPS", UPS2.number)]
 
 
