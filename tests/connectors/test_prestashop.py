@@ -413,3 +413,14 @@ async def test_a_good_history_row_sets_the_state_and_answers_201(sim: PrestaShop
     answer = await post(sim, "order_histories?sendemail=1", HISTORY.format(5, 4))
     assert answer.status_code == 201 and answer.json()["order_history"]["id_order_state"] == "4"
     assert sim.order_state("5")["status"] == "Shipped"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("ask", [{"params": {"output_format": "JSON"}}, {"headers": {"Output-Format": "JSON"}},
+                                 {"headers": {"Io-Format": "JSON"}}, {"params": {"io_format": "JSON"}}])
+async def test_the_simulator_answers_json_however_the_webservice_takes_the_ask(
+        sim: PrestaShopSimulator, ask: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(transport=simulator_transport(sim), auth=httpx.BasicAuth(KEY, "")) as client:
+        answer = await client.get("https://shop.test/api/orders/5", **ask)
+        plain = await client.get("https://shop.test/api/orders/5")
+    assert answer.json()["order"]["current_state"] == "2"
+    assert plain.text.startswith("<?xml") and "<current_state>2</current_state>" in plain.text
