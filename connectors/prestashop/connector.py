@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 from cartstatus.connector import ConnectionResult, Connector, StatusUpdate, StopSend, Tracking, json_body
-from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome
+from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 
 from .webservice import (
     CODE_WEBSERVICE_DISABLED,
@@ -162,6 +162,8 @@ class PrestaShopConnector(Connector):
         states: dict[str, int] = {}
         names: list[str] = []
         rows = self.rows(body, "order_states")
+        if not rows:  # every shop has statuses: this is not the webservice's list (a proxy's page): not kept
+            raise StopSend(RetryLater(f"PrestaShop listed no order statuses: {str(body)[:200]!r}"))
         for row in rows:
             if str(row.get("deleted", "0")) == "1":  # a status the merchant deleted stays, marked
                 continue
@@ -190,6 +192,12 @@ class PrestaShopConnector(Connector):
         return self.check_status(update) or await self.outcome_of(self._deliver(update))
 
     async def _deliver(self, update: StatusUpdate) -> Outcome:
+        try:
+            return await self._steps(update)
+        except (KeyError, TypeError, ValueError) as exc:  # a reply not shaped as the webservice's (a proxy's page)
+            return RetryLater(f"PrestaShop's reply could not be read: {type(exc).__name__}: {exc}")
+
+    async def _steps(self, update: StatusUpdate) -> Outcome:
         order = await self.find_order(update.cart_order_ref)
         if isinstance(order, Failed):
             return order
@@ -240,7 +248,9 @@ class PrestaShopConnector(Connector):
         if ref.isdigit():
             body = await self.get(f"orders/{int(ref)}")  # an unknown id: an empty 404, Failed by classify
             order = body.get("order") if isinstance(body, dict) else None
-            return order if isinstance(order, dict) else Failed(f"PrestaShop gave no order {ref}: {body!r}"[:300])
+            if not isinstance(order, dict):  # a 200 that is not the webservice's order (a proxy's page)
+                raise StopSend(RetryLater(f"PrestaShop's reply for order {ref} holds no order: {str(body)[:200]!r}"))
+            return order
         if not REFERENCE.match(ref):
             return Failed(f"{ref!r} is neither a PrestaShop order id nor an order reference")
         found = self.rows(await self.get("orders", **{"filter[reference]": f"[{ref}]",
@@ -319,8 +329,8 @@ class PrestaShopConnector(Connector):
         try:
             reply = await self.call("GET", self.api("order_states"),
                                     params={"display": "[id,name,deleted]", "output_format": "JSON"})
+            count = self.remember_states(json_body(reply))  # the read a first send would make anyway
         except StopSend as stop:
             return ConnectionResult(False, stop.reason)
-        count = self.remember_states(json_body(reply))  # the read a first send would make anyway
         version = reply.headers.get("PSWS-Version", "?")
         return ConnectionResult(True, f"PrestaShop {version} webservice answers; the key reads {count} order statuses")

@@ -424,3 +424,22 @@ async def test_the_simulator_answers_json_however_the_webservice_takes_the_ask(
         plain = await client.get("https://shop.test/api/orders/5")
     assert answer.json()["order"]["current_state"] == "2"
     assert plain.text.startswith("<?xml") and "<current_state>2</current_state>" in plain.text
+
+
+class OkPage(httpx.AsyncBaseTransport):
+    """A proxy that answers 200 with its own page, whatever is asked."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"page": "maintenance"} if "orders" in request.url.path else None,
+                              text=None if "orders" in request.url.path else "<html>maintenance</html>")
+
+
+async def test_a_reply_not_shaped_as_the_webservices_is_retried_and_no_empty_status_list_is_kept(
+        sim: PrestaShopSimulator) -> None:
+    async with opened(sim, OkPage()) as cart:
+        outcome = await cart.send(make_update("5", "Shipped"))
+        result = await cart.test_connection()
+        assert cart._states is None
+    assert isinstance(outcome, RetryLater) and not result.ok and "no order statuses" in result.detail
+    async with opened(sim, OkPage()) as cart:
+        assert isinstance(await cart.send(make_update("XKBKNABJK", "Shipped")), Failed)  # [] is "none"
