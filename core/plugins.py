@@ -38,6 +38,7 @@ CONNECTOR_PLUGINS = (
     "cartstatus.connectors.oss.plugin",
     "cartstatus.connectors.woocommerce.plugin",
     "cartstatus.connectors.ecwid.plugin",
+    "cartstatus.connectors.prestashop.plugin",
 )
 #: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
 COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
