@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import json
 import re
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -329,7 +330,8 @@ class Connector:
 
         ``return self.check_status(update) or await self.outcome_of(self._steps(update))``
         in :meth:`send`, with ``_steps`` calling :meth:`call` for each request.
-        A stray network error or timeout gives ``RetryLater``.
+        A stray network error or timeout gives ``RetryLater``, and so does a reply that is not the JSON
+        ``response.json()`` expected (a proxy's HTML page in front of the cart).
         """
         try:
             return await steps
@@ -337,6 +339,8 @@ class Connector:
             return stop.outcome
         except httpx.HTTPError as exc:
             return outcome_for_transport_error(exc)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # a proxy's HTML page where JSON was due
+            return RetryLater(f"the cart's reply could not be read as JSON: {type(exc).__name__}")
 
     @classmethod
     def vocabulary_for(cls, settings: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -312,9 +312,9 @@ async def test_ecwids_429_gives_its_delay_and_holds_the_store() -> None:
     cart = connector(transport)
     try:
         first = await cart.send(make_update("K-1", "SHIPPED"))  # GET + PUT: the quota
-        assert cart.take_limit_hint() is None  # Ecwid sends no remaining-calls headers on a success
+        assert cart.latest_limit_hint is None  # Ecwid sends no remaining-calls headers on a success
         throttled = await cart.send(make_update("K-2", "SHIPPED"))
-        hint = cart.take_limit_hint()
+        hint = cart.latest_limit_hint
     finally:
         await cart.aclose()
     assert isinstance(first, Delivered), first

@@ -92,7 +92,7 @@ async def test_ecwids_429_with_retry_after_replay() -> None:
         try:
             tested = await cart.test_connection()
             throttled = await cart.send(make_update("C-1004", "SHIPPED"))
-            hint = cart.take_limit_hint()
+            hint = cart.latest_limit_hint
         finally:
             await cart.aclose()
     assert tested.ok, tested

@@ -348,7 +348,7 @@ async def test_a_hosts_limit_is_a_429_with_retry_after_read_as_a_hold_for_the_st
     sim.add_order("5")
     async with opened(sim) as cart:
         outcome = await cart.send(make_update("5", "Shipped"))
-        hint = cart.take_limit_hint()
+        hint = cart.latest_limit_hint
     assert isinstance(outcome, RetryLater) and outcome.delay == 30.0
     assert sim.throttled == 1
     assert hint is not None and (hint.remaining, hint.reset_in) == (0, 30.0)

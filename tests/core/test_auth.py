@@ -441,3 +441,16 @@ async def test_the_controller_keeps_one_connector_per_store_for_its_run(
     assert sorted(store for store, _ in made) == ["main", "second"]
     assert sorted(len(connector.sent) for _, connector in made) == [3, 3]
     assert all({u.store_id for u in connector.sent} == {store} for store, connector in made)
+
+
+async def test_a_proxy_page_where_json_was_due_is_retry_later_not_a_raise() -> None:
+    connector = Connector({}, transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, text="<html><body>Bad gateway, try later</body></html>")))
+
+    async def steps() -> Outcome:
+        reply = await connector.call("GET", "http://cart.test/orders/1")
+        return Delivered(str(reply.json()["status"]))
+
+    outcome = await connector.outcome_of(steps())
+    assert outcome == RetryLater("the cart's reply could not be read as JSON: JSONDecodeError")
+    await connector.aclose()

@@ -133,10 +133,21 @@ def errors_by_plugin() -> dict[str, list[str]]:
     return found
 
 
+#: The built-in connectors' names, in registration order (each plugin module is connectors/<name>/plugin.py).
+BUILTIN = [module.split(".")[2] for module in plugins.CONNECTOR_PLUGINS]
+
+
+def with_builtins(*names: str) -> list[str]:
+    return sorted([*names, *BUILTIN])
+
+
 def test_builtins_register_through_the_same_hooks(fresh_plugins: None) -> None:
-    assert plugins.get_connectors() == {"seti": SetiConnector, "oss": OssConnector}
-    assert plugins.get_connector_plugins() == [("cartstatus.connectors.seti.plugin", SetiConnector),
-                                               ("cartstatus.connectors.oss.plugin", OssConnector)]
+    connectors = plugins.get_connectors()
+    assert list(connectors) == BUILTIN and {"seti", "oss", "woocommerce"} <= set(BUILTIN)
+    assert (connectors["seti"], connectors["oss"]) == (SetiConnector, OssConnector)
+    assert plugins.get_connector_plugins()[:2] == [("cartstatus.connectors.seti.plugin", SetiConnector),
+                                                   ("cartstatus.connectors.oss.plugin", OssConnector)]
+    assert [module for module, _ in plugins.get_connector_plugins()] == list(plugins.CONNECTOR_PLUGINS)
     assert plugins.state.errors == []
 
 
@@ -144,7 +155,7 @@ def test_broken_plugins_do_not_stop_the_others(fake_plugins: Callable[..., None]
     install_zoo(fake_plugins)
     connectors = plugins.get_connectors()
     # The good plugin, the good part of the garbage plugin and the built-in all load.
-    assert sorted(connectors) == ["finecart", "goodcart", "oss", "seti"]
+    assert sorted(connectors) == with_builtins("finecart", "goodcart")
     assert connectors["seti"] is SetiConnector  # an impostor never replaces a built-in
     # Rows go to the matrix loader as given: it checks them against matrix/schema.json and reports.
     rows = [(p, r) for p, r in plugins.get_matrix_rows()]
@@ -177,10 +188,10 @@ def test_errors_are_reported_once_however_often_asked(fake_plugins: Callable[...
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("good", ["goodcart", "oss", "seti"]),  # an entry-point name
-    ("CS_Good", ["goodcart", "oss", "seti"]),  # a distribution name, spelt any PEP 503 way
-    ("", ["oss", "seti"]),  # empty: no third-party plugin; the built-ins still load
-    ("cs-good, garbage", ["finecart", "goodcart", "oss", "seti"]),
+    ("good", with_builtins("goodcart")),  # an entry-point name
+    ("CS_Good", with_builtins("goodcart")),  # a distribution name, spelt any PEP 503 way
+    ("", with_builtins()),  # empty: no third-party plugin; the built-ins still load
+    ("cs-good, garbage", with_builtins("finecart", "goodcart")),
 ])
 def test_load_plugins_env_limits_what_loads(fake_plugins: Callable[..., None], monkeypatch: pytest.MonkeyPatch,
                                             value: str, expected: list[str]) -> None:
@@ -194,7 +205,7 @@ def test_load_plugins_env_names_a_missing_plugin(fake_plugins: Callable[..., Non
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     install_zoo(fake_plugins)
     monkeypatch.setenv(plugins.LOAD_ENV, "good,cs-nowhere")
-    assert sorted(plugins.get_connectors()) == ["goodcart", "oss", "seti"]
+    assert sorted(plugins.get_connectors()) == with_builtins("goodcart")
     assert errors_by_plugin()["cs-nowhere"] == [
         "named in CARTSTATUS_LOAD_PLUGINS but no installed plugin has that name"]
 
@@ -231,7 +242,7 @@ def test_plugins_command_lists_plugins_and_errors(fake_plugins: Callable[..., No
 def test_plugins_command_exits_0_when_all_is_well(fresh_plugins: None) -> None:
     result = CliRunner().invoke(main, ["plugins", "--json"])
     assert result.exit_code == 0
-    assert [p["connectors"] for p in json.loads(result.output)] == [["seti"], ["oss"]]
+    assert [p["connectors"] for p in json.loads(result.output)] == [[name] for name in BUILTIN]
 
 
 def test_plugins_all_lists_the_builtin_command_plugins(fresh_plugins: None) -> None:

@@ -41,7 +41,7 @@ def test_an_alias_of_a_script_cart_is_native_through_seti() -> None:
 
 
 def test_api_cart_without_connector_goes_to_active_oss(fake_oss: type[Connector]) -> None:
-    route = route_for_store(store("woocommerce", TODAY + dt.timedelta(days=30)), TODAY)
+    route = route_for_store(store("squarespace", TODAY + dt.timedelta(days=30)), TODAY)
     assert (route.kind, route.connector) == ("oss", "oss")
     assert "no cartstatus connector for it is installed" in route.reason
     assert "active until 2026-12-27" in route.reason
@@ -98,7 +98,7 @@ def test_unusable_extra_matrix_routes_none(tmp_path: Path) -> None:
 
 def test_route_for_store_delegates_to_the_matrix_decision(fake_oss: type[Connector]) -> None:
     matrix = cart_matrix()
-    for cart in ("seti", "woocommerce", "americart", "nowhere"):
+    for cart in ("seti", "woocommerce", "squarespace", "americart", "nowhere"):
         for sub in (None, TODAY, TODAY - dt.timedelta(days=3)):
             assert route_for_store(store(cart, sub), TODAY) == decide_route(store(cart, sub), matrix, TODAY)
 
@@ -106,7 +106,8 @@ def test_route_for_store_delegates_to_the_matrix_decision(fake_oss: type[Connect
 def test_connector_class_for_cart_follows_the_matrix() -> None:
     assert connector_class_for_cart("seti").name == "seti"  # type: ignore[union-attr]
     assert connector_class_for_cart("zen cart").name == "seti"  # type: ignore[union-attr]
-    assert connector_class_for_cart("woocommerce") is None
+    assert connector_class_for_cart("woocommerce").name == "woocommerce"  # type: ignore[union-attr]
+    assert connector_class_for_cart("squarespace") is None
     assert connector_class_for_cart("not-a-cart") is None
 
 
@@ -133,7 +134,7 @@ def test_setup_file_with_unknown_cart_loads_and_records_the_reason(write_setup: 
 @pytest.mark.parametrize(("expires", "kind"), [("2999-01-01", "oss"), ("2000-01-01", "none")])
 def test_engine_queues_to_the_oss_only_while_subscribed(expires: str, kind: str, fake_oss: type[Connector],
                                                         write_setup: Callable[..., Path]) -> None:
-    cfg = load_config(_setup(write_setup, cart="woocommerce",
+    cfg = load_config(_setup(write_setup, cart="squarespace",
                              oss={"url": "https://oss.test", "merchant": "acme", "token": "t",
                                   "subscription_expires": expires}))
     engine = StatusEngine(cfg)
