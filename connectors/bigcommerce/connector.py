@@ -14,19 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from cartstatus import (
-    AlreadyDone,
+from cartstatus.auth import HeaderAuth
+from cartstatus.connector import (
+    REASON_BOUND,
     ConnectionResult,
     Connector,
-    Delivered,
-    Failed,
-    Outcome,
     RateLimit,
-    RetryLater,
     StatusUpdate,
+    StopSend,
+    Tracking,
+    json_body,
+    retry_after_seconds,
 )
-from cartstatus.auth import HeaderAuth
-from cartstatus.connector import REASON_BOUND, StopSend, Tracking, json_body, retry_after_seconds
+from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 
 #: BigCommerce's order statuses by their fixed ids (GET /v2/order_statuses; a store may rename them with a
 #: custom label, never renumber them).
@@ -111,27 +111,30 @@ def shippable(products: Sequence[Mapping[str, Any]], addresses: Sequence[Mapping
     return lines
 
 
-def allocate(lines: list[Line], count: int) -> list[tuple[int, list[dict[str, int]]]]:
-    """Items for up to ``count`` shipments, one per tracking number: each takes at least one unit, the first
-    takes every unit the others do not, and a shipment carries the items of one address only.
+def allocate(lines: list[Line], count: int, *, partial: bool = False) -> list[tuple[int, list[dict[str, int]]]]:
+    """Items for up to ``count`` shipments, one per tracking number, each of the items of one address.
 
-    Deterministic on what BigCommerce still has to ship, so a send repeated after part of it was done adds
-    the same shipments one whole send would have.
+    Each shipment takes at least one unit and the first takes every unit the others do not: the numbers of
+    a Shipped update ship the whole order. For a Partially Shipped update (``partial``) each takes one unit
+    only, so the numbers of a later update still have items to carry. Deterministic on what BigCommerce still
+    has to ship, so a send repeated after part of it was done adds the shipments one whole send would have.
     """
-    units = [(line, 1) for line in lines for _ in range(line.quantity)]
+    units = [line for line in lines for _ in range(line.quantity)]
     if not units or count <= 0:
         return []
-    first_address = units[0][0].order_address_id
-    same = [u for u in units if u[0].order_address_id == first_address]
+    first_address = units[0].order_address_id
+    same = [unit for unit in units if unit.order_address_id == first_address]
     count = min(count, len(same))
-    # Shipments 2..count take one unit each from the end; the first takes the rest of its address.
-    singles = same[len(same) - (count - 1):] if count > 1 else []
-    parts = [same[:len(same) - len(singles)], *([unit] for unit in singles)]
+    if partial:
+        parts = [[unit] for unit in same[:count]]
+    else:  # shipments 2..count take one unit each from the end; the first takes the rest
+        cut = len(same) - (count - 1)
+        parts = [same[:cut], *([unit] for unit in same[cut:])]
     shipments = []
     for part in parts:
         quantities: dict[int, int] = {}
-        for line, n in part:
-            quantities[line.order_product_id] = quantities.get(line.order_product_id, 0) + n
+        for line in part:
+            quantities[line.order_product_id] = quantities.get(line.order_product_id, 0) + 1
         shipments.append((first_address, [{"order_product_id": pid, "quantity": q} for pid, q in quantities.items()]))
     return shipments
 
@@ -208,7 +211,8 @@ class BigCommerceConnector(Connector):
         path = f"/orders/{oid}"
         order = (await self.request("GET", path)).json()  # a 404 here: the cart has no such order
         missing = await self._missing_tracking(path, update.tracking)
-        added, left_out = await self._add_shipments(path, missing) if missing else (0, [])
+        partial = update.cart_status == "Partially Shipped"
+        added, left_out = await self._add_shipments(path, missing, partial) if missing else (0, [])
         wanted = STATUS_IDS[update.cart_status]
         # A shipment moves the order to Shipped or Partially Shipped by itself: set the status after them.
         if added == 0 and order.get("status_id") == wanted:
@@ -233,11 +237,11 @@ class BigCommerceConnector(Connector):
                 missing.append(track)
         return missing
 
-    async def _add_shipments(self, path: str, missing: list[Tracking]) -> tuple[int, list[str]]:
+    async def _add_shipments(self, path: str, missing: list[Tracking], partial: bool) -> tuple[int, list[str]]:
         """One shipment per missing tracking number; the numbers no item is left for are returned."""
         addresses = (await self.request("GET", f"{path}/shipping_addresses")).json()
         products = (await self.request("GET", f"{path}/products", params={"limit": 250})).json()
-        plan = allocate(shippable(products, addresses), len(missing))
+        plan = allocate(shippable(products, addresses), len(missing), partial=partial)
         for track, (address_id, items) in zip(missing, plan, strict=False):
             await self.request("POST", f"{path}/shipments", json={
                 "order_address_id": address_id, "items": items, "tracking_number": track.number,
@@ -251,7 +255,8 @@ class BigCommerceConnector(Connector):
             return ConnectionResult(False, stop.reason)
         statuses = json_body(reply)
         count = len(statuses) if isinstance(statuses, list) else 0
-        return ConnectionResult(True, f"BigCommerce store {self.settings['store_hash']} answers ({count} order statuses)")
+        store = self.settings["store_hash"]
+        return ConnectionResult(True, f"BigCommerce store {store} answers ({count} order statuses)")
 
 
 def _reset_seconds(response: httpx.Response) -> float | None:

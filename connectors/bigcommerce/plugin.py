@@ -1,4 +1,4 @@
-"""Registers the built-in ``bigcommerce`` connector through the public hooks (its matrix row is in matrix/carts.yaml)."""
+"""Registers the built-in ``bigcommerce`` connector through the public hooks (its row is in matrix/carts.yaml)."""
 
 from typing import Any
 
