@@ -100,14 +100,16 @@ class Line:
 
 def shippable(products: Sequence[Mapping[str, Any]], addresses: Sequence[Mapping[str, Any]]) -> list[Line]:
     """The order's physical products not yet shipped, each at the shipping address it goes to."""
-    known = [int(a["id"]) for a in addresses if isinstance(a.get("id"), int)]
+    known = [a["id"] for a in addresses if isinstance(a, Mapping) and type(a.get("id")) is int]
     lines = []
     for product in products:
-        left = int(product.get("quantity") or 0) - int(product.get("quantity_shipped") or 0)
+        if not isinstance(product, Mapping) or type(product.get("id")) is not int:
+            continue
+        left = _count(product.get("quantity")) - _count(product.get("quantity_shipped"))
         if product.get("type", "physical") != "physical" or left <= 0 or not known:
             continue
         address = product.get("order_address_id")
-        lines.append(Line(int(product["id"]), address if address in known else known[0], left))
+        lines.append(Line(product["id"], address if isinstance(address, int) and address in known else known[0], left))
     return lines
 
 
@@ -175,6 +177,16 @@ class BigCommerceConnector(Connector):
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         return await self.call(method, self.url(path), headers=headers, **kwargs)
 
+    async def read(self, path: str, kind: type[list[Any]] | type[dict[str, Any]], **kwargs: Any) -> Any:
+        """A GET's JSON, of ``kind``; a reply that is not (a proxy's page in a 200) ends the send, to be retried.
+        A 204 is an empty list (BigCommerce's answer for an order with no shipments)."""
+        reply = await self.request("GET", path, **kwargs)
+        body = [] if reply.status_code == 204 else json_body(reply)
+        if not isinstance(body, kind):
+            raise StopSend(RetryLater(f"BigCommerce answered GET {path} (HTTP {reply.status_code}) with no "
+                                      f"readable JSON {kind.__name__}"))
+        return body
+
     def classify(self, response: httpx.Response) -> Outcome | None:
         self._note_limit(response)
         code = response.status_code
@@ -209,7 +221,7 @@ class BigCommerceConnector(Connector):
     async def _deliver(self, update: StatusUpdate) -> Outcome:
         oid = order_id(update.cart_order_ref)
         path = f"/orders/{oid}"
-        order = (await self.request("GET", path)).json()  # a 404 here: the cart has no such order
+        order = await self.read(path, dict)  # a 404 here: the cart has no such order
         missing = await self._missing_tracking(path, update.tracking)
         partial = update.cart_status == "Partially Shipped"
         added, left_out = await self._add_shipments(path, missing, partial) if missing else (0, [])
@@ -226,9 +238,8 @@ class BigCommerceConnector(Connector):
     async def _missing_tracking(self, path: str, tracking: Sequence[Tracking]) -> list[Tracking]:
         if not tracking:
             return []
-        reply = await self.request("GET", f"{path}/shipments", params={"limit": 250})
-        shipments = json_body(reply) if reply.status_code != 204 else []  # 204: no shipments yet
-        have = {str(s.get("tracking_number")) for s in shipments or [] if isinstance(s, dict)}
+        shipments = await self.read(f"{path}/shipments", list, params={"limit": 250})
+        have = {str(s.get("tracking_number")) for s in shipments if isinstance(s, dict)}
         seen: set[str] = set()
         missing = []
         for track in tracking:
@@ -239,8 +250,8 @@ class BigCommerceConnector(Connector):
 
     async def _add_shipments(self, path: str, missing: list[Tracking], partial: bool) -> tuple[int, list[str]]:
         """One shipment per missing tracking number; the numbers no item is left for are returned."""
-        addresses = (await self.request("GET", f"{path}/shipping_addresses")).json()
-        products = (await self.request("GET", f"{path}/products", params={"limit": 250})).json()
+        addresses = await self.read(f"{path}/shipping_addresses", list)
+        products = await self.read(f"{path}/products", list, params={"limit": 250})
         plan = allocate(shippable(products, addresses), len(missing), partial=partial)
         for track, (address_id, items) in zip(missing, plan, strict=False):
             await self.request("POST", f"{path}/shipments", json={
@@ -257,6 +268,10 @@ class BigCommerceConnector(Connector):
         count = len(statuses) if isinstance(statuses, list) else 0
         store = self.settings["store_hash"]
         return ConnectionResult(True, f"BigCommerce store {store} answers ({count} order statuses)")
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int else int(value) if isinstance(value, str) and value.isdigit() else 0
 
 
 def _reset_seconds(response: httpx.Response) -> float | None:

@@ -380,3 +380,69 @@ def test_the_check_catches_a_bad_request(bad: httpx.Request, words: str) -> None
 
 def test_the_description_is_built_once() -> None:
     assert load_openapi(spec_file(SPEC)) is load_openapi(spec_file(SPEC))
+
+
+# -- broken on purpose: what the checks catch ------------------------------------------------------------------------
+
+class WritesBlind(BigCommerceConnector):
+    """Adds every tracking number's shipment without reading the shipments first."""
+
+    async def _missing_tracking(self, path: str, tracking: Any) -> list[Tracking]:
+        return list(tracking)
+
+
+class SendsTheLabel(BigCommerceConnector):
+    """Sends the status name as status_id, which the description (and BigCommerce) refuse."""
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if method == "PUT":
+            kwargs["json"] = {"status_id": "Shipped"}
+        return await super().request(method, path, **kwargs)
+
+
+async def test_a_connector_that_writes_without_reading_is_caught_by_the_store(sim: BigCommerceSimulator) -> None:
+    sim.add_order("100")
+    blind = WritesBlind(wrap_secrets(SETTINGS, BigCommerceConnector.settings_schema), transport=Recorded(sim))
+    try:
+        first = await blind.send(make_update("100", "Shipped", tracking=TRACKING))
+        again = await blind.send(make_update("100", "Shipped", tracking=TRACKING))
+    finally:
+        await blind.aclose()
+    assert isinstance(first, Delivered)
+    # Everything is shipped: BigCommerce refuses a second shipment rather than hold the number twice.
+    assert isinstance(again, Delivered) and "not added" in again.detail
+    sim2 = simulator()
+    sim2.add_order("100", quantities=(3, 3))
+    blind = WritesBlind(wrap_secrets(SETTINGS, BigCommerceConnector.settings_schema), transport=Recorded(sim2))
+    try:
+        for _ in range(2):
+            await blind.send(make_update("100", "Partially Shipped", tracking=TRACKING))
+    finally:
+        await blind.aclose()
+    numbers = [n for _, n in sim2.tracking_numbers("100")]
+    assert numbers.count("794644790132") == 2  # the kit's "exactly once" check fails on this
+
+
+async def test_a_request_that_breaks_the_description_is_reported(sim: BigCommerceSimulator) -> None:
+    sim.add_order("100")
+    wire = Recorded(sim)
+    broken = SendsTheLabel(wrap_secrets(SETTINGS, BigCommerceConnector.settings_schema), transport=wire)
+    try:
+        outcome = await broken.send(make_update("100", "Shipped"))
+    finally:
+        await broken.aclose()
+    assert outcome == Failed("BigCommerce refused (HTTP 400): The field 'status_id' is invalid.")
+    assert len(wire.problems) == 1 and wire.problems[0].startswith(f"PUT {PREFIX}/orders/100:"), wire.problems
+
+
+async def test_an_unreadable_reply_is_retried_never_raised(sim: BigCommerceSimulator) -> None:
+    class Page(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, html="<html>maintenance</html>")
+
+    connector = BigCommerceConnector(wrap_secrets(SETTINGS, BigCommerceConnector.settings_schema), transport=Page())
+    try:
+        outcome = await connector.send(make_update("100", "Shipped", tracking=TRACKING))
+    finally:
+        await connector.aclose()
+    assert isinstance(outcome, RetryLater) and "no readable JSON dict" in outcome.reason, outcome
