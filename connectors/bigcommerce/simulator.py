@@ -42,6 +42,8 @@ COURIER_NAMES = {"dhl": "DHL", "ontrac": "OnTrac", "lasership": "LaserShip", "pu
 #: Quota reported while the limit is off (``quota=None``): a window that never runs out.
 UNLIMITED = 1_000_000
 NOT_FOUND = "The requested resource was not found."
+#: The simulator's wording for a refused token (BigCommerce's own 401 text was not found to check against).
+UNAUTHORIZED = "You are not authorized to access this resource. Check the X-Auth-Token."
 
 Handler = Callable[[Request, dict[str, Any] | None], Awaitable[Response]]
 
@@ -137,9 +139,9 @@ class BigCommerceSimulator:
                 return refused
             if request.headers.get("x-auth-token") != self.access_token:
                 # BigCommerce answers a missing or wrong token before it counts the request against the quota.
-                return v2_error(401, "You are not authorized to access this resource. Check the X-Auth-Token.")
+                return self._limited(v2_error(401, UNAUTHORIZED))
             if request.path_params["store_hash"] != self.store_hash:
-                return v2_error(404, NOT_FOUND)
+                return self._limited(v2_error(404, NOT_FOUND))
             throttled = self._spend()
             if throttled is not None:
                 return throttled
@@ -161,9 +163,9 @@ class BigCommerceSimulator:
         if fault == "timeout":
             await asyncio.sleep(3600)
         if fault == "http_4xx":
-            return v2_error(400, "The field 'status_id' is invalid.")
+            return self._limited(v2_error(400, "The field 'status_id' is invalid."))
         if fault == "http_401":
-            return v2_error(401, "You are not authorized to access this resource. Check the X-Auth-Token.")
+            return self._limited(v2_error(401, UNAUTHORIZED))
         if fault == "http_429":
             return v2_error(429, "Too many requests: the rate limit has been exceeded.", self._limit_headers(
                 left=0, reset_ms=self.retry_after * 1000) | {"Retry-After": str(self.retry_after)})
