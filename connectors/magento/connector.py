@@ -128,7 +128,7 @@ class MagentoConnector(Connector):
         if code == 401:
             return Failed(f"Magento refused the access token (HTTP 401): {text}")
         if code == 404:
-            return Failed(f"Magento has no such order (HTTP 404): {text}")
+            return Failed(f"Magento found no such order or route (HTTP 404): {text}")
         return Failed(f"Magento refused (HTTP {code}): {text}")
 
     # -- reading -----------------------------------------------------------------------------

@@ -60,7 +60,8 @@ CANNOT_SHIP = "The order does not allow a shipment to be created."
 CANNOT_HOLD = "A hold action is not available."
 CANNOT_UNHOLD = "You cannot remove the hold."
 BAD_TYPE = 'The "%value" value\'s type is invalid. The "%type" type was expected. Verify and try again.'
-NO_STORE = "The store that was requested wasn't found. Verify the store and try again."
+#: Webapi's PathProcessor takes an unknown store code for part of the path, which then matches no route.
+NO_ROUTE = "Request does not match any route."
 
 FILTER = re.compile(r"^searchCriteria\[filterGroups\]\[(\d+)\]\[filters\]\[(\d+)\]\[(field|value|conditionType)\]$")
 
@@ -195,7 +196,7 @@ class MagentoSimulator:
                 return PlainTextResponse("Too Many Requests", status_code=429, headers={"Retry-After": str(wait)})
             self.seen.append(clock)
         if request.path_params["store"] not in self.store_codes:
-            return error(400, NO_STORE)
+            return error(404, NO_ROUTE)
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return error(401, UNAUTHORIZED, {"resources": resource})
         return None

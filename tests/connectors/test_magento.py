@@ -286,7 +286,7 @@ async def test_an_unknown_order() -> None:
     (by_increment,), _ = await send(sim, make_update("000000404", "processing"))
     (by_entity,), _ = await send(sim, make_update("404", "processing"), order_ref="entity_id")
     assert by_increment == Failed("Magento has no order with increment id '000000404'")
-    assert by_entity == Failed("Magento has no such order (HTTP 404): The entity that was requested doesn't "
+    assert by_entity == Failed("Magento found no such order or route (HTTP 404): The entity that was requested doesn't "
                                "exist. Verify the entity and try again.")
 
 
@@ -321,6 +321,8 @@ async def test_the_bearer_token_is_sent_and_the_store_code_is_in_the_path() -> N
     assert isinstance(outcome, Delivered)
     assert seen[0].headers["authorization"] == f"Bearer {SETTINGS['token']}"
     assert seen[0].url.path == "/rest/fr/V1/orders"
+    (wrong,), _ = await send(sim, make_update("K-1", "processing"), store_code="default")
+    assert wrong == Failed("Magento found no such order or route (HTTP 404): Request does not match any route.")
 
 
 async def test_a_hosts_limit_is_retry_later_with_its_delay() -> None:
