@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from cartstatus import AlreadyDone, ConnectionResult, Connector, Delivered, Failed, Outcome, StatusUpdate
 from cartstatus.auth import HeaderAuth
-from cartstatus.connector import StopSend, Tracking, json_body
+from cartstatus.connector import ConnectionResult, Connector, StatusUpdate, StopSend, Tracking, json_body
+from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome
 
 #: The statuses of Magento's default install the connector can bring an order to (each is its state's default).
 VOCABULARY = ("processing", "complete", "holded", "canceled")

@@ -19,5 +19,5 @@ def magento_check() -> SwaggerCheck:
     return SwaggerCheck(spec_file(SPEC_NAME), base_path="/rest/default")
 
 
-def SPEC_CHECK(request: httpx.Request) -> None:  # noqa: N802 -- a constant-like callable for the kit
+def SPEC_CHECK(request: httpx.Request) -> None:
     magento_check()(request)

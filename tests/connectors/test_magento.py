@@ -110,10 +110,10 @@ async def test_complete_on_a_paid_order_is_one_shipment_with_both_tracks() -> No
     oid = entity(sim, "000000123")
     (outcome,), transport = await send(sim, make_update("000000123", "complete", tracking=TRACKS))
     assert isinstance(outcome, Delivered), outcome
-    assert transport.sent[0][:3] == ("GET", "/orders", {f"{SEARCH}[field]": "increment_id",
-                                                      f"{SEARCH}[value]": "000000123", f"{SEARCH}[conditionType]": "eq"})
-    assert transport.sent[2][:3] == ("GET", "/shipments", {f"{SEARCH}[field]": "order_id",
-                                                         f"{SEARCH}[value]": str(oid), f"{SEARCH}[conditionType]": "eq"})
+    assert transport.sent[0][:3] == ("GET", "/orders", {
+        f"{SEARCH}[field]": "increment_id", f"{SEARCH}[value]": "000000123", f"{SEARCH}[conditionType]": "eq"})
+    assert transport.sent[2][:3] == ("GET", "/shipments", {
+        f"{SEARCH}[field]": "order_id", f"{SEARCH}[value]": str(oid), f"{SEARCH}[conditionType]": "eq"})
     assert transport.writes() == [("POST", f"/order/{oid}/ship", {"notify": False, "tracks": [
         {"track_number": "1Z999AA10123456784", "title": "UPS", "carrier_code": "ups"},
         {"track_number": "794644790132", "title": "FedEx", "carrier_code": "fedex"}]})]
@@ -128,7 +128,8 @@ async def test_complete_on_an_order_not_invoiced_ships_then_sets_the_status_with
     oid = entity(sim, "K-1")
     (outcome,), transport = await send(sim, make_update("K-1", "complete", status="OM Shipped"))
     assert isinstance(outcome, Delivered), outcome
-    assert [(m, p) for m, p, _ in transport.writes()] == [("POST", f"/order/{oid}/ship"), ("POST", f"/orders/{oid}/comments")]
+    assert [(m, p) for m, p, _ in transport.writes()] == [("POST", f"/order/{oid}/ship"),
+                                                          ("POST", f"/orders/{oid}/comments")]
     assert transport.writes()[0][2] == {"notify": False, "tracks": []}
     assert transport.writes()[1][2] == {"statusHistory": {
         "comment": "OM Shipped (from the order manager)", "is_customer_notified": 0, "is_visible_on_front": 0,

@@ -5,7 +5,7 @@ from cartstatus.connectors.magento import MagentoConnector
 from cartstatus.connectors.magento.simulator import MagentoSimulator
 from cartstatus.testing import connector_test_class
 
-from .magento_spec import SPEC_CHECK, SETTINGS
+from .magento_spec import SETTINGS, SPEC_CHECK
 
 TestMagento = connector_test_class(MagentoConnector, settings=SETTINGS, simulator=MagentoSimulator,
                                    check_request=SPEC_CHECK)
