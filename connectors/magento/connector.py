@@ -32,8 +32,9 @@ CARRIER_CODES = {"ups": "ups", "usps": "usps", "fedex": "fedex", "dhl": "dhl"}
 
 #: States in which Magento makes no shipment (``Order::canShip``) whatever is left to ship.
 NO_SHIPMENT = ("holded", "payment_review", "canceled", "closed")
-#: States an order never leaves (a credit memo closed it; it was canceled).
-FINAL = ("canceled", "closed")
+#: States an order never leaves by the connector's means: canceled; closed by a credit memo; complete (Magento
+#: holds or cancels no complete order, and a status comment would only relabel it).
+FINAL = ("canceled", "closed", "complete")
 
 SEARCH = "searchCriteria[filterGroups][0][filters][0]"
 

@@ -204,9 +204,17 @@ async def test_a_canceled_order_takes_no_other_status() -> None:
     assert transport.writes() == []
 
 
-async def test_a_hold_magento_refuses_is_failed_in_its_words() -> None:
+async def test_a_complete_order_takes_no_other_status() -> None:
     sim = MagentoSimulator()
     sim.add_order("K-1", "complete")
+    (outcome,), transport = await send(sim, make_update("K-1", "holded"))
+    assert outcome == Failed("the order is complete in Magento (state complete): it cannot become holded")
+    assert transport.writes() == []
+
+
+async def test_a_hold_magento_refuses_is_failed_in_its_words() -> None:
+    sim = MagentoSimulator()
+    sim.add_order("K-1", "payment_review")
     (outcome,), _ = await send(sim, make_update("K-1", "holded"))
     assert outcome == Failed("Magento refused (HTTP 400): A hold action is not available.")
 
@@ -397,3 +405,28 @@ async def test_a_connector_that_drops_the_wrapper_is_caught_by_the_check_and_ref
         await cart.aclose()
     assert problems and "not arguments of the call" in problems[0]
     assert outcome == Failed('Magento refused (HTTP 400): "statusHistory" is required. Enter and try again.')
+
+
+async def test_without_reading_the_shipments_a_repeat_would_record_the_numbers_twice() -> None:
+    """The read before write is what keeps a repeat harmless: a connector that skips it doubles the tracks."""
+
+    class Forgetful(MagentoConnector):
+        async def read_shipments(self, entity_id: int) -> list[dict[str, Any]]:
+            shipments = await super().read_shipments(entity_id)
+            return [{**s, "tracks": []} for s in shipments]  # as if it had not looked at the tracks
+
+    sim = MagentoSimulator()
+    sim.add_order("K-1", "processing")
+    update = make_update("K-1", "complete", tracking=TRACKS)
+    for cls in (MagentoConnector, Forgetful):
+        sim.shipments.clear()
+        sim.add_order("K-1", "processing")
+        cart = cls(wrap_secrets(SETTINGS, MagentoConnector.settings_schema), transport=Recorder(sim))
+        try:
+            outcomes = [await cart.send(update), await cart.send(update)]
+        finally:
+            await cart.aclose()
+        assert all(isinstance(o, Delivered | AlreadyDone) for o in outcomes), outcomes
+        held = sorted(n for _, n in sim.tracking_numbers("K-1"))
+        expected = sorted(t.number for t in TRACKS) * (1 if cls is MagentoConnector else 2)
+        assert held == sorted(expected), (cls.__name__, held)

@@ -64,7 +64,7 @@ async def test_magentos_refusals_replay() -> None:
     """Magento's own ways of saying no: a cancel answered false, a hold refused with HTTP 400."""
     sim = MagentoSimulator(token=SETTINGS["token"])
     sim.add_order("000000201", "payment_review")
-    sim.add_order("000000202", "complete")
+    sim.add_order("000000202", "payment_review")
     connector = store(sim)
     with cassette("magento", "refusals", settings=SETTINGS, schema=CONNECTOR.settings_schema):
         try:
