@@ -125,7 +125,7 @@ class MagentoConnector(Connector):
         code = response.status_code
         if code < 400 or code >= 500 or code in (408, 425, 429):
             return None
-        text = magento_message(json_body(response)) or response.text.strip()
+        text = " ".join((magento_message(json_body(response)) or response.text).split())  # on one line
         if code == 401:
             return Failed(f"Magento refused the access token (HTTP 401): {text}")
         if code == 404:
@@ -170,6 +170,8 @@ class MagentoConnector(Connector):
         if order.get("state") in FINAL and order.get("status") != target:
             return Failed(f"the order is {order.get('status')} in Magento (state {order.get('state')}): "
                           f"it cannot become {target}")
+        if order.get("state") == "payment_review":  # Magento ships, holds and cancels none until it is settled
+            return Failed(f"the order is {order.get('status')} in Magento (payment review): settle its payment first")
         if target == "canceled" and order.get("state") != "canceled" and to_invoice(order) == 0:
             return Failed("Magento cannot cancel an order that is wholly invoiced: refund it with a credit memo")
         shipments = await self.read_shipments(oid)
@@ -209,7 +211,9 @@ class MagentoConnector(Connector):
 
         if done:
             order = await self.read_order(oid)  # what Magento made of it
-        if order.get("status") != target and target in ("holded", "canceled"):
+        # A comment relabels only an order at work (new, processing): Magento's own actions make the other states.
+        if order.get("status") != target and (target in ("holded", "canceled")
+                                               or order.get("state") not in ("new", "processing")):
             return Failed(f"Magento left the order {order.get('status')} (state {order.get('state')}), "
                           f"not {target}")
         comment = update.note or f"{update.status} (from the order manager)"

@@ -5,8 +5,10 @@ It answers as Magento 2.4 does (``Magento\\Sales`` services behind ``/rest/<stor
 - an order has a *state* (new, processing, complete, closed, canceled, holded...) and a *status*, a label
   assigned to a state (pending, processing, complete, canceled, holded...); the connector's vocabulary is statuses;
 - ``POST /V1/order/{orderId}/ship`` makes one shipment of every item left to ship (or the ``items`` given) with its
-  ``tracks``: a new order becomes processing; an order invoiced and wholly shipped becomes complete; an order on hold,
-  canceled or with nothing left to ship is refused with HTTP 400 "The order does not allow a shipment to be created."
+  ``tracks``: a new order becomes processing; an order invoiced and wholly shipped becomes complete. An order on hold,
+  in payment review or canceled is refused with HTTP 400 "Shipment Document Validation Error(s):\\nA shipment cannot
+  be created when an order has a status of <status>", one with nothing left to ship with "...\\nThe order does not
+  allow a shipment to be created.", a track without its number with "...\\nPlease enter a tracking number."
   A second call makes a second shipment (no idempotency): the connector reads the shipments first;
 - ``POST /V1/orders/{id}/comments`` appends a status-history row and sets the order's status to the row's
   ``status`` (``Order::addStatusHistory``; the state does not move), keeping it when none is given;
@@ -16,8 +18,8 @@ It answers as Magento 2.4 does (``Magento\\Sales`` services behind ``/rest/<stor
 - ``GET /V1/orders`` and ``GET /V1/shipments`` take ``searchCriteria`` filters (``eq``), as Magento's repositories do;
 - errors are Magento's body ``{"message": ..., "parameters": ...}``: 401 "The consumer isn't authorized to access
   %resources." for a missing or wrong bearer token, 404 "The entity that was requested doesn't exist. Verify the entity
-  and try again." for an unknown id, 400 "\\"%fieldName\\" is required. Enter and try again." for a body without a
-  required field.
+  and try again." for an unknown id, 400 "\\"%fieldName\\" is required. Enter and try again." for a body without the
+  call's argument (``statusHistory``, ``entity``).
 
 Magento publishes no request limit for admin endpoints; ``quota`` per ``window_seconds`` plays a host's (a WAF's,
 a CDN's) limit: a plain 429 with ``Retry-After``, counted in ``throttled``. None (the default) has no limit.
@@ -56,7 +58,11 @@ STATE_DEFAULT = {"new": "pending", "processing": "processing", "complete": "comp
 NOT_FOUND = "The entity that was requested doesn't exist. Verify the entity and try again."
 UNAUTHORIZED = "The consumer isn't authorized to access %resources."
 REQUIRED = '"%fieldName" is required. Enter and try again.'
+#: ShipOrder's refusals (Order\Validation\CanShip, Shipment\Validation\TrackValidator), under its heading.
+SHIP_REFUSED = "Shipment Document Validation Error(s):\n"
 CANNOT_SHIP = "The order does not allow a shipment to be created."
+SHIP_STATE = "A shipment cannot be created when an order has a status of %1"
+NO_TRACK_NUMBER = "Please enter a tracking number."
 CANNOT_HOLD = "A hold action is not available."
 CANNOT_UNHOLD = "You cannot remove the hold."
 BAD_TYPE = 'The "%value" value\'s type is invalid. The "%type" type was expected. Verify and try again.'
@@ -182,7 +188,7 @@ class MagentoSimulator:
             if fault == "timeout":
                 await asyncio.sleep(3600)
             if fault == "http_4xx":
-                return error(400, CANNOT_SHIP)
+                return error(400, SHIP_REFUSED + CANNOT_SHIP)
             status = 429 if fault == "http_429" else 503
             return PlainTextResponse("Too Many Requests" if status == 429 else "Service Temporarily Unavailable",
                                      status_code=status, headers={"Retry-After": str(self.retry_after)})
@@ -303,8 +309,8 @@ class MagentoSimulator:
             return refused or error(404, NOT_FOUND)
         bad, body = await self._body(request)
         history = body.get("statusHistory")
-        bad = bad or self._missing(body, ("statusHistory",)) or self._missing(
-            history, ("comment", "is_customer_notified", "is_visible_on_front", "parent_id"))
+        # The argument is required (Webapi's ServiceInputProcessor); the row's own fields are not checked by Magento.
+        bad = bad or self._missing(body, ("statusHistory",))
         if bad:
             return bad
         assert isinstance(history, dict)
@@ -312,9 +318,9 @@ class MagentoSimulator:
         order["status_histories"].append({
             "entity_id": sum(len(o["status_histories"]) for o in self.orders.values()) + 1,
             "parent_id": order["entity_id"], "entity_name": "order", "created_at": now(),
-            "comment": history["comment"], "status": status,
-            "is_customer_notified": history["is_customer_notified"],
-            "is_visible_on_front": history["is_visible_on_front"]})
+            "comment": history.get("comment"), "status": status,
+            "is_customer_notified": history.get("is_customer_notified"),
+            "is_visible_on_front": history.get("is_visible_on_front", 0)})
         order["status"] = status
         return JSONResponse(True)
 
@@ -360,12 +366,14 @@ class MagentoSimulator:
         if bad:
             return bad
         tracks = body.get("tracks") or []
-        for track in tracks if isinstance(tracks, list) else [None]:
-            bad = self._missing(track, ("track_number", "title", "carrier_code"))
-            if bad:
-                return bad
-        if order["state"] in ("holded", "payment_review", "canceled", "closed") or self.qty_to_ship(order) == 0:
-            return error(400, CANNOT_SHIP)
+        if not isinstance(tracks, list) or not all(isinstance(t, dict) for t in tracks):
+            return error(400, "Decoding error: \nSyntax error")
+        if order["state"] in ("holded", "payment_review", "canceled"):
+            return error(400, SHIP_REFUSED + SHIP_STATE.replace("%1", order["status"]))
+        if self.qty_to_ship(order) == 0:
+            return error(400, SHIP_REFUSED + CANNOT_SHIP)
+        if any(not t.get("track_number") for t in tracks):
+            return error(400, SHIP_REFUSED + NO_TRACK_NUMBER)
         left = {i["item_id"]: i["qty_ordered"] - i["qty_shipped"] - i["qty_canceled"] - i["qty_refunded"]
                 for i in order["items"]}
         wanted = body.get("items") or [{"order_item_id": k, "qty": v} for k, v in left.items() if v > 0]
@@ -374,7 +382,7 @@ class MagentoSimulator:
             if bad:
                 return bad
             if line["order_item_id"] not in left or not 0 < line["qty"] <= left[line["order_item_id"]]:
-                return error(400, CANNOT_SHIP)
+                return error(400, SHIP_REFUSED + CANNOT_SHIP)
         shipment_id = max(self.shipments, default=0) + 1
         for line in wanted:
             next(i for i in order["items"] if i["item_id"] == line["order_item_id"])["qty_shipped"] += line["qty"]

@@ -191,8 +191,18 @@ async def test_an_invoiced_order_is_not_canceled_and_nothing_is_written() -> Non
 
 async def test_a_cancel_magento_answers_false_is_failed() -> None:
     sim = MagentoSimulator()
-    sim.add_order("K-1", "payment_review")  # Order::canCancel is false; OrderService::cancel answers false
-    (outcome,), _ = await send(sim, make_update("K-1", "canceled"))
+    sim.add_order("K-1", "pending_payment")
+    sim.orders["K-1"]["state"] = "complete"  # behind the connector's back, between its read and its cancel
+
+    class Racing(MagentoConnector):
+        async def read_order(self, entity_id: int) -> dict[str, Any]:
+            return {**await super().read_order(entity_id), "state": "new", "status": "pending"}
+
+    racing = Racing(wrap_secrets(SETTINGS, MagentoConnector.settings_schema), transport=Recorder(sim, magento_check()))
+    try:
+        outcome = await racing.send(make_update("K-1", "canceled"))
+    finally:
+        await racing.aclose()
     assert isinstance(outcome, Failed) and "would not cancel" in outcome.reason and "false" in outcome.reason
 
 
@@ -214,8 +224,17 @@ async def test_a_complete_order_takes_no_other_status() -> None:
 
 async def test_a_hold_magento_refuses_is_failed_in_its_words() -> None:
     sim = MagentoSimulator()
-    sim.add_order("K-1", "payment_review")
-    (outcome,), _ = await send(sim, make_update("K-1", "holded"))
+    sim.add_order("K-1", "canceled")
+
+    class Stale(MagentoConnector):  # reads the order as it was before someone canceled it in the admin
+        async def read_order(self, entity_id: int) -> dict[str, Any]:
+            return {**await super().read_order(entity_id), "state": "processing", "status": "processing"}
+
+    racing = Stale(wrap_secrets(SETTINGS, MagentoConnector.settings_schema), transport=Recorder(sim, magento_check()))
+    try:
+        outcome = await racing.send(make_update("K-1", "holded"))
+    finally:
+        await racing.aclose()
     assert outcome == Failed("Magento refused (HTTP 400): A hold action is not available.")
 
 
@@ -405,6 +424,30 @@ async def test_a_connector_that_drops_the_wrapper_is_caught_by_the_check_and_ref
         await cart.aclose()
     assert problems and "not arguments of the call" in problems[0]
     assert outcome == Failed('Magento refused (HTTP 400): "statusHistory" is required. Enter and try again.')
+
+
+async def test_magentos_shipment_refusals() -> None:
+    sim = MagentoSimulator()
+    sim.add_order("K-1", "payment_review")
+    sim.add_order("K-2", "processing")
+    transport = Recorder(sim)  # unchecked: two requests here break the description on purpose
+    cart = MagentoConnector(wrap_secrets(SETTINGS, MagentoConnector.settings_schema), transport=transport)
+    try:
+        review = await cart.send(make_update("K-1", "complete", tracking=TRACKS))
+        held = await cart.client.post(cart.url(f"/order/{entity(sim, 'K-1')}/ship"), json={})
+        # Straight at the store (the connector never sends these): a track without its number, nothing left to ship.
+        no_number = await cart.client.post(cart.url(f"/order/{entity(sim, 'K-2')}/ship"),
+                                           json={"tracks": [{"title": "UPS", "carrier_code": "ups"}]})
+        await cart.send(make_update("K-2", "complete"))
+        nothing_left = await cart.client.post(cart.url(f"/order/{entity(sim, 'K-2')}/ship"), json={})
+    finally:
+        await cart.aclose()
+    assert review == Failed("the order is payment_review in Magento (payment review): settle its payment first")
+    assert held.json() == {"message": "Shipment Document Validation Error(s):\nA shipment cannot be created when an "
+                                      "order has a status of payment_review"}
+    assert no_number.status_code == 400 and no_number.json()["message"].endswith("Please enter a tracking number.")
+    assert nothing_left.json() == {"message": "Shipment Document Validation Error(s):\nThe order does not allow a "
+                                              "shipment to be created."}
 
 
 async def test_without_reading_the_shipments_a_repeat_would_record_the_numbers_twice() -> None:

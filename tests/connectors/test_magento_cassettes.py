@@ -60,21 +60,27 @@ async def test_a_refused_token_replay() -> None:
     assert sim.requests == (1 if recording() else 0)
 
 
-async def test_magentos_refusals_replay() -> None:
-    """Magento's own ways of saying no: a cancel answered false, a hold refused with HTTP 400."""
+async def test_magentos_own_cases_replay() -> None:
+    """An invoiced order cannot be canceled, an order in payment review takes nothing, and a tracking number
+    that comes after the whole order shipped joins its latest shipment."""
     sim = MagentoSimulator(token=SETTINGS["token"])
-    sim.add_order("000000201", "payment_review")
+    sim.add_order("000000201", "processing")
     sim.add_order("000000202", "payment_review")
     connector = store(sim)
-    with cassette("magento", "refusals", settings=SETTINGS, schema=CONNECTOR.settings_schema):
+    late = Tracking("DHL", "JD014600006281234567")
+    with cassette("magento", "special_cases", settings=SETTINGS, schema=CONNECTOR.settings_schema):
         try:
             cancel = await connector.send(make_update("000000201", "canceled"))
-            hold = await connector.send(make_update("000000202", "holded"))
+            review = await connector.send(make_update("000000202", "holded"))
+            shipped = await connector.send(make_update("000000201", "complete", tracking=TRACKS[:1]))
+            later = await connector.send(make_update("000000201", "complete", tracking=(*TRACKS[:1], late)))
         finally:
             await connector.aclose()
-    assert isinstance(cancel, Failed) and "Magento would not cancel the order" in cancel.reason, cancel
-    assert hold == Failed("Magento refused (HTTP 400): A hold action is not available.")
-    assert sim.requests == (8 if recording() else 0)
+    assert cancel == Failed("Magento cannot cancel an order that is wholly invoiced: refund it with a credit memo")
+    assert review == Failed("the order is payment_review in Magento (payment review): settle its payment first")
+    assert isinstance(shipped, Delivered), shipped
+    assert isinstance(later, Delivered) and "added to shipment 000000001" in later.detail, later
+    assert sim.requests == (12 if recording() else 0)
 
 
 async def test_a_hosts_throttling_replay() -> None:
