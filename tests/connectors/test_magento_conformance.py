@@ -7,5 +7,7 @@ from cartstatus.testing import connector_test_class
 
 from .magento_spec import SETTINGS, SPEC_CHECK
 
-TestMagento = connector_test_class(MagentoConnector, settings=SETTINGS, simulator=MagentoSimulator,
-                                   check_request=SPEC_CHECK)
+TestMagento = connector_test_class(
+    MagentoConnector, settings=SETTINGS, simulator=MagentoSimulator, check_request=SPEC_CHECK,
+    bad_settings=[{**SETTINGS, "order_ref": "sku"}, {**SETTINGS, "url": "magento.test"},
+                  {**SETTINGS, "store_code": "Default Store View"}, {**SETTINGS, "timeout": 0}])
