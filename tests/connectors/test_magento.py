@@ -17,8 +17,8 @@ from cartstatus.events import DEFAULT_STATUS_EVENTS
 from cartstatus.secrets import wrap_secrets
 from cartstatus.testing import SimulatorTransport, make_update
 
-from .magento_spec import SETTINGS, magento_check
 from .spec_swagger import RequestProblem
+from .test_magento_conformance import SETTINGS, magento_check
 
 SEARCH = "searchCriteria[filterGroups][0][filters][0]"
 TRACKS = (Tracking("UPS", "1Z999AA10123456784", "2024-05-01"), Tracking("FedEx", "794644790132"))
