@@ -156,6 +156,8 @@ class ConnectorConformance:
     #: Looks at every request the connector sends to its simulator and raises when it breaks the cart's
     #: API description (see ``check_request`` of :func:`connector_test_class`); None checks nothing.
     check_request: ClassVar[Callable[[httpx.Request], object] | None] = None
+    #: The cart's reference for the kit's order number ``n`` (see ``order_ref`` of :func:`connector_test_class`).
+    order_ref: ClassVar[Callable[[int], str]] = staticmethod(lambda n: f"K-{n:03d}")
     #: Secrets the connectors of this check obtained at run time (a login's tokens).
     held: list[str]
 
@@ -169,6 +171,10 @@ class ConnectorConformance:
             "permanent_fault "
             "(see cartstatus.testing.simulator)")
         return sim
+
+    def ref(self, n: int) -> str:
+        """The cart's reference for the kit's order ``n``."""
+        return type(self).order_ref(n)
 
     def connector_settings(self) -> dict[str, Any]:
         return wrap_secrets(self.settings, self.connector_class.settings_schema)
@@ -261,16 +267,16 @@ class ConnectorConformance:
         """The cart answers with fault ``kind`` to a connector that has already sent once (logged in,
         filled its caches), as the controller's connectors mostly have."""
         label = self.labels()[0]
-        sim.add_order("K-099")
-        sim.add_order("K-100")
+        sim.add_order(self.ref(99))
+        sim.add_order(self.ref(100))
         async with self.connector(transport or self.transport(sim)) as connector:
-            first = await self.send(connector, make_update("K-099", label, tracking=self.tracking()))
+            first = await self.send(connector, make_update(self.ref(99), label, tracking=self.tracking()))
             assert isinstance(first, SUCCESS), f"a good update, before the fault, gave {first!r}"
             if isinstance(transport, AnswerTransport) and kind.startswith("http_"):
                 transport.answer_next(int(kind.removeprefix("http_")))
             else:
                 sim.fail_next(kind)
-            return await self.send(connector, make_update("K-100", label, tracking=self.tracking()))
+            return await self.send(connector, make_update(self.ref(100), label, tracking=self.tracking()))
 
     # -- declarations and settings ------------------------------------------
 
@@ -359,11 +365,11 @@ class ConnectorConformance:
             faults = [None, *REQUIRED_FAULTS, self.permanent()]
             for kind in faults:
                 sim = self.new_simulator()
-                sim.add_order("K-100")
+                sim.add_order(self.ref(100))
                 if kind:
                     sim.fail_next(kind)
                 try:
-                    outcome = await self.send_one(sim, make_update("K-100", self.labels()[0]))
+                    outcome = await self.send_one(sim, make_update(self.ref(100), self.labels()[0]))
                     texts.append(repr(outcome))
                 except Exception as exc:
                     texts.append(f"{type(exc).__name__}: {exc}")
@@ -383,8 +389,8 @@ class ConnectorConformance:
                     except Exception as exc:
                         texts.append(f"{type(exc).__name__}: {exc}")
             try:
-                texts.append(repr(await self.send_one(self.new_simulator(), make_update("K-100", self.labels()[0]),
-                                                      UnreachableTransport())))
+                unreachable = make_update(self.ref(100), self.labels()[0])
+                texts.append(repr(await self.send_one(self.new_simulator(), unreachable, UnreachableTransport())))
             except Exception as exc:
                 texts.append(f"{type(exc).__name__}: {exc}")
 
@@ -406,9 +412,9 @@ class ConnectorConformance:
             async with self.connector(self.transport(sim)) as connector:  # one per store, for the whole run
                 sent = []
                 for i, label in enumerate(labels):
-                    sim.add_order(f"K-{100 + i}")
-                    before = self.state(sim, f"K-{100 + i}")
-                    update = make_update(f"K-{100 + i}", label, tracking=self.tracking(), note="kit")
+                    sim.add_order(self.ref(100 + i))
+                    before = self.state(sim, self.ref(100 + i))
+                    update = make_update(self.ref(100 + i), label, tracking=self.tracking(), note="kit")
                     sent.append((label, before, await self.send(connector, update)))
                 return sent
 
@@ -416,11 +422,11 @@ class ConnectorConformance:
             had = isinstance(before, Mapping) and before.get("status") == label
             assert isinstance(outcome, Delivered) or (had and isinstance(outcome, AlreadyDone)), (
                 f"label {label!r} to a known order gave {outcome!r}, not Delivered")
-            state = self.state(sim, f"K-{100 + i}")
+            state = self.state(sim, self.ref(100 + i))
             assert state is not None and state.get("status") == label, (
                 f"after label {label!r} the cart says the order is {state!r}; it should have status {label!r} "
                 "(send update.cart_status, the label mapped for the cart, not update.status)")
-            self.assert_tracking(sim, f"K-{100 + i}", label)
+            self.assert_tracking(sim, self.ref(100 + i), label)
 
     def test_http_429_is_retry_later_with_the_carts_delay(self) -> None:
         sim = self.new_simulator()
@@ -445,12 +451,12 @@ class ConnectorConformance:
     def test_an_update_for_an_order_the_cart_lacks_is_failed(self) -> None:
         sim = self.new_simulator()
         label = self.labels()[0]
-        sim.add_order("K-099")
+        sim.add_order(self.ref(99))
 
         async def deliver() -> tuple[Outcome, Outcome]:
             async with self.connector(self.transport(sim)) as connector:
-                first = await self.send(connector, make_update("K-099", label))
-                return first, await self.send(connector, make_update("K-404", label, tracking=self.tracking()))
+                first = await self.send(connector, make_update(self.ref(99), label))
+                return first, await self.send(connector, make_update(self.ref(404), label, tracking=self.tracking()))
 
         first, outcome = self.run(deliver())
         assert isinstance(first, SUCCESS), f"a good update, before the unknown order, gave {first!r}"
@@ -474,7 +480,7 @@ class ConnectorConformance:
 
     def test_unreachable_cart_is_retry_later(self) -> None:
         transport = UnreachableTransport()
-        outcome = self.run(self.send_one(self.new_simulator(), make_update("K-100", self.labels()[0]), transport))
+        outcome = self.run(self.send_one(self.new_simulator(), make_update(self.ref(100), self.labels()[0]), transport))
         assert transport.requests >= 1, "the connector did not try to reach the cart"
         assert isinstance(outcome, RetryLater), f"a connection refused gave {outcome!r}, not RetryLater"
 
@@ -490,13 +496,13 @@ class ConnectorConformance:
 
     def test_unknown_status_label_refused_before_any_request(self) -> None:
         sim = self.new_simulator()
-        sim.add_order("K-100")
-        outcome = self.run(self.send_one(sim, make_update("K-100", UNKNOWN_LABEL)))
+        sim.add_order(self.ref(100))
+        outcome = self.run(self.send_one(sim, make_update(self.ref(100), UNKNOWN_LABEL)))
         self.assert_outcome(outcome, "an unknown label")
         if self.connector_class.status_vocabulary is None:
             # A cart with no fixed vocabulary takes any label: the connector must pass it through.
             assert isinstance(outcome, Delivered), f"a cart that takes any label refused {UNKNOWN_LABEL!r}: {outcome!r}"
-            state = self.state(sim, "K-100")
+            state = self.state(sim, self.ref(100))
             assert state is not None and state.get("status") == UNKNOWN_LABEL, f"the cart holds {state!r}"
         else:
             assert isinstance(outcome, Failed), f"a label outside status_vocabulary gave {outcome!r}, not Failed"
@@ -510,7 +516,7 @@ class ConnectorConformance:
             found = []
             async with self.connector(self.transport(sim)) as connector:
                 for i, label in enumerate(labels):
-                    ref = f"K-{100 + i}"
+                    ref = self.ref(100 + i)
                     sim.add_order(ref)
                     update = make_update(ref, label, tracking=self.tracking(), note="kit")
                     outcomes = [await self.send(connector, update)]
@@ -539,13 +545,13 @@ class ConnectorConformance:
 
         async def cut(label: str, after: int | None) -> tuple[int, Outcome, Outcome | None, Any]:
             sim = self.new_simulator()
-            sim.add_order("K-100")
-            update = make_update("K-100", label, tracking=self.tracking(), note="kit")
+            sim.add_order(self.ref(100))
+            update = make_update(self.ref(100), label, tracking=self.tracking(), note="kit")
             transport = CutTransport(self.transport(sim), after=after)
             async with self.connector(transport) as connector:
                 first = await self.send(connector, update)
             again = None if after is None else await self.send_one(sim, update)
-            return transport.requests, first, again, self.state(sim, "K-100")
+            return transport.requests, first, again, self.state(sim, self.ref(100))
 
         for label in labels:
             calls, clean, _, whole = self.run(cut(label, None))
@@ -575,14 +581,14 @@ class ConnectorConformance:
 
         async def deliver() -> tuple[list[Outcome], int, Outcome, int]:
             async with self.connector(self.transport(sim)) as connector:
-                for ref in ("K-101", "K-102", "K-103", "K-104"):
+                for ref in (self.ref(101), self.ref(102), self.ref(103), self.ref(104)):
                     sim.add_order(ref)
                 first = await asyncio.gather(*(self.send(connector, make_update(ref, label))
-                                               for ref in ("K-101", "K-102")))
-                first.append(await self.send(connector, make_update("K-103", label)))
+                                               for ref in (self.ref(101), self.ref(102))))
+                first.append(await self.send(connector, make_update(self.ref(103), label)))
                 logins = int(sim.logins)  # type: ignore[attr-defined]
                 sim.expire_tokens()  # type: ignore[attr-defined]
-                later = await self.send(connector, make_update("K-104", label))
+                later = await self.send(connector, make_update(self.ref(104), label))
                 return first, logins, later, int(sim.logins)  # type: ignore[attr-defined]
 
         first, logins, later, after = self.run(deliver())
@@ -595,12 +601,12 @@ class ConnectorConformance:
 
     def test_batch_and_single_sending_agree(self) -> None:
         labels = self.labels()
-        refs = ["K-201", "K-202", "K-203"]
+        refs = [self.ref(201), self.ref(202), self.ref(203)]
         updates = [make_update(ref, labels[i % len(labels)], tracking=self.tracking() if i == 0 else ())
                    for i, ref in enumerate(refs)]
         if self.connector_class.status_vocabulary is not None:
-            updates.append(make_update("K-204", UNKNOWN_LABEL))
-            refs.append("K-204")
+            updates.append(make_update(self.ref(204), UNKNOWN_LABEL))
+            refs.append(self.ref(204))
 
         async def single(sim: CartSimulator) -> list[Outcome]:
             async with self.connector(self.transport(sim)) as connector:
@@ -700,8 +706,8 @@ class ConnectorConformance:
                 result = await connector.test_connection()
                 outcomes = []
                 for i, label in enumerate(labels):
-                    sim.add_order(f"K-{100 + i}")
-                    outcomes.append(await self.send(connector, make_update(f"K-{100 + i}", label,
+                    sim.add_order(self.ref(100 + i))
+                    outcomes.append(await self.send(connector, make_update(self.ref(100 + i), label,
                                                                            tracking=self.tracking())))
             return outcomes, result, transport.requests
 
@@ -711,10 +717,10 @@ class ConnectorConformance:
         assert result.ok, f"over a real socket the connection test failed: {result.detail}"
         for i, (label, outcome) in enumerate(zip(labels, outcomes, strict=True)):
             assert isinstance(outcome, Delivered), f"over a real socket label {label!r} gave {outcome!r}"
-            state = self.state(sim, f"K-{100 + i}")
+            state = self.state(sim, self.ref(100 + i))
             assert state is not None and state.get("status") == label, (
                 f"over a real socket, after label {label!r} the cart says the order is {state!r}")
-            self.assert_tracking(sim, f"K-{100 + i}", label, " over a real socket")
+            self.assert_tracking(sim, self.ref(100 + i), label, " over a real socket")
 
     # -- the simulator and the plugin -----------------------------------------
 
@@ -756,6 +762,7 @@ def connector_test_class(
     login: bool | None = None,
     refused_settings: Mapping[str, Any] | None = None,
     check_request: Callable[[httpx.Request], object] | None = None,
+    order_ref: Callable[[int], str] | None = None,
 ) -> type[ConnectorConformance]:
     """A pytest test class running every conformance check against ``connector_class``.
 
@@ -778,6 +785,8 @@ def connector_test_class(
     called with every request the connector sends to the simulator (body read);
     it raises when the request breaks the cart's own API description (an
     OpenAPI validator, for example), and each check then fails listing them.
+    ``order_ref``: the cart's reference for the kit's order number ``n`` (default
+    ``K-100``; ``str`` for a cart whose order ids are numbers).
     """
     attrs: dict[str, Any] = {
         "__test__": True,
@@ -792,6 +801,7 @@ def connector_test_class(
         "timeout_cap": timeout_cap,
         "refused_settings": None if refused_settings is None else dict(refused_settings),
         "check_request": None if check_request is None else staticmethod(check_request),
+        **({"order_ref": staticmethod(order_ref)} if order_ref is not None else {}),
         "pytestmark": [pytest.mark.cartstatus_conformance],
     }
     # A check that does not apply is left out (None is not collected), rather than shown as skipped.

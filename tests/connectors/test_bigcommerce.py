@@ -265,7 +265,7 @@ async def test_every_reply_s_rate_limit_headers_become_a_limit_hint(cart: BigCom
         await connector.send(make_update("100", "Shipped", tracking=TRACKING))
     finally:
         await connector.aclose()
-    hint = connector.take_limit_hint()
+    hint = connector.latest_limit_hint
     assert hint is not None and hint.remaining == 150 - 7, hint  # seven requests of the window spent
     assert hint.reset_in is not None and 29.0 < hint.reset_in <= 30.0
 
@@ -276,7 +276,7 @@ async def test_a_429_waits_for_the_window_s_reset(cart: BigCommerceConnector) ->
     sim.add_order("100")
     try:
         outcome = await connector.send(make_update("100", "Shipped", tracking=TRACKING))
-        hint = connector.take_limit_hint()
+        hint = connector.latest_limit_hint
     finally:
         await connector.aclose()
     assert isinstance(outcome, RetryLater) and "429" in outcome.reason, outcome

@@ -104,7 +104,7 @@ async def test_a_used_up_window_replay() -> None:
     with tape_of("throttled") as tape:
         try:
             outcome = await cart.send(make_update("1002", "Shipped", tracking=TRACKING))
-            hint = cart.take_limit_hint()
+            hint = cart.latest_limit_hint
         finally:
             await cart.aclose()
     assert isinstance(outcome, RetryLater) and outcome.delay is not None and 0 < outcome.delay <= 30, outcome

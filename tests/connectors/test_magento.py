@@ -359,7 +359,7 @@ async def test_a_hosts_limit_is_retry_later_with_its_delay() -> None:
     cart, _ = connector(sim)
     try:
         outcome = await cart.send(make_update("K-1", "processing"))
-        hint = cart.take_limit_hint()
+        hint = cart.latest_limit_hint
     finally:
         await cart.aclose()
     assert isinstance(outcome, RetryLater) and outcome.delay is not None and 29 <= outcome.delay <= 30

@@ -630,3 +630,24 @@ def test_a_default_status_map_outside_the_vocabulary_fails() -> None:
 
 def test_a_default_status_map_of_labels_that_are_not_standard_fails() -> None:
     fails(kit(MapsUnknownLabel).test_default_status_map_gives_the_carts_own_values, r"\['Shiped'\].*not standard")
+
+
+def test_order_ref_names_the_carts_own_references() -> None:
+    seen: list[str] = []
+
+    def numeric_only(request: httpx.Request) -> None:
+        ref = dict(httpx.QueryParams(request.content.decode())).get("ordernumber")
+        if ref is not None:
+            seen.append(ref)
+            if not ref.isdigit():
+                raise ValueError(f"ordernumber {ref!r} is not a number")
+
+    lettered = kit(SetiConnector, check_request=numeric_only)
+    lettered.test_delivers_every_status_label()
+    with pytest.raises(AssertionError, match="'K-100' is not a number"):
+        lettered.assert_requests_follow_the_description()
+    checked = kit(SetiConnector, check_request=numeric_only, order_ref=str)
+    seen.clear()
+    checked.test_delivers_every_status_label()
+    checked.assert_requests_follow_the_description()
+    assert seen and all(ref.isdigit() for ref in seen)

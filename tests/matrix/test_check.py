@@ -15,8 +15,8 @@ from click.testing import CliRunner
 #: Every cart of issue 3 as typed, with the row it must find and the exit status.
 CARTS = [
     ("WooCommerce", "woocommerce", EXIT_DIRECT), ("woo commerce", "woocommerce", EXIT_DIRECT),
-    ("BigCommerce", "bigcommerce", EXIT_NEEDS_OSS), ("Shopify", "shopify", EXIT_NEEDS_OSS),
-    ("magento2", "magento", EXIT_NEEDS_OSS), ("Adobe Commerce", "magento", EXIT_NEEDS_OSS),
+    ("BigCommerce", "bigcommerce", EXIT_DIRECT), ("Shopify", "shopify", EXIT_NEEDS_OSS),
+    ("magento2", "magento", EXIT_DIRECT), ("Adobe Commerce", "magento", EXIT_DIRECT),
     ("PrestaShop", "prestashop", EXIT_DIRECT), ("Ecwid", "ecwid", EXIT_DIRECT),
     ("3dcart", "shift4shop", EXIT_NEEDS_OSS), ("Shift4Shop", "shift4shop", EXIT_NEEDS_OSS),
     ("Squarespace", "squarespace", EXIT_NEEDS_OSS), ("Wix", "wix", EXIT_NEEDS_OSS),
@@ -104,9 +104,12 @@ def test_cli_check_exit_status(runner: CliRunner, typed: str, code: int) -> None
 
 def test_cli_check_json(runner: CliRunner) -> None:
     result = runner.invoke(main, ["matrix", "check", "magento2", "--json"])
-    assert result.exit_code == 1
+    assert result.exit_code == 0
     data = json.loads(result.output)
     assert data["match"] == "magento" and data["matched_by"] == "alias"
-    assert data["takes_updates_directly"] is False and data["oss_needed"] is True
-    assert data["connector"] is None and data["exit_status"] == 1
+    assert data["takes_updates_directly"] is True and data["oss_needed"] is False
+    assert data["connector"] == "magento" and data["exit_status"] == 0
     assert data["answer"].startswith("Magento 2 / Adobe Commerce (magento)")
+    without = json.loads(runner.invoke(main, ["matrix", "check", "square space", "--json"]).output)
+    assert (without["match"], without["connector"], without["oss_needed"], without["exit_status"]) == (
+        "squarespace", None, True, 1)
