@@ -27,6 +27,9 @@ from .connector import LimitHint, RateLimit
 
 #: How long a store is held when the cart says "none left" without saying until when.
 DEFAULT_HOLD_SECONDS = 1.0
+#: A start leaves the window this part of it late (at most a second): the cart counts a request when it
+#: arrives, and one sent earlier may arrive later than the next (measured: bench/ratelimits.py, issue 10).
+WINDOW_MARGIN = 0.05
 
 
 class Pacer:
@@ -41,6 +44,8 @@ class Pacer:
         self.limit = limit if usable else None
         self._starts: collections.deque[float] | None = (
             collections.deque(maxlen=limit.requests) if usable and limit is not None else None)
+        #: How long a start counts: the window and its margin.
+        self.window = limit.per_seconds + min(1.0, WINDOW_MARGIN * limit.per_seconds) if usable and limit else 0.0
         self._held_until = 0.0
         # What the cart said is left until its window resets: (calls left, until when).
         self._budget: tuple[int, float] | None = None
@@ -56,7 +61,7 @@ class Pacer:
                 wait = max(wait, until - now)
         starts = self._starts
         if starts is not None and self.limit is not None and len(starts) == starts.maxlen:
-            wait = max(wait, starts[0] + self.limit.per_seconds - now)
+            wait = max(wait, starts[0] + self.window - now)
         return max(0.0, wait)
 
     def room(self, now: float) -> float:
@@ -68,18 +73,19 @@ class Pacer:
             room = max(0, self._budget[0])
         starts = self._starts
         if starts is not None and self.limit is not None:
-            gone = sum(1 for t in starts if t <= now - self.limit.per_seconds)  # starts that left the window
+            gone = sum(1 for t in starts if t <= now - self.window)  # starts that left the window
             room = min(room, gone + self.limit.requests - len(starts))
         return room
 
     def until_more_room(self, now: float) -> float:
         """Seconds until :meth:`room` next grows on its own (a start leaves the window, a hold or budget ends)."""
-        times = [self._held_until]
-        if self._budget is not None:
-            times.append(self._budget[1])
-        if self._starts and self.limit is not None:
-            times.extend(t + self.limit.per_seconds for t in self._starts)
-        later = [t - now for t in times if t > now]
+        if self._held_until > now:  # nothing grows before the hold ends
+            return self._held_until - now
+        if self._budget is not None and self._budget[1] > now and self._budget[0] <= 0:
+            return self._budget[1] - now
+        later = [t + self.window - now for t in self._starts or () if t + self.window > now]
+        if self._budget is not None and self._budget[1] > now:
+            later.append(self._budget[1] - now)
         return min(later) if later else 0.0
 
     async def acquire(self) -> None:
