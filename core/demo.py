@@ -1,10 +1,11 @@
 """``make demo``: the main job end to end on the embedded defaults.
 
-A fresh SQLite stack in ``demo-work/``, a simulated script cart and a local
-OSS on 127.0.0.1, a sample setup file and orders, events fired (some notify
-the cart, some go to the OSS because the cart takes no updates, some are
-internal only, some change nothing, one store's OSS subscription has lapsed),
-the stack drained, and a short report.
+A fresh SQLite stack in ``demo-work/``, a simulated script cart, a simulated
+BigCommerce store (a native REST API) and a local OSS on 127.0.0.1, a sample
+setup file and orders, events fired (some notify the carts, some go to the OSS
+because the cart takes no updates, some are internal only, some change
+nothing, one store's OSS subscription has lapsed), the stack drained, and a
+short report.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from .connectors.bigcommerce.simulator import BigCommerceSimulator
 from .connectors.seti.simulator import SetiSimulator
 from .controller import StackController
 from .engine import FireResult, StatusEngine
@@ -32,6 +34,8 @@ console = Console()
 
 DEMO_PASSWORD_ENV = "DEMO_SHOP_PASSWORD"
 DEMO_OSS_TOKEN_ENV = "DEMO_OSS_TOKEN"
+DEMO_BIGCOMMERCE_TOKEN_ENV = "DEMO_BIGCOMMERCE_TOKEN"
+BIGCOMMERCE_STORE_HASH = "demo1"
 
 ORDERS = """order_number,store,status,cart_order_ref,email,zip
 1001,main,New,5001,ann@example.com,02139
@@ -42,10 +46,12 @@ ORDERS = """order_number,store,status,cart_order_ref,email,zip
 2001,outlet,New,A-2001,fay@example.com,30301
 2002,outlet,New,A-2002,gus@example.com,98101
 3001,attic,New,B-3001,hal@example.com,80202
+4001,web,New,7001,ivy@example.com,78701
+4002,web,New,7002,jon@example.com,78702
 """
 
 
-def setup_file(url: str, oss_url: str, today: dt.date) -> dict[str, object]:
+def setup_file(url: str, oss_url: str, today: dt.date, bigcommerce_url: str) -> dict[str, object]:
     active = (today + dt.timedelta(days=365)).isoformat()
     lapsed = (today - dt.timedelta(days=10)).isoformat()
     return {
@@ -60,6 +66,10 @@ def setup_file(url: str, oss_url: str, today: dt.date) -> dict[str, object]:
              "connector": {"url": f"{url}/seom.php", "user": "om", "password": {"$env": DEMO_PASSWORD_ENV},
                            "code": "main"},
              "status_map": {"Shipped": "shipped", "Cancelled": "cancelled"}},
+            # A native REST cart: BigCommerce's own API, its default map (Shipped, Cancelled) and rate limit.
+            {"id": "web", "cart": "bigcommerce",
+             "connector": {"store_hash": BIGCOMMERCE_STORE_HASH, "access_token": {"$env": DEMO_BIGCOMMERCE_TOKEN_ENV},
+                           "api_base": bigcommerce_url}},
             # Americart takes no status updates: with an active subscription they go to the OSS.
             {"id": "outlet", "cart": "americart",
              "oss": {"url": oss_url, "merchant": "outlet", "token": {"$env": DEMO_OSS_TOKEN_ENV},
@@ -80,6 +90,11 @@ def run(work: Path) -> int:
         shutil.rmtree(work)  # a fresh stack every run: the demo is idempotent
     work.mkdir(parents=True)
     os.environ.setdefault(DEMO_PASSWORD_ENV, "demo-password")
+    os.environ.setdefault(DEMO_BIGCOMMERCE_TOKEN_ENV, "demo-bigcommerce-token")
+    bigcommerce = BigCommerceSimulator(store_hash=BIGCOMMERCE_STORE_HASH,
+                                       access_token=os.environ[DEMO_BIGCOMMERCE_TOKEN_ENV])
+    for ref in ("7001", "7002"):
+        bigcommerce.add_order(ref)
     cart = SetiSimulator(user="om", password=os.environ[DEMO_PASSWORD_ENV], code="main",
                          orders={str(n): "pending" for n in range(5001, 5006)})
     from .oss.app import create_app
@@ -90,11 +105,13 @@ def run(work: Path) -> int:
     oss_store = OssStore(open_oss_database(f"sqlite:///{work / 'oss.db'}"))
     _, token = oss_store.create_account("outlet", today + dt.timedelta(days=365), "Outlet Store")
     os.environ[DEMO_OSS_TOKEN_ENV] = token
-    with serve_in_thread(cart.app()) as url, serve_in_thread(create_app(oss_store)) as oss_url:
+    with serve_in_thread(cart.app()) as url, serve_in_thread(create_app(oss_store)) as oss_url, \
+            serve_in_thread(bigcommerce.app()) as bigcommerce_url:
         console.rule("[bold]cartstatus demo")
-        console.print(f"simulated script cart at {url}/seom.php, local OSS at {oss_url}; work folder {work}")
+        console.print(f"simulated script cart at {url}/seom.php, simulated BigCommerce store at {bigcommerce_url}, "
+                      f"local OSS at {oss_url}; work folder {work}", soft_wrap=True)
         setup = work / "cartstatus.yaml"
-        setup.write_text(yaml.safe_dump(setup_file(url, oss_url, today), sort_keys=False))
+        setup.write_text(yaml.safe_dump(setup_file(url, oss_url, today, bigcommerce_url), sort_keys=False))
         (work / "orders.csv").write_text(ORDERS)
         engine = StatusEngine(load_config(setup))
         console.print(f"imported {engine.import_orders(work / 'orders.csv')} orders from orders.csv")
@@ -113,6 +130,8 @@ def run(work: Path) -> int:
         fire("Order Cancelled", "1005")
         fire("Order Shipped", "2001", tracking=["UPS:1Z999AA10123456784"])  # to the OSS
         fire("Order Shipped", "3001")  # lapsed subscription: nothing queued
+        fire("Order Shipped", "4001", tracking=["UPS:1Z999AA10123456785", "FEDEX:794644790133"])  # BigCommerce
+        fire("Order Cancelled", "4002")
         cart.fail_next("http_503")  # one transient fault: retried with backoff
 
         table = Table("event", "order", "label", "outcome", title="events fired")
@@ -133,6 +152,12 @@ def run(work: Path) -> int:
             received.add_row(rec.ordernumber, rec.refnumber, rec.orderstatus,
                              ", ".join(f"{c} {n}" for c, n, _ in rec.tracking))
         console.print(received)
+        native = Table("BigCommerce order", "status", "shipments (tracking)", title="what the BigCommerce store holds")
+        for ref in ("7001", "7002"):
+            state = bigcommerce.order_state(ref) or {}
+            native.add_row(ref, str(state.get("status")),
+                           ", ".join(f"{c} {n}" for c, n in bigcommerce.tracking_numbers(ref)) or "-")
+        console.print(native)
         lookup = httpx.get(f"{oss_url}/api/v1/lookup",
                            params={"merchant": "outlet", "order": "A-2001", "zip": "30301"}).json()
         links = ", ".join(t.get("url") or t["number"] for t in lookup.get("tracking", []))
@@ -148,8 +173,10 @@ def run(work: Path) -> int:
                       f"parked {stats.parked}")
         engine.db.dispose()
     oss_store.engine.dispose()
-    to_cart = sum(r.queued and r.route == "native" for _, r in fired)
-    ok = st.records == 0 and len(cart.received) == to_cart and lookup.get("status") == "Shipped"
+    to_cart = sum(r.queued and r.route == "native" and r.store_id == "main" for _, r in fired)
+    native_ok = [(bigcommerce.order_state(ref) or {}).get("status") for ref in ("7001", "7002")] == [
+        "Shipped", "Cancelled"] and len(bigcommerce.tracking_numbers("7001")) == 2
+    ok = st.records == 0 and len(cart.received) == to_cart and lookup.get("status") == "Shipped" and native_ok
     console.print(f"{'[green]demo OK' if ok else '[red]demo FAILED'}[/] in {time.monotonic() - started:.1f}s")
     return 0 if ok else 1
 

@@ -11,6 +11,8 @@ def test_demo_runs_twice_from_scratch(tmp_path: Path, capsys) -> None:  # type: 
     assert run(work) == 0  # idempotent: a second run starts from a fresh stack
     out = capsys.readouterr().out
     assert "what the cart received" in out
+    assert "what the BigCommerce store holds" in out  # a native REST cart beside the script cart
+    assert "UPS 1Z999AA10123456785, FedEx 794644790133" in out
     assert "internal only (rule 3)" in out
     assert "nothing changed, nothing queued (rule 4)" in out
     assert "0 records on the stack" in out
