@@ -256,7 +256,7 @@ def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: Connec
             bad(["stores", i, "connector", *exc.data_path], str(exc))
             continue
         before = len(problems)
-        if cls is not None and "connector" in raw:
+        if cls is not None:  # settings left out are checked too: a required one is missing
             # Never quote a value that breaks the connector's schema: it may be a secret.
             wording = Wording(quote_values=False, whose=cls.name)
             errors = jsonschema.Draft202012Validator(settings_schema).iter_errors(reveal_secrets(settings))

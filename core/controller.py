@@ -25,7 +25,7 @@ from .config import Config, ControllerSettings
 from .connector import Connector, RateLimit, outcome_for_transport_error, reason_text
 from .outcomes import SUCCESS, Failed, Outcome, RetryLater, outcome_detail
 from .plugins import get_connectors, notify_delivered, notify_parked
-from .ratelimits import Pacer
+from .ratelimits import REQUEST_WAITED, Pacer
 from .routing import OSS_CONNECTOR
 from .stack import HEARTBEAT_STALE_SECONDS, Stack, StackRecord
 from .storage import stack as stack_table
@@ -296,6 +296,9 @@ class StackController:
         outcome: Any
         try:
             async with asyncio.timeout(deadline) as scope:
+                # Waiting for the store's turn (its rate limit) moves the deadline on: the lease is renewed
+                # for a send running long, and a reply cut short after the cart applied it is a duplicate.
+                REQUEST_WAITED.set(lambda waited: scope.reschedule((scope.when() or 0.0) + waited))
                 outcome = await sending
         except TimeoutError:
             if not scope.expired():

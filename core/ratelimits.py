@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import math
 import time
+from collections.abc import Callable
 
 from .connector import LimitHint, RateLimit
 
 #: How long a store is held when the cart says "none left" without saying until when.
 DEFAULT_HOLD_SECONDS = 1.0
+#: Set by the stack controller around a send: told how long a request of it will wait for its turn, so that
+#: the wait does not eat into the send's deadline (a reply cut short after the cart applied it is sent twice).
+REQUEST_WAITED: contextvars.ContextVar[Callable[[float], None] | None] = contextvars.ContextVar(
+    "cartstatus_request_waited", default=None)
+
 #: A start leaves the window this part of it late (at most a second): the cart counts a request when it
 #: arrives, and one sent earlier may arrive later than the next (measured: bench/ratelimits.py, issue 10).
 WINDOW_MARGIN = 0.05
@@ -91,6 +98,9 @@ class Pacer:
     async def acquire(self) -> None:
         """Wait until a request may start, then count it (a connector's client calls this before each request)."""
         while (wait := self.wait(time.monotonic())) > 0:
+            waiting = REQUEST_WAITED.get()
+            if waiting is not None:  # told before the wait: the send's deadline must not end inside it
+                waiting(wait)
             await asyncio.sleep(wait)
         self.took(time.monotonic())
 

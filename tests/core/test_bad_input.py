@@ -301,7 +301,8 @@ def test_finding_6_an_alias_bomb_is_one_line_in_milliseconds(tmp_path: Path) -> 
     started = time.perf_counter()
     line = refused(["--config", str(setup), "check"], f"{setup}:9: stores[0].connector.a4[0]: ",
                    "aliases here expand the file past 10,000 values (an alias bomb?): write the values out")
-    assert time.perf_counter() - started < 0.5, line  # it took over 60 s and 2 GB
+    # A guard against the blow-up, not a timing: loose enough for a loaded machine (it took over 60 s and 2 GB).
+    assert time.perf_counter() - started < 5.0, line
 
 
 def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
@@ -337,7 +338,7 @@ def test_finding_6_a_1_mb_file_is_refused_by_its_size_at_once(tmp_path: Path) ->
     started = time.perf_counter()
     refused(["--config", str(setup), "check"], f"{setup}: (file): ",
             "over 256 KiB, the most a setup file may be: check that this is the right file")
-    assert time.perf_counter() - started < 0.5  # it took 9 s to load
+    assert time.perf_counter() - started < 3.0  # refused by its size, never parsed: it took 9 s to load
 
 
 def test_a_big_setup_file_under_the_limit_loads_in_well_under_a_second(tmp_path: Path) -> None:
@@ -346,7 +347,7 @@ def test_a_big_setup_file_under_the_limit_loads_in_well_under_a_second(tmp_path:
     setup = write(tmp_path, big_setup(MAX_BYTES - 1024))
     started = time.perf_counter()
     data, _ = load_yaml(setup)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 3.0  # a guard against a quadratic load, loose enough for a loaded machine
     assert len(data["stores"]) > 1000
     assert CliRunner().invoke(main, ["--config", str(setup), "check"]).exit_code == 0
 
@@ -513,18 +514,18 @@ def test_finding_5_inf_and_nan_are_refused_with_the_field(value: str, field: str
 
 def test_finding_5_an_unknown_cart_fails_check_naming_the_nearest_keys(tmp_path: Path) -> None:
     text = setup_text(lambda d: d["stores"].extend([
-        {"id": "woo", "cart": "woocomerce"}, {"id": "woo2", "cart": "Woo Commerce"},
+        {"id": "woo", "cart": "woocomerce"}, {"id": "square", "cart": "Square Space"},
         {"id": "paper", "cart": "papercart"}]))
     setup = write(tmp_path, text)
     # Loading takes it (issue 9 untangles the setup file from the matrix); check compares carts with the matrix.
-    assert set(load_config(setup).stores) == {"main", "woo", "woo2", "paper"}
+    assert set(load_config(setup).stores) == {"main", "woo", "square", "paper"}
     out = CliRunner().invoke(main, ["--config", str(setup), "check"]).output
     refused(["--config", str(setup), "check"], f"{setup}:{line_of(text, 'cart: woocomerce')}: stores[1].cart: ",
             "'woocomerce' is not a key of the shopping-cart matrix, so nothing would be sent for store 'woo'; "
             "nearest in the matrix: woocommerce (see `cartstatus matrix list`)")
     refused(["--config", str(setup), "check"], f"{setup}:{line_of(text, 'cart: papercart')}: stores[3].cart: ",
             "'papercart' is not a key of the shopping-cart matrix", "nearest in the matrix: americart")
-    assert "Woo Commerce" not in out  # a cart's name or alias routes: not an error
+    assert "Square Space" not in out  # a cart's name or alias routes: not an error
 
 
 def test_finding_1_a_timeout_that_cannot_fit_inside_the_lease_is_refused(tmp_path: Path) -> None:

@@ -169,3 +169,25 @@ def test_room_counts_the_window_and_the_carts_budget() -> None:
     assert pacer.room(1.1) == 0 and abs(pacer.until_more_room(1.1) - 1.96) < 1e-9
     assert Pacer(RateLimit(600, 60.0)).window == 61.0  # the margin is at most a second
     assert Pacer(None).room(0.0) == float("inf")
+
+
+class _SlowSecondCall(_Timed):
+    """Its second call waits for the store's turn; the send's deadline is shorter than that wait."""
+
+    rate_limit = RateLimit(1, 0.6, "one call in 0.6 s")
+
+    async def send(self, update: StatusUpdate) -> Outcome:
+        await self.client.get("http://cart.test/read", params={"store": update.store_id})
+        await self.client.put("http://cart.test/write", params={"store": update.store_id})  # waits ~0.6 s
+        return Delivered("ok")
+
+
+async def test_waiting_for_the_stores_turn_does_not_eat_into_the_sends_deadline(engine: StatusEngine) -> None:
+    engine.fire("Order Shipped", add_orders(engine, 1))
+    starts: dict[str, list[float]] = {}
+    connector = _SlowSecondCall(starts)
+    controller = StackController(engine.config, engine.stack, connector_factory=lambda r: connector)
+    controller._deadline_for = lambda record: 0.4  # type: ignore[method-assign]  # shorter than the wait
+    stats = await controller.run(drain=True)
+    assert (stats.delivered, stats.rescheduled) == (1, 0)
+    assert starts["main"][1] - starts["main"][0] >= 0.6 - JITTER
