@@ -116,9 +116,15 @@ Brass Candle Holder,brass-candle-holder,A brass candle holder.,,,,,CANDLE-1,18.5
 """
 
 
-def say(text: str) -> None:
-    """To the terminal even under ``pytest -q`` (and with output captured)."""
-    print(f"\n[realcart vendure] {text}", file=sys.__stderr__, flush=True)
+def say(config: pytest.Config, text: str) -> None:
+    """To the terminal even under ``pytest -q`` and with output captured (capture paused for the line)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print(f"[realcart vendure] {text}", file=sys.__stderr__, flush=True)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f"[realcart vendure] {text}")
 
 
 def free_port() -> int:
@@ -127,11 +133,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def installed() -> bool:
+def installed() -> dict[str, Any] | None:
+    """The marker of a whole install at the pinned versions (``versions``, ``seconds`` it took), else None."""
     try:
-        return bool(json.loads(MARKER.read_text()) == VERSIONS)
+        marker = json.loads(MARKER.read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return marker if isinstance(marker, dict) and marker.get("versions") == VERSIONS else None
 
 
 def install() -> float | None:
@@ -151,8 +159,9 @@ def install() -> float | None:
                           text=True, timeout=INSTALL_TIMEOUT, env={**os.environ, "VENDURE_DISABLE_TELEMETRY": "true"})
     if done.returncode != 0:
         pytest.fail(f"npm install of Vendure failed ({done.returncode}):\n{done.stderr[-3000:]}", pytrace=False)
-    MARKER.write_text(json.dumps(VERSIONS))  # last: a half install is done again
-    return time.monotonic() - started
+    took = time.monotonic() - started
+    MARKER.write_text(json.dumps({"versions": VERSIONS, "seconds": round(took, 1)}))  # last: a half install redone
+    return took
 
 
 @dataclass
@@ -262,13 +271,17 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def vendure_cart() -> Iterator[VendureCart]:
+def vendure_cart(pytestconfig: pytest.Config) -> Iterator[VendureCart]:
     """A seeded Vendure on 127.0.0.1 for the session (installed first when its versions are not there)."""
     if not (shutil.which("node") and shutil.which("npm")):
         missing("Node and npm (to install and run Vendure)")
     took = install()
-    say(f"install: {took:.1f} s" if took is not None else
-        f"install: already in {CART_DIR.relative_to(ROOT)} ({', '.join(f'{k} {v}' for k, v in VERSIONS.items())})")
+    pinned = ", ".join(f"{k} {v}" for k, v in VERSIONS.items())
+    if took is not None:
+        say(pytestconfig, f"install ({pinned}): {took:.1f} s")
+    else:
+        say(pytestconfig, f"install: already in {CART_DIR.relative_to(ROOT)} ({pinned}; it took "
+                          f"{(installed() or {}).get('seconds', '?')} s)")
     for name, text in (("config.js", CONFIG_JS), ("seed.js", SEED_JS), ("server.js", SERVER_JS),
                        ("products.csv", PRODUCTS_CSV)):
         (CART_DIR / name).write_text(text)
@@ -284,7 +297,7 @@ def vendure_cart() -> Iterator[VendureCart]:
                                 timeout=600, start_new_session=True)
         if seeded.returncode != 0:
             pytest.fail(f"seeding Vendure failed ({seeded.returncode}):\n{seeded.stderr[-3000:]}", pytrace=False)
-        say(f"seed (populate: initial data and {PRODUCTS_CSV.count(chr(10)) - 1} products): "
+        say(pytestconfig, f"seed (populate: initial data and {PRODUCTS_CSV.count(chr(10)) - 1} products): "
             f"{time.monotonic() - started:.1f} s")
         started = time.monotonic()
         with log.open("wb") as out:
@@ -293,7 +306,7 @@ def vendure_cart() -> Iterator[VendureCart]:
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_until_up(url, server, log)
-            say(f"start: {time.monotonic() - started:.1f} s, at {url}")
+            say(pytestconfig, f"start: {time.monotonic() - started:.1f} s, at {url}")
             yield VendureCart(url, ADMIN_USER, env["VENDURE_ADMIN_PASSWORD"])
         finally:
             _stop(server)
