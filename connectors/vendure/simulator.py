@@ -331,7 +331,8 @@ class VendureSimulator:
 
     def _guard(self, order: dict[str, Any], to_state: str) -> str | None:
         """The default order process's checks before a move (its onTransitionStart)."""
-        if to_state == "PaymentSettled" and any(p["state"] != "Settled" for p in order["payments"]):
+        if to_state == "PaymentSettled" and (not order["payments"]  # one payment pays each simulated order
+                                             or any(p["state"] != "Settled" for p in order["payments"])):
             return 'Cannot transition Order to the "PaymentSettled" state when the total is not covered by settled ' \
                    'Payments'
         if to_state == "Shipped" and not self._all_in(order, ("Shipped", "Delivered")):
