@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
 from cartstatus.auth import Token, TokenLogin
 from cartstatus.connector import ConnectionResult, Connector, StatusUpdate, StopSend, Tracking, json_body
-from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome
 from cartstatus.graphql import graphql_errors, outcome_for_graphql
+from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome
 
 #: The Vendure order states this connector can bring an order to (the default order process's names).
 VOCABULARY = ("PaymentSettled", "Shipped", "Delivered", "Cancelled")
@@ -67,60 +66,58 @@ ORDER_FIELDS = """id code state nextStates
 
 ORDER_BY_CODE = """query CartstatusOrder($code: String!) {
   orders(options: { filter: { code: { eq: $code } }, take: 1 }) {
-    items { %s }
+    items { """ + ORDER_FIELDS + """ }
   }
-}""" % ORDER_FIELDS
+}"""
 
 ORDER_STATE = "query CartstatusOrderState($id: ID!) { order(id: $id) { id state } }"
-
-ERROR_FIELDS = "... on ErrorResult { errorCode message }"
 
 ADD_FULFILLMENT = """mutation CartstatusFulfil($input: FulfillOrderInput!) {
   addFulfillmentToOrder(input: $input) {
     __typename
     ... on Fulfillment { id state method trackingCode }
-    %s
+    ... on ErrorResult { errorCode message }
     ... on FulfillmentStateTransitionError { transitionError }
   }
-}""" % ERROR_FIELDS
+}"""
 
 MOVE_FULFILLMENT = """mutation CartstatusMoveFulfillment($id: ID!, $state: String!) {
   transitionFulfillmentToState(id: $id, state: $state) {
     __typename
     ... on Fulfillment { id state }
-    %s
+    ... on ErrorResult { errorCode message }
     ... on FulfillmentStateTransitionError { transitionError }
   }
-}""" % ERROR_FIELDS
+}"""
 
 SETTLE_PAYMENT = """mutation CartstatusSettle($id: ID!) {
   settlePayment(id: $id) {
     __typename
     ... on Payment { id state }
-    %s
+    ... on ErrorResult { errorCode message }
     ... on SettlePaymentError { paymentErrorMessage }
     ... on PaymentStateTransitionError { transitionError }
     ... on OrderStateTransitionError { transitionError }
   }
-}""" % ERROR_FIELDS
+}"""
 
 MOVE_ORDER = """mutation CartstatusMoveOrder($id: ID!, $state: String!) {
   transitionOrderToState(id: $id, state: $state) {
     __typename
     ... on Order { id state }
-    %s
+    ... on ErrorResult { errorCode message }
     ... on OrderStateTransitionError { transitionError }
   }
-}""" % ERROR_FIELDS
+}"""
 
 CANCEL_ORDER = """mutation CartstatusCancel($input: CancelOrderInput!) {
   cancelOrder(input: $input) {
     __typename
     ... on Order { id state }
-    %s
+    ... on ErrorResult { errorCode message }
     ... on OrderStateTransitionError { transitionError }
   }
-}""" % ERROR_FIELDS
+}"""
 
 #: The fulfillment state each label brings every fulfillment of the order to, and the states it moves them from.
 FULFILLMENT_TARGET: Mapping[str, tuple[str, tuple[str, ...]]] = {

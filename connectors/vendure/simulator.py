@@ -2,12 +2,13 @@
 
 It answers as Vendure 3 does (checked against a real one, see tests/realcarts/test_vendure.py): one endpoint,
 ``POST /admin-api`` with ``{"query", "variables", "operationName"}``; the ``login`` mutation gives its session
-token in the ``vendure-auth-token`` header; a request with an unknown token is answered HTTP 200 with a
-``FORBIDDEN`` error; refusals of a mutation are ErrorResults (``__typename``, ``errorCode``, ``message``)
-in an HTTP 200; a query naming a field Vendure does not have, or leaving out a required variable, is
-answered as Apollo Server does in Vendure (HTTP 400 for an unknown field, 200 for a missing variable). Orders follow Vendure's default order and fulfillment processes:
-Shipped and Delivered only through fulfillments of every item, PaymentSettled once settled payments cover the
-order, Cancelled after every line is cancelled.
+token in the ``vendure-auth-token`` header (and a session cookie, which Vendure reads before a bearer token); a
+request with an unknown token is answered HTTP 200 with a ``FORBIDDEN`` error; refusals of a mutation are
+ErrorResults (``__typename``, ``errorCode``, ``message``) in an HTTP 200; a query naming a field Vendure does
+not have is answered HTTP 400, one leaving out a required variable HTTP 200, with Apollo Server's errors; an
+unknown id is an ``ENTITY_NOT_FOUND`` error. Orders follow Vendure's default order and fulfillment processes:
+Shipped and Delivered only through fulfillments of every item (which Vendure follows by moving the order),
+PaymentSettled once settled payments cover the order, Cancelled after every line is cancelled.
 
 It does not parse GraphQL: it finds the operation's root field and answers with everything the connector
 selects. It speaks the conformance kit's simulator protocol (``app``, ``fail_next``, ``add_order``,
@@ -354,14 +355,14 @@ class VendureSimulator:
         order["state"] = to_state
         return None
 
-    def _transitionOrderToState(self, variables: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _transitionOrderToState(self, variables: dict[str, Any]) -> dict[str, Any]:
         order = self._by_id(variables["id"])
         if order is None:
             return self._not_found("Order", variables["id"])
         refused = self._move(order, str(variables["state"]))
         return refused or {"__typename": "Order", "id": order["id"], "state": order["state"]}
 
-    def _settlePayment(self, variables: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _settlePayment(self, variables: dict[str, Any]) -> dict[str, Any]:
         order = next((o for o in self.orders.values() for p in o["payments"] if p["id"] == str(variables["id"])),
                      None)
         if order is None:
@@ -376,7 +377,7 @@ class VendureSimulator:
             order["state"] = "PaymentSettled"  # Vendure moves the order once settled payments cover it
         return {"__typename": "Payment", "id": payment["id"], "state": "Settled"}
 
-    def _addFulfillmentToOrder(self, variables: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _addFulfillmentToOrder(self, variables: dict[str, Any]) -> dict[str, Any]:
         lines = variables["input"]["lines"]
         handler = variables["input"]["handler"]
         if not lines or sum(line["quantity"] for line in lines) == 0:
@@ -397,15 +398,16 @@ class VendureSimulator:
                 return error_result("ItemsAlreadyFulfilledError", "ITEMS_ALREADY_FULFILLED_ERROR",
                                     "One or more OrderItems are already part of a Fulfillment")
         arguments = {a["name"]: a["value"] for a in handler.get("arguments") or []}
-        fulfillment = {"id": self._next_id(), "state": "Pending", "method": arguments.get("method") or "",
-                       "trackingCode": arguments.get("trackingCode") or "",
-                       "lines": [{"orderLineId": str(line["orderLineId"]), "quantity": line["quantity"]}
-                                 for line in lines]}
-        self.fulfillments[fulfillment["id"]] = fulfillment
-        order["fulfillments"].append(fulfillment["id"])
+        fulfillment_id = self._next_id()
+        fulfillment: dict[str, Any] = {
+            "id": fulfillment_id, "state": "Pending", "method": arguments.get("method") or "",
+            "trackingCode": arguments.get("trackingCode") or "",
+            "lines": [{"orderLineId": str(line["orderLineId"]), "quantity": line["quantity"]} for line in lines]}
+        self.fulfillments[fulfillment_id] = fulfillment
+        order["fulfillments"].append(fulfillment_id)
         return {"__typename": "Fulfillment", **{k: v for k, v in fulfillment.items() if k != "lines"}}
 
-    def _transitionFulfillmentToState(self, variables: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _transitionFulfillmentToState(self, variables: dict[str, Any]) -> dict[str, Any]:
         fulfillment = self.fulfillments.get(str(variables["id"]))
         if fulfillment is None:
             return self._not_found("Fulfillment", variables["id"])
@@ -426,7 +428,7 @@ class VendureSimulator:
                 order["state"] = follow
         return {"__typename": "Fulfillment", "id": fulfillment["id"], "state": to_state}
 
-    def _cancelOrder(self, variables: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _cancelOrder(self, variables: dict[str, Any]) -> dict[str, Any]:
         order = self._by_id(variables["input"]["orderId"])
         if order is None:
             return self._not_found("Order", variables["input"]["orderId"])

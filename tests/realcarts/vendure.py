@@ -124,6 +124,7 @@ def say(config: pytest.Config, text: str) -> None:
         print(f"[realcart vendure] {text}", file=sys.__stderr__, flush=True)
         return
     with capture.global_and_fixture_disabled():
+        reporter.ensure_newline()
         reporter.write_line(f"[realcart vendure] {text}")
 
 
@@ -250,7 +251,8 @@ def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None
         if server.poll() is not None:
             pytest.fail(f"Vendure exited ({server.returncode}):\n{log.read_text()[-3000:]}", pytrace=False)
         try:
-            if httpx.post(f"{url}/shop-api", json={"query": "{ activeChannel { code } }"}, timeout=2).status_code == 200:
+            reply = httpx.post(f"{url}/shop-api", json={"query": "{ activeChannel { code } }"}, timeout=2)
+            if reply.status_code == 200:
                 return
         except httpx.HTTPError:
             pass
