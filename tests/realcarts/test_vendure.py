@@ -174,3 +174,27 @@ def test_a_token_vendure_stopped_taking_is_renewed_once(vendure_cart: VendureCar
     assert isinstance(before, Delivered) and isinstance(after, Delivered), (before, after)
     assert tokens == 2  # one login more
     assert vendure_cart.order(second)["state"] == "PaymentSettled"
+
+
+def test_the_connection_test_and_delivered_straight_from_paid_without_a_number(vendure_cart: VendureCart) -> None:
+    code = vendure_cart.place_order((1, 2))
+
+    async def deliver() -> tuple[Any, list[Any]]:
+        cart = connector(vendure_cart)
+        try:
+            tested = await cart.test_connection()
+            return tested, [await cart.send(make_update(code, "PaymentSettled")),
+                            await cart.send(make_update(code, "Delivered")),
+                            await cart.send(make_update(code, "Delivered"))]
+        finally:
+            await cart.aclose()
+
+    tested, (paid, delivered, again) = asyncio.run(deliver())
+    assert tested.ok, tested
+    assert isinstance(paid, Delivered) and isinstance(delivered, Delivered), (paid, delivered)
+    assert isinstance(again, AlreadyDone), again
+    order = vendure_cart.order(code)
+    assert order["state"] == "Delivered"
+    # One fulfillment without a tracking code holds every item, delivered (Pending to Delivered directly).
+    assert [(f["trackingCode"], f["state"], sum(fl["quantity"] for fl in f["lines"])) for f in order["fulfillments"]] \
+        == [("", "Delivered", 3)]
