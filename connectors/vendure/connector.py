@@ -36,7 +36,7 @@ import httpx
 from cartstatus.auth import Token, TokenLogin
 from cartstatus.connector import ConnectionResult, Connector, StatusUpdate, StopSend, Tracking, json_body
 from cartstatus.graphql import graphql_errors, outcome_for_graphql
-from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome
+from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 
 #: The Vendure order states this connector can bring an order to (the default order process's names).
 VOCABULARY = ("PaymentSettled", "Shipped", "Delivered", "Cancelled")
@@ -248,8 +248,10 @@ class VendureLogin(TokenLogin):
                 if outgoing is request:
                     await response.aread()  # TokenLogin reads only the replies it refuses
                 if outgoing is request and refused_token(response):
-                    response = httpx.Response(401, headers=response.headers, content=response.content,
-                                              request=request)
+                    # The body as read (decoded): without the headers that described it on the wire.
+                    headers = [(k, v) for k, v in response.headers.items()
+                               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+                    response = httpx.Response(401, headers=headers, content=response.content, request=request)
                 outgoing = await flow.asend(response)
         except StopAsyncIteration:
             return
@@ -313,8 +315,8 @@ class VendureConnector(Connector):
                                 json={"query": query, "operationName": operation, "variables": variables})
         body = json_body(reply)
         data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, dict):
-            raise StopSend(Failed(f"Vendure's reply held no data (HTTP {reply.status_code})"))
+        if not isinstance(data, dict):  # a proxy's page, a cut reply: not Vendure's answer, so tried again
+            raise StopSend(RetryLater(f"the reply was not a GraphQL answer with data (HTTP {reply.status_code})"))
         return data
 
     async def read_order(self, code: str) -> Order | None:

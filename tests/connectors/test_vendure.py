@@ -334,3 +334,60 @@ def test_a_hosts_limit_is_a_429_with_retry_after_and_retried_later() -> None:
     [outcome] = send_all(sim, make_update("V-17", "Shipped", tracking=(UPS,)))
     assert isinstance(outcome, RetryLater) and outcome.delay is not None and 1.0 <= outcome.delay <= 30.0, outcome
     assert sim.throttled == 1
+
+
+def test_a_forbidden_reply_that_came_compressed_is_still_read_as_a_refused_token() -> None:
+    """The refusal is handed on as a 401 with the body as read: a gzip header left on it would break the reading."""
+    import gzip
+    import json
+
+    sim = new_cart()
+    sim.add_order("V-18")
+    body = json.dumps({"errors": [{"message": "You are not currently authorized to perform this action",
+                                   "extensions": {"code": "FORBIDDEN"}}], "data": None}).encode()
+    answers = iter([httpx.Response(200, headers={"content-encoding": "gzip"}, content=gzip.compress(body))])
+
+    class OnceCompressed(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = simulator_transport(sim)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if b"CartstatusOrder" in request.content:
+                refused = next(answers, None)
+                if refused is not None:
+                    return refused
+            return await self.inner.handle_async_request(request)
+
+    async def run() -> Outcome:
+        connector = VendureConnector(wrap_secrets(SETTINGS, VendureConnector.settings_schema),
+                                     transport=OnceCompressed())
+        try:
+            return await connector.send(make_update("V-18", "Shipped"))
+        finally:
+            await connector.aclose()
+
+    assert isinstance(asyncio.run(run()), Delivered)
+    assert sim.logins == 2
+
+
+def test_a_page_that_is_not_a_graphql_answer_is_retried_later() -> None:
+    sim = new_cart()
+    sim.add_order("V-19")
+
+    class ProxyPage(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = simulator_transport(sim)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if b"CartstatusOrder" in request.content:
+                return httpx.Response(200, html="<html>maintenance</html>")
+            return await self.inner.handle_async_request(request)
+
+    async def run() -> Outcome:
+        connector = VendureConnector(wrap_secrets(SETTINGS, VendureConnector.settings_schema), transport=ProxyPage())
+        try:
+            return await connector.send(make_update("V-19", "Shipped"))
+        finally:
+            await connector.aclose()
+
+    assert isinstance(asyncio.run(run()), RetryLater)
