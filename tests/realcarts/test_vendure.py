@@ -22,8 +22,7 @@ from cartstatus.outcomes import AlreadyDone, Delivered, Failed
 from cartstatus.secrets import wrap_secrets
 from cartstatus.testing import make_update
 
-from tests.conftest import base_setup
-
+from ..conftest import base_setup
 from .vendure import VendureCart, vendure_cart
 
 pytestmark = pytest.mark.realcart

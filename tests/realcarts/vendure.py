@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.services import missing
+from ..services import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 CART_DIR = ROOT / ".cache" / "realcarts" / "vendure"
@@ -124,8 +124,7 @@ def say(config: pytest.Config, text: str) -> None:
         print(f"[realcart vendure] {text}", file=sys.__stderr__, flush=True)
         return
     with capture.global_and_fixture_disabled():
-        reporter.ensure_newline()
-        reporter.write_line(f"[realcart vendure] {text}")
+        reporter.write(f"\n[realcart vendure] {text}\n")  # a line of its own, between the progress dots
 
 
 def free_port() -> int:
