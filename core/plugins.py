@@ -41,6 +41,7 @@ CONNECTOR_PLUGINS = (
     "cartstatus.connectors.prestashop.plugin",
     "cartstatus.connectors.bigcommerce.plugin",
     "cartstatus.connectors.magento.plugin",
+    "cartstatus.connectors.vendure.plugin",
 )
 #: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
 COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
