@@ -241,9 +241,11 @@ class ShopifyConnector(Connector):
         per_request = self.costliest
         left = int(available // per_request)
         if throttled or left <= 0:
-            # Nothing fits until the bucket holds one costliest request again.
-            need = max(requested if throttled else 0.0, per_request)
-            self.limit_hint(remaining=0, reset_in=max(0.0, need - available) / restore)
+            # Nothing until the bucket holds one costliest request again, then one (the pacer has no
+            # restore rate: after a hold it would let every waiting send go at once, and only one fits).
+            hold = max(0.0, max(requested if throttled else 0.0, per_request) - available) / restore
+            self.limit_hint(remaining=0, reset_in=hold)
+            self.limit_hint(remaining=1, reset_in=hold + per_request / restore)
         else:
             # That many now; one more each time the bucket restores one request's worth.
             self.limit_hint(remaining=left, reset_in=((left + 1) * per_request - available) / restore)
