@@ -502,3 +502,31 @@ async def test_the_simulator_records_what_it_applied(sim: ShopifySimulator) -> N
     sim.add_order("1050")
     await send(sim, "1050", "closed")
     assert [name for name, _ in sim.mutations] == ["orderClose"]
+
+
+class SendsABadCancel(ShopifyConnector):
+    """A broken connector: a reason Shopify does not have."""
+
+    async def _act(self, order: Any, value: str, update: Any) -> list[str]:
+        await self.graphql(documents.CANCEL, {"orderId": order["id"], "reason": "CHANGED_MIND", "restock": False})
+        return ["cancelled"]
+
+
+async def test_the_kit_fails_a_connector_whose_request_breaks_shopifys_schema(sim: ShopifySimulator) -> None:
+    from cartstatus.testing.simulator import CheckedTransport
+
+    from .test_shopify_conformance import TestShopify
+
+    sim.add_order("1060")
+    kit = TestShopify()
+    problems: list[str] = []
+    kit.request_problems = problems  # type: ignore[attr-defined]
+    cart = SendsABadCancel(wrap_secrets(SETTINGS, ShopifyConnector.settings_schema),
+                           transport=CheckedTransport(SimulatorTransport(sim.app()), CHECK, problems))
+    try:
+        outcome = await cart.send(make_update("1060", "cancelled"))
+    finally:
+        await cart.aclose()
+    assert isinstance(outcome, Failed) and "CHANGED_MIND" in outcome.reason  # the simulator refuses it too
+    with pytest.raises(AssertionError, match="break the cart's API description(.|\n)*CHANGED_MIND"):
+        kit.assert_requests_follow_the_description()
