@@ -30,12 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
-from cartstatus import AlreadyDone, ConnectionResult, Connector, Delivered, Failed, Outcome, StatusUpdate
 from cartstatus.auth import HeaderAuth
-from cartstatus.connector import StopSend, Tracking, json_body
+from cartstatus.connector import ConnectionResult, Connector, StatusUpdate, StopSend, Tracking, json_body
 from cartstatus.graphql import graphql_errors, outcome_for_graphql
-from cartstatus.outcomes import RetryLater
+from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 
 from . import documents
 

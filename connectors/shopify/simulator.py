@@ -33,8 +33,6 @@ from typing import Any
 import graphql
 from graphql import (
     FieldNode,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
@@ -297,8 +295,8 @@ class ShopifySimulator:
             return None
         return {"status": self.status(order), "closed": order.closed, "cancelled": bool(order.cancelled_at),
                 "financial": order.financial, "fulfillment": order.fulfillment_status(), "tags": list(order.tags),
-                "fulfillments": [{"tracking": [list(t) for t in f["tracking"]], "quantity": sum(q for _, q in f["lines"])}
-                                 for f in order.fulfillments],
+                "fulfillments": [{"tracking": [list(t) for t in f["tracking"]],
+                                  "quantity": sum(q for _, q in f["lines"])} for f in order.fulfillments],
                 "unshipped": order.remaining()}
 
     def tracking_numbers(self, ref: str) -> list[tuple[str, str]]:
@@ -373,7 +371,7 @@ class ShopifySimulator:
                     "code": "THROTTLED", "documentation": THROTTLED_DOCS}}],
                     "extensions": {"cost": self._cost(requested, None)}}, headers=headers)
             self._available = self.available() - requested
-        result = graphql.execute(schema(), document, root_value=self._root(mutation),
+        result = graphql.execute_sync(schema(), document, root_value=self._root(mutation),
                                  variable_values=variables if isinstance(variables, dict) else None)
         actual = (MUTATION_COST if mutation else 0) + (actual_cost(result.data) - 1 if result.data else 0)
         actual = min(actual, requested)
@@ -514,7 +512,7 @@ class ShopifySimulator:
         order.financial, order.latest = "PAID", PAID
         return {"order": self._order_view(order), "userErrors": []}
 
-    def _m_cancel(self, _info: Any, orderId: str, restock: bool, reason: str, **rest: Any) -> dict[str, Any]:  # noqa: N803
+    def _m_cancel(self, _info: Any, orderId: str, restock: bool, reason: str, **rest: Any) -> dict[str, Any]:
         self.mutations.append(("orderCancel", {"orderId": orderId, "restock": restock, "reason": reason, **rest}))
         order = self.order(orderId)
         refusal = None
@@ -552,8 +550,8 @@ class ShopifySimulator:
             order.tags = [t for t in order.tags if t not in tags]
         return {"node": {"id": order.gid, "__typename": "Order"}, "userErrors": []}
 
-    def _m_tags_add(self, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:  # noqa: A002
+    def _m_tags_add(self, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:
         return self._tags(id, tags, True)
 
-    def _m_tags_remove(self, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:  # noqa: A002
+    def _m_tags_remove(self, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:
         return self._tags(id, tags, False)

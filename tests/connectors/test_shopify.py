@@ -10,8 +10,7 @@ import graphql
 import httpx
 import pytest
 from cartstatus.connector import LimitHint, Tracking
-from cartstatus.connectors.shopify import ShopifyConnector
-from cartstatus.connectors.shopify import documents
+from cartstatus.connectors.shopify import ShopifyConnector, documents
 from cartstatus.connectors.shopify.connector import (
     ORDER_READ_COST,
     VOCABULARY,
@@ -469,7 +468,7 @@ def _field_types(target: graphql.GraphQLSchema, type_name: str) -> dict[str, Any
 
 def test_the_simulators_schema_is_a_subset_of_shopifys(shopify_schema: graphql.GraphQLSchema) -> None:
     ours = graphql.build_schema(SDL)
-    for name, kind in ours.type_map.items():
+    for name in ours.type_map:
         if name.startswith("__") or name in ("String", "Int", "Float", "Boolean", "ID"):
             continue
         assert name in shopify_schema.type_map, f"Shopify has no type {name}"
@@ -528,5 +527,5 @@ async def test_the_kit_fails_a_connector_whose_request_breaks_shopifys_schema(si
     finally:
         await cart.aclose()
     assert isinstance(outcome, Failed) and "CHANGED_MIND" in outcome.reason  # the simulator refuses it too
-    with pytest.raises(AssertionError, match="break the cart's API description(.|\n)*CHANGED_MIND"):
+    with pytest.raises(AssertionError, match=r"break the cart's API description(.|\n)*CHANGED_MIND"):
         kit.assert_requests_follow_the_description()
