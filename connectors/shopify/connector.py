@@ -306,15 +306,34 @@ class ShopifyConnector(Connector):
                     f"(fulfillment status {order.get('displayFulfillmentStatus')}: on hold or scheduled?)"))
             return []
         shipments, left_over = plan_shipments(lines, groups)
-        for company, numbers in left_over:
-            notes.append(f"{company} numbers {', '.join(numbers)} not recorded: Shopify keeps one carrier per "
-                         "fulfilment and the order has no unshipped line left for them")
         done = []
         for shipment in shipments:
             await self.graphql(documents.FULFIL, shipment.variables())
             done.append(f"fulfilled with {shipment.company} {', '.join(shipment.numbers)}" if shipment.numbers
                         else "fulfilled without tracking")
+        for company, numbers in left_over:
+            done += await self._add_tracking(order, company, numbers, notes)
         return done
+
+    async def _add_tracking(self, order: Mapping[str, Any], company: str, numbers: list[str],
+                            notes: list[str]) -> list[str]:
+        """Numbers for an order with nothing left to ship: added to its fulfilment of the same carrier (or one
+        shipped without tracking), whose numbers Shopify replaces with the ones given, so they go too."""
+        fulfilment = next((f for f in order.get("fulfillments") or () if f.get("status") == "SUCCESS" and (
+            {str(i.get("company") or "").casefold() for i in f.get("trackingInfo") or ()} == {company.casefold()}
+            or not f.get("trackingInfo"))), None)
+        if fulfilment is None:
+            notes.append(f"{company} numbers {', '.join(numbers)} not recorded: Shopify keeps one carrier per "
+                         "fulfilment and the order has no unshipped line, nor a fulfilment of that carrier, left")
+            return []
+        held = [str(i.get("number")) for i in fulfilment.get("trackingInfo") or ()]
+        await self.graphql(documents.TRACKING_UPDATE, {
+            "fulfillmentId": fulfilment["id"], "notifyCustomer": False,
+            "trackingInfoInput": {"company": company, "numbers": [*held, *numbers]}})
+        # The read this send made now says less than Shopify holds: a second group of the same carrier
+        # would otherwise replace these numbers.
+        fulfilment["trackingInfo"] = [{"company": company, "number": n} for n in (*held, *numbers)]
+        return [f"{company} {', '.join(numbers)} added to fulfilment {fulfilment['id']}"]
 
     async def _act(self, order: Mapping[str, Any], value: str, update: StatusUpdate) -> list[str]:
         """The value's own mutation, when Shopify's order is not there yet."""

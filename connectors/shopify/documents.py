@@ -47,6 +47,19 @@ mutation CartstatusFulfil($fulfillment: FulfillmentInput!) {
 }
 """.strip()
 
+#: More numbers for a fulfilment already made (everything shipped, a later parcel of the same carrier): Shopify
+#: replaces the fulfilment's tracking with what is given, so the numbers it held are sent with the new ones.
+TRACKING_UPDATE = """
+mutation CartstatusTrackingUpdate($fulfillmentId: ID!, $trackingInfoInput: FulfillmentTrackingInput!,
+                                  $notifyCustomer: Boolean) {
+  fulfillmentTrackingInfoUpdate(fulfillmentId: $fulfillmentId, trackingInfoInput: $trackingInfoInput,
+                                notifyCustomer: $notifyCustomer) {
+    fulfillment { id status }
+    userErrors { field message }
+  }
+}
+""".strip()
+
 CLOSE = """
 mutation CartstatusClose($input: OrderCloseInput!) {
   orderClose(input: $input) {
@@ -99,5 +112,5 @@ mutation CartstatusTagsRemove($id: ID!, $tags: [String!]!) {
 #: The connection test: the cheapest authenticated read there is (cost 1).
 SHOP = "query CartstatusShop { shop { name myshopifyDomain } }"
 
-ALL = {"order": ORDER, "fulfil": FULFIL, "close": CLOSE, "cancel": CANCEL, "mark_paid": MARK_PAID,
+ALL = {"order": ORDER, "fulfil": FULFIL, "tracking_update": TRACKING_UPDATE, "close": CLOSE, "cancel": CANCEL, "mark_paid": MARK_PAID,
        "tags_add": TAGS_ADD, "tags_remove": TAGS_REMOVE, "shop": SHOP}

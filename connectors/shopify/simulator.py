@@ -102,6 +102,7 @@ type Job implements Node { id: ID! done: Boolean! }
 type UserError { field: [String!] message: String! }
 type OrderCancelUserError { code: OrderCancelUserErrorCode field: [String!] message: String! }
 type FulfillmentCreatePayload { fulfillment: Fulfillment userErrors: [UserError!]! }
+type FulfillmentTrackingInfoUpdatePayload { fulfillment: Fulfillment userErrors: [UserError!]! }
 type OrderClosePayload { order: Order userErrors: [UserError!]! }
 type OrderMarkAsPaidPayload { order: Order userErrors: [UserError!]! }
 type OrderCancelPayload {
@@ -127,6 +128,8 @@ input OrderMarkAsPaidInput { id: ID! }
 type QueryRoot { order(id: ID!): Order shop: Shop! job(id: ID!): Job }
 type Mutation {
   fulfillmentCreate(fulfillment: FulfillmentInput!, message: String): FulfillmentCreatePayload
+  fulfillmentTrackingInfoUpdate(fulfillmentId: ID!, trackingInfoInput: FulfillmentTrackingInput!,
+                                notifyCustomer: Boolean): FulfillmentTrackingInfoUpdatePayload
   orderClose(input: OrderCloseInput!): OrderClosePayload
   orderMarkAsPaid(input: OrderMarkAsPaidInput!): OrderMarkAsPaidPayload
   orderCancel(orderId: ID!, refund: Boolean, restock: Boolean!, reason: OrderCancelReason!,
@@ -408,7 +411,8 @@ class ShopifySimulator:
 
     def _root(self, mutation: bool) -> dict[str, Any]:
         if mutation:
-            return {"fulfillmentCreate": self._m_fulfil, "orderClose": self._m_close,
+            return {"fulfillmentCreate": self._m_fulfil, "fulfillmentTrackingInfoUpdate": self._m_tracking,
+                    "orderClose": self._m_close,
                     "orderMarkAsPaid": self._m_paid, "orderCancel": self._m_cancel,
                     "tagsAdd": self._m_tags_add, "tagsRemove": self._m_tags_remove}
         return {"order": lambda _info, id: self._order_view(self.order(id)),
@@ -461,6 +465,20 @@ class ShopifySimulator:
                                 "trackingInfo": lambda _i, first=None: [
                                     {"company": c, "number": n, "url": None} for c, n in created["tracking"]]},
                 "userErrors": []}
+
+    def _m_tracking(self, _info: Any, fulfillmentId: str, trackingInfoInput: dict[str, Any],  # noqa: N803
+                    notifyCustomer: bool | None = None) -> dict[str, Any]:  # noqa: N803
+        self.mutations.append(("fulfillmentTrackingInfoUpdate", {
+            "fulfillmentId": fulfillmentId, "trackingInfoInput": trackingInfoInput}))
+        found = next((f for o in self.orders.values() for f in o.fulfillments if f["id"] == fulfillmentId), None)
+        if found is None or found["status"] != "SUCCESS":
+            return {"fulfillment": None, "userErrors": self._errors((["fulfillmentId"], "Fulfillment not found."))}
+        numbers = trackingInfoInput.get("numbers") or (
+            [trackingInfoInput["number"]] if trackingInfoInput.get("number") else [])
+        # Shopify replaces the fulfilment's tracking with what is given.
+        found["tracking"] = [(trackingInfoInput.get("company"), n) for n in numbers]
+        return {"fulfillment": {"id": found["id"], "status": found["status"], "trackingInfo": lambda _i, first=None: [
+            {"company": c, "number": n, "url": None} for c, n in found["tracking"]]}, "userErrors": []}
 
     def _fulfil(self, order: SimOrder, by_order: list[dict[str, Any]], company: str | None,
                 numbers: Sequence[str] = ()) -> dict[str, Any]:

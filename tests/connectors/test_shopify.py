@@ -231,6 +231,29 @@ async def test_more_carriers_than_lines_are_told_in_the_outcome(sim: ShopifySimu
     assert sim.tracking_numbers("1012") == [("UPS", UPS.number)]
 
 
+async def test_a_later_parcel_of_the_same_carrier_joins_its_fulfilment_keeping_the_numbers_held(
+        sim: ShopifySimulator) -> None:
+    sim.add_order("1013")
+    await send(sim, "1013", "fulfilled", (UPS,))
+    outcome, sent = await send(sim, "1013", "fulfilled", (UPS, UPS_2))
+    assert isinstance(outcome, Delivered), outcome
+    fulfilment = sim.orders["1013"].fulfillments[0]["id"]
+    assert sent.sent[1:] == [("fulfillmentTrackingInfoUpdate", {
+        "fulfillmentId": fulfilment, "notifyCustomer": False,
+        "trackingInfoInput": {"company": "UPS", "numbers": [UPS.number, UPS_2.number]}})]
+    assert sim.tracking_numbers("1013") == [("UPS", UPS.number), ("UPS", UPS_2.number)]
+    again, sent = await send(sim, "1013", "fulfilled", (UPS, UPS_2))
+    assert isinstance(again, AlreadyDone) and sent.fields() == ["order"]
+
+
+async def test_numbers_for_an_order_shipped_without_tracking_go_on_that_fulfilment(sim: ShopifySimulator) -> None:
+    sim.add_order("1014", "fulfilled")
+    outcome, sent = await send(sim, "1014", "closed", (FEDEX,))
+    assert isinstance(outcome, Delivered), outcome
+    assert sent.fields() == ["order", "fulfillmentTrackingInfoUpdate", "orderClose"]
+    assert sim.tracking_numbers("1014") == [("FedEx", FEDEX.number)]
+
+
 def test_shipments_take_whole_lines_in_order_the_last_carrier_the_rest() -> None:
     lines = [("fo1", "a", 1), ("fo1", "b", 2), ("fo2", "c", 3)]
     shipments, left = plan_shipments(lines, [("UPS", ["1"]), ("FedEx", ["2"])])
