@@ -112,5 +112,5 @@ mutation CartstatusTagsRemove($id: ID!, $tags: [String!]!) {
 #: The connection test: the cheapest authenticated read there is (cost 1).
 SHOP = "query CartstatusShop { shop { name myshopifyDomain } }"
 
-ALL = {"order": ORDER, "fulfil": FULFIL, "tracking_update": TRACKING_UPDATE, "close": CLOSE, "cancel": CANCEL, "mark_paid": MARK_PAID,
-       "tags_add": TAGS_ADD, "tags_remove": TAGS_REMOVE, "shop": SHOP}
+ALL = {"order": ORDER, "fulfil": FULFIL, "tracking_update": TRACKING_UPDATE, "close": CLOSE, "cancel": CANCEL,
+       "mark_paid": MARK_PAID, "tags_add": TAGS_ADD, "tags_remove": TAGS_REMOVE, "shop": SHOP}

@@ -466,8 +466,8 @@ class ShopifySimulator:
                                     {"company": c, "number": n, "url": None} for c, n in created["tracking"]]},
                 "userErrors": []}
 
-    def _m_tracking(self, _info: Any, fulfillmentId: str, trackingInfoInput: dict[str, Any],  # noqa: N803
-                    notifyCustomer: bool | None = None) -> dict[str, Any]:  # noqa: N803
+    def _m_tracking(self, _info: Any, fulfillmentId: str, trackingInfoInput: dict[str, Any],
+                    notifyCustomer: bool | None = None) -> dict[str, Any]:
         self.mutations.append(("fulfillmentTrackingInfoUpdate", {
             "fulfillmentId": fulfillmentId, "trackingInfoInput": trackingInfoInput}))
         found = next((f for o in self.orders.values() for f in o.fulfillments if f["id"] == fulfillmentId), None)
