@@ -79,7 +79,7 @@ def main() -> int:
                         help="the connector tells the controller nothing of the bucket (to see what pacing saves)")
     args = parser.parse_args()
     if args.without_hints:
-        ShopifyConnector.limit_hint = lambda self, **kw: None  # type: ignore[method-assign]
+        ShopifyConnector.limit_hint = lambda self, **kw: None
 
     sim = ShopifySimulator(access_token=TOKEN, bucket_size=args.bucket, restore_rate=args.restore)
     numbers = [f"S{i:05d}" for i in range(args.records)]
