@@ -184,7 +184,10 @@ class ShopifyConnector(Connector):
         # The costliest requested cost seen (points): "requests left" are counted in it.
         self.costliest = float(ORDER_READ_COST)
         self.throttled = 0  # THROTTLED replies met by this connector (for the benchmark and support)
-        self._wait: float | None = None  # seconds the last THROTTLED reply asked to wait
+        self._wait: float | None = None  # seconds the THROTTLED reply being read asks to wait
+        # The outcome classify gave the last THROTTLED reply: a send sends its request again only when the
+        # StopSend it met carries this very outcome (not a timeout's, after which the request may have run).
+        self._throttle: RetryLater | None = None
 
     # -- where and how -------------------------------------------------------
 
@@ -211,7 +214,8 @@ class ShopifyConnector(Connector):
             return RetryLater("Shopify's reply is not a GraphQL answer (a proxy's page?)")
         outcome = outcome_for_graphql(response)
         if isinstance(outcome, RetryLater) and self._wait is not None:
-            return RetryLater(outcome.reason, self._wait)
+            self._throttle = RetryLater(outcome.reason, self._wait)
+            return self._throttle
         if outcome is None:
             outcome = _cancel_errors(body)
         return outcome
@@ -257,13 +261,12 @@ class ShopifyConnector(Connector):
             try:
                 reply = await self.call("POST", self.endpoint, json=payload)
             except StopSend as stop:
-                wait = self._wait
+                wait = self._throttle.delay if self._throttle is not None and stop.outcome is self._throttle else None
                 if wait is None or wait > THROTTLE_WAIT_LIMIT or attempt == THROTTLE_ATTEMPTS - 1:
                     raise
                 # Refused before it ran: nothing was done. The controller's pacer holds this store's other
                 # requests for the same time (limit_hint); this one waits here.
                 await asyncio.sleep(wait)
-                del stop
                 continue
             data = reply.json().get("data")
             return data if isinstance(data, dict) else {}

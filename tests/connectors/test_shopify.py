@@ -552,3 +552,19 @@ async def test_the_kit_fails_a_connector_whose_request_breaks_shopifys_schema(si
     assert isinstance(outcome, Failed) and "CHANGED_MIND" in outcome.reason  # the simulator refuses it too
     with pytest.raises(AssertionError, match=r"break the cart's API description(.|\n)*CHANGED_MIND"):
         kit.assert_requests_follow_the_description()
+
+
+async def test_a_timeout_after_a_throttle_is_not_sent_again(sim: ShopifySimulator) -> None:
+    # A request that timed out may have run: only a THROTTLED refusal (which did not) is sent again.
+    sim.add_order("1070")
+    transport = Recording(sim)
+    cart = connector(transport)
+    cart.outcome_for_response(cost_reply(28.0, throttled=True))  # an earlier THROTTLED reply, read
+    sim.fail_next("timeout")
+    transport.timeout_cap = 0.05
+    try:
+        outcome = await cart.send(make_update("1070", "closed"))
+    finally:
+        await cart.aclose()
+    assert isinstance(outcome, RetryLater) and "timed out" in outcome.reason
+    assert transport.fields() == ["order"]
