@@ -216,6 +216,8 @@ class ShopifyConnector(Connector):
         if isinstance(outcome, RetryLater) and self._wait is not None:
             self._throttle = RetryLater(outcome.reason, self._wait)
             return self._throttle
+        if isinstance(outcome, RetryLater) and "THROTTLED" in outcome.reason:
+            self.limit_hint(remaining=0)  # throttled, and no cost said for how long: the default hold
         if outcome is None:
             outcome = _cancel_errors(body)
         return outcome

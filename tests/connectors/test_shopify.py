@@ -568,3 +568,10 @@ async def test_a_timeout_after_a_throttle_is_not_sent_again(sim: ShopifySimulato
         await cart.aclose()
     assert isinstance(outcome, RetryLater) and "timed out" in outcome.reason
     assert transport.fields() == ["order"]
+
+
+def test_a_throttled_reply_without_its_cost_still_holds_the_store() -> None:
+    bare = httpx.Response(200, json={"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]})
+    cart, hints = hints_for(bare)
+    assert hints == [(0, None)]
+    assert isinstance(cart.outcome_for_response(bare), RetryLater)
