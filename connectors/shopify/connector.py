@@ -51,7 +51,7 @@ FULFILLABLE = ("OPEN", "IN_PROGRESS")
 SETTLED = ("PAID", "PARTIALLY_REFUNDED", "REFUNDED")
 #: The requested cost of the order read (documents.ORDER) as Shopify computes it before running it; the
 #: costliest document sent, so "requests left" is counted in it. Replies correct it (requestedQueryCost).
-ORDER_READ_COST = 178
+ORDER_READ_COST = 179
 #: A THROTTLED request is sent again inside the same send when the bucket refills within this many seconds
 #: (Shopify refused it before running it, so nothing was done twice); longer, the send gives it back.
 THROTTLE_WAIT_LIMIT = 5.0
@@ -102,6 +102,15 @@ def missing_tracking(order: Mapping[str, Any], tracking: Sequence[Tracking]) -> 
         if track.number not in held and track.number not in groups.get(track.carrier, []):
             groups.setdefault(track.carrier, []).append(track.number)
     return list(groups.items())
+
+
+#: The fulfilment orders one read shows (documents.ORDER): an order has one per location it ships from,
+#: so more is rare; the rest are left to the merchant rather than read page by page.
+TOO_MANY = "the order has more fulfilment orders than the connector reads (5): ship the others in Shopify"
+
+
+def more_orders(order: Mapping[str, Any]) -> bool:
+    return bool(((order.get("fulfillmentOrders") or {}).get("pageInfo") or {}).get("hasNextPage"))
 
 
 def open_lines(order: Mapping[str, Any]) -> list[tuple[str, str, int]]:
@@ -305,11 +314,15 @@ class ShopifyConnector(Connector):
         groups = missing_tracking(order, update.tracking)
         lines = open_lines(order)
         if not groups and not (update.cart_status == FULFILLED and lines):
+            if update.cart_status == FULFILLED and more_orders(order):
+                raise StopSend(Failed(f"Shopify's order {order.get('name')}: {TOO_MANY}"))
             if update.cart_status == FULFILLED and order.get("displayFulfillmentStatus") != "FULFILLED":
                 raise StopSend(Failed(
                     f"Shopify's order {order.get('name')} has nothing that can be fulfilled now "
                     f"(fulfillment status {order.get('displayFulfillmentStatus')}: on hold or scheduled?)"))
             return []
+        if more_orders(order):
+            notes.append(TOO_MANY)
         shipments, left_over = plan_shipments(lines, groups)
         done = []
         for shipment in shipments:

@@ -27,6 +27,7 @@ query CartstatusOrder($id: ID!) {
       trackingInfo(first: 5) { company number }
     }
     fulfillmentOrders(first: 5) {
+      pageInfo { hasNextPage }
       nodes {
         id
         status

@@ -89,7 +89,8 @@ type Fulfillment implements Node {
   trackingInfo(first: Int): [FulfillmentTrackingInfo!]!
 }
 type FulfillmentTrackingInfo { company: String number: String url: URL }
-type FulfillmentOrderConnection { nodes: [FulfillmentOrder!]! }
+type PageInfo { hasNextPage: Boolean! hasPreviousPage: Boolean! }
+type FulfillmentOrderConnection { nodes: [FulfillmentOrder!]! pageInfo: PageInfo! }
 type FulfillmentOrder implements Node {
   id: ID!
   status: FulfillmentOrderStatus!
@@ -166,7 +167,8 @@ def _first(node: FieldNode, variables: dict[str, Any]) -> int | None:
 
 
 def requested_cost(sel: SelectionSetNode | None, parent: GraphQLObjectType, variables: dict[str, Any]) -> int:
-    """What Shopify charges before running a selection: objects 1, scalars 0, ``first: n`` times n."""
+    """What Shopify charges before running a selection: objects 1, scalars 0, ``first: n`` times n (a
+    connection: 2, plus n times its ``nodes``/``edges``, plus its ``pageInfo`` once)."""
     total = 0
     for node in (sel.selections if sel else ()):
         if not isinstance(node, FieldNode) or node.name.value.startswith("__"):
@@ -179,14 +181,16 @@ def requested_cost(sel: SelectionSetNode | None, parent: GraphQLObjectType, vari
             if node.selection_set is not None and hasattr(named, "fields"):  # an interface: its own fields
                 total += 1
             continue
-        inner = requested_cost(node.selection_set, named, variables)
         first = _first(node, variables)
-        if first is None:
-            total += 1 + inner
-        elif named.name.endswith("Connection"):
-            total += 2 + first * inner
-        else:
-            total += first * (1 + inner)
+        if first is not None and named.name.endswith("Connection") and node.selection_set is not None:
+            each = [n for n in node.selection_set.selections
+                    if isinstance(n, FieldNode) and n.name.value in ("nodes", "edges")]
+            once = [n for n in node.selection_set.selections if n not in each]
+            total += 2 + first * requested_cost(SelectionSetNode(selections=tuple(each)), named, variables) \
+                + requested_cost(SelectionSetNode(selections=tuple(once)), named, variables)
+            continue
+        inner = requested_cost(node.selection_set, named, variables)
+        total += 1 + inner if first is None else first * (1 + inner)
     return total
 
 
@@ -433,7 +437,9 @@ class ShopifySimulator:
             return {"nodes": [{"id": fo_id, "status": fo["status"], "lineItems": lambda _i, first=None, fo=fo, **_k: {
                 "nodes": [{"id": line, "totalQuantity": q[0], "remainingQuantity": q[1]}
                           for line, q in list(fo["lines"].items())[:first]]}}
-                for fo_id, fo in list(order.fulfillment_orders.items())[:first]]}
+                for fo_id, fo in list(order.fulfillment_orders.items())[:first]],
+                "pageInfo": {"hasNextPage": first is not None and len(order.fulfillment_orders) > first,
+                             "hasPreviousPage": False}}
 
         return {"id": order.gid, "name": order.name, "closed": order.closed,
                 "closedAt": "2026-12-02T09:00:00Z" if order.closed else None, "cancelledAt": order.cancelled_at,

@@ -352,7 +352,7 @@ async def test_the_connection_test_names_the_store(sim: ShopifySimulator) -> Non
 # -- the cost limit -----------------------------------------------------------------------------------
 
 
-def cost_reply(available: float, requested: int = 178, throttled: bool = False) -> httpx.Response:
+def cost_reply(available: float, requested: int = 179, throttled: bool = False) -> httpx.Response:
     body: dict[str, Any] = {"extensions": {"cost": {
         "requestedQueryCost": requested, "actualQueryCost": None if throttled else 6,
         "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": available, "restoreRate": 100.0}}}}
@@ -373,22 +373,22 @@ def hints_for(*replies: httpx.Response) -> tuple[ShopifyConnector, list[tuple[in
 
 
 def test_the_bucket_is_told_in_requests_of_the_costliest_query() -> None:
-    # 1000 points hold five order reads (178 each); a sixth fits once 68 more are restored (0.68 s at 100/s).
+    # 1000 points hold five order reads (179 each); a sixth fits once 74 more are restored (0.74 s at 100/s).
     _, hints = hints_for(cost_reply(1000.0))
-    assert hints == [(5, 0.68)]
+    assert hints == [(5, 0.74)]
 
 
 def test_an_emptied_bucket_holds_the_store_then_lets_one_request_through() -> None:
     _, hints = hints_for(cost_reply(78.0))
-    assert hints == [(0, 1.0), (1, 2.78)]
+    assert hints == [(0, 1.01), (1, 2.8)]
 
 
 def test_a_throttled_reply_holds_the_store_until_its_cost_is_restored_and_is_retry_later() -> None:
     cart, hints = hints_for(cost_reply(28.0, throttled=True))
-    assert hints[0] == (0, 1.5)
+    assert hints[0] == (0, 1.51)
     assert cart.throttled == 1
     assert cart.outcome_for_response(cost_reply(28.0, throttled=True)) == RetryLater(
-        "the cart asks to wait: THROTTLED: Throttled", 1.5)
+        "the cart asks to wait: THROTTLED: Throttled", 1.51)
 
 
 def test_a_costlier_query_seen_in_a_reply_becomes_the_unit() -> None:
@@ -575,3 +575,16 @@ def test_a_throttled_reply_without_its_cost_still_holds_the_store() -> None:
     cart, hints = hints_for(bare)
     assert hints == [(0, None)]
     assert isinstance(cart.outcome_for_response(bare), RetryLater)
+
+
+async def test_an_order_with_more_fulfilment_orders_than_one_read_says_so(sim: ShopifySimulator) -> None:
+    order = sim.add_order("1080")
+    for n in range(6):
+        order.fulfillment_orders[f"gid://shopify/FulfillmentOrder/9{n}"] = {
+            "status": "OPEN", "lines": {f"gid://shopify/FulfillmentOrderLineItem/9{n}": [1, 1]}}
+    outcome, _ = await send(sim, "1080", "fulfilled", (UPS,))
+    assert isinstance(outcome, Delivered) and "ship the others in Shopify" in outcome.detail
+    assert sim.order_state("1080")["unshipped"] == 2  # type: ignore[index]
+    again, sent = await send(sim, "1080", "fulfilled", (UPS,))
+    assert isinstance(again, Failed) and "ship the others in Shopify" in again.reason
+    assert sent.fields() == ["order"]

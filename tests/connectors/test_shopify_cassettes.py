@@ -85,7 +85,7 @@ async def test_a_throttled_read_is_sent_again_once_the_bucket_has_room_replay() 
     with cassette("shopify", "throttled", settings=SETTINGS, schema=CONNECTOR.settings_schema):
         try:
             sim.available()
-            sim._available = 100.0  # less than the order read's 178 points
+            sim._available = 100.0  # less than the order read's 179 points
             outcome = await cart.send(make_update("1003", "paid"))
         finally:
             await cart.aclose()
