@@ -588,3 +588,24 @@ async def test_an_order_with_more_fulfilment_orders_than_one_read_says_so(sim: S
     again, sent = await send(sim, "1080", "fulfilled", (UPS,))
     assert isinstance(again, Failed) and "ship the others in Shopify" in again.reason
     assert sent.fields() == ["order"]
+
+
+async def test_the_simulators_bucket_charges_the_requested_cost_then_refunds_to_the_actual() -> None:
+    sim = ShopifySimulator(access_token=TOKEN, bucket_size=1000.0, restore_rate=0.001)
+    sim.add_order("1090")
+    async with httpx.AsyncClient(transport=SimulatorTransport(sim.app()), base_url="https://s.test") as client:
+        reply = await client.post("/admin/api/2026-07/graphql.json", headers={"X-Shopify-Access-Token": TOKEN},
+                                  json={"query": documents.ORDER, "variables": {"id": "gid://shopify/Order/1090"}})
+    cost = reply.json()["extensions"]["cost"]
+    assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (179, 7)
+    assert cost["throttleStatus"]["maximumAvailable"] == 1000.0 and cost["throttleStatus"]["restoreRate"] == 0.001
+    assert 992.9 < cost["throttleStatus"]["currentlyAvailable"] < 993.1
+    assert sim.points == 7
+
+
+async def test_without_a_bucket_the_simulator_reports_a_full_standard_one(sim: ShopifySimulator) -> None:
+    async with httpx.AsyncClient(transport=SimulatorTransport(sim.app()), base_url="https://s.test") as client:
+        reply = await client.post("/admin/api/2026-07/graphql.json", headers={"X-Shopify-Access-Token": TOKEN},
+                                  json={"query": documents.SHOP})
+    assert reply.json()["extensions"]["cost"] == {"requestedQueryCost": 1, "actualQueryCost": 1, "throttleStatus": {
+        "maximumAvailable": 2000.0, "currentlyAvailable": 2000.0, "restoreRate": 100.0}}
