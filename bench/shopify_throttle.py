@@ -22,8 +22,8 @@ process, and at 500 points a second (about 30 updates a second) a 2-core machine
 could not keep up (the bucket stayed nine-tenths full and the "ratio" measured the machine, 0.84). First
 measured (2 cores, load average 3.3): 500 updates in 31.5 to 31.8 s against 30.0 s allowed, throttled = 0,
 ratio 0.94 to 0.95 (then, with the fulfilment orders' pageInfo read too, 18 points an update: 33.8 s
-against 32.0 s, throttled = 0, ratio 0.95). With ``--without-hints`` (the connector still waits out each THROTTLED itself):
-398 THROTTLED, 1,398 requests, ratio 0.88.
+against 32.0 s, throttled = 0, ratio 0.95). With ``--without-hints`` (the connector still waits out each
+THROTTLED itself): 398 THROTTLED, 1,398 requests, ratio 0.88.
 
     .venv/bin/python bench/shopify_throttle.py [--records N] [--bucket POINTS] [--restore POINTS_PER_S]
 """
