@@ -42,6 +42,7 @@ CONNECTOR_PLUGINS = (
     "cartstatus.connectors.bigcommerce.plugin",
     "cartstatus.connectors.magento.plugin",
     "cartstatus.connectors.vendure.plugin",
+    "cartstatus.connectors.shopify.plugin",
 )
 #: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
 COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
