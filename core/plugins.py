@@ -36,6 +36,7 @@ LOAD_ENV = "CARTSTATUS_LOAD_PLUGINS"
 CONNECTOR_PLUGINS = (
     "cartstatus.connectors.seti.plugin",
     "cartstatus.connectors.oss.plugin",
+    "cartstatus.connectors.medusa.plugin",
 )
 #: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
 COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
