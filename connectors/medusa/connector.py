@@ -53,8 +53,8 @@ TRACKING_PAGES = {
 
 #: The payment_status values of an order whose payment has been captured.
 CAPTURED = ("captured", "partially_refunded", "refunded")
-#: Medusa's error types that say "try again": a workflow holding the order's lock, a conflict.
-TRANSIENT_TYPES = ("conflict", "unexpected_state")
+#: Medusa's answer when another request holds the order (a workflow's lock): it asks to try again.
+CONFLICT = 409
 
 
 def tracking_url(track: Tracking) -> str:
@@ -124,15 +124,15 @@ class MedusaConnector(Connector):
 
     def classify(self, response: httpx.Response) -> Outcome | None:
         # Medusa answers every error with {"type", "message"}: a business refusal ("not_allowed": an order
-        # that cannot be canceled any more) is for a person, in Medusa's words; a lock held by another
-        # workflow on the order ("conflict") passes.
+        # that cannot be canceled any more; "invalid_data": a canceled order) is for a person, in Medusa's
+        # words; a 409 (another request holds the order's workflow lock) passes.
         if response.status_code < 400 or response.status_code >= 500 or response.status_code == 429:
             return None
         error = medusa_error(response)
         if error is None:
             return None
         kind, message = error
-        if kind in TRANSIENT_TYPES:
+        if response.status_code == CONFLICT:
             return RetryLater(f"Medusa is busy with the order: {message} ({kind})")
         if response.status_code == 401:
             return Failed(f"Medusa refused the admin credential: {message} (HTTP 401)")

@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from .connector import CARRIERS_KEY, TRACKING_KEY, TRACKING_PAGES
 
-FAULTS = ("http_429", "http_503", "http_4xx", "timeout")
+FAULTS = ("http_429", "http_503", "http_4xx", "http_409", "timeout")
 #: The hosts of the carriers' tracking pages, for a label whose fulfillment does not name its carrier.
 CARRIER_HOSTS = {urlsplit(page).hostname: name for name, page in TRACKING_PAGES.items()}
 
@@ -344,6 +344,10 @@ class MedusaSimulator:
         if kind == "http_4xx":
             return error(400, "not_allowed", "Cannot cancel a completed order. Please use the return process to "
                                              "handle refunds or exchanges.")
+        if kind == "http_409":  # another request holds the order's workflow lock
+            return JSONResponse({"code": "invalid_state_error", "type": "conflict",
+                                 "message": "The request conflicted with another request. You may retry the "
+                                            "request with the provided Idempotency-Key."}, status_code=409)
         status = 429 if kind == "http_429" else 503
         return PlainTextResponse("Too Many Requests" if status == 429 else "Service Unavailable", status_code=status,
                                  headers={"Retry-After": str(self.retry_after)})
