@@ -35,8 +35,9 @@ TRACKING_KEY = "cartstatus_tracking"
 #: Every field the connector decides from (Medusa's ``fields`` query: relations with their fields).
 ORDER_FIELDS = ",".join((
     "id", "display_id", "status", "payment_status", "fulfillment_status", "metadata",
-    "items.id", "items.detail.quantity", "items.detail.fulfilled_quantity",
-    "fulfillments.id", "fulfillments.shipped_at", "fulfillments.delivered_at", "fulfillments.canceled_at",
+    "items.id", "items.requires_shipping", "items.detail.quantity", "items.detail.fulfilled_quantity",
+    "fulfillments.id", "fulfillments.requires_shipping", "fulfillments.shipped_at", "fulfillments.delivered_at",
+    "fulfillments.canceled_at",
     "fulfillments.metadata", "fulfillments.items.line_item_id", "fulfillments.items.quantity",
     "fulfillments.labels.tracking_number",
     "payment_collections.payments.id", "payment_collections.payments.captured_at",
@@ -178,21 +179,31 @@ class MedusaConnector(Connector):
         return Delivered("; ".join(done))
 
     async def _ship(self, ref: str, order: dict[str, Any], missing: list[Tracking], done: list[str]) -> list[Tracking]:
-        """Fulfil what is unfulfilled, then ship every fulfillment not shipped yet, the missing numbers as
-        its labels; gives back the numbers no shipment took (every fulfillment had shipped already)."""
+        """Fulfil what is unfulfilled, then ship every fulfillment not shipped yet, the missing numbers as the
+        labels of the first that needs shipping; gives back the numbers no shipment took (all had shipped)."""
         path = f"/admin/orders/{quote(ref, safe='')}"
-        unfulfilled = [{"id": item["id"], "quantity": left} for item in order.get("items") or []
-                       if (left := _remaining(item)) > 0]
-        if unfulfilled:
-            body: dict[str, Any] = {"items": unfulfilled}
-            if missing:
+        # Medusa makes a fulfillment of items that need shipping or of items that do not, never of both.
+        groups: dict[bool, list[dict[str, Any]]] = {}
+        for item in order.get("items") or []:
+            if (left := _remaining(item)) > 0:
+                groups.setdefault(item.get("requires_shipping") is not False, []).append(
+                    {"id": item["id"], "quantity": left})
+        # The carriers go with the items that ship (with the others only when nothing ships), so that a retry
+        # after one of two fulfillments was made ends as one delivery does.
+        any_ship = any(item.get("requires_shipping") is not False for item in order.get("items") or [])
+        for shipping, items in sorted(groups.items(), reverse=True):
+            body: dict[str, Any] = {"items": items}
+            if missing and shipping == any_ship:
                 body["metadata"] = {CARRIERS_KEY: {t.number: t.carrier for t in missing}}
             await self.call("POST", self.url(f"{path}/fulfillments"), json=body)
             done.append("items fulfilled")
-            order = await self._read(ref)  # the new fulfillment's id
-        for fulfillment in active_fulfillments(order):
-            if fulfillment.get("shipped_at"):
-                continue
+        if groups:
+            order = await self._read(ref)  # the new fulfillments' ids
+        unshipped = [f for f in active_fulfillments(order) if not f.get("shipped_at")]
+        # All the numbers go on one shipment, the first that needs shipping: Medusa cannot say which package
+        # holds which item.
+        unshipped.sort(key=lambda f: f.get("requires_shipping") is False)
+        for fulfillment in unshipped:
             items = [{"id": i["line_item_id"], "quantity": _number(i.get("quantity"))}
                      for i in fulfillment.get("items") or []]
             labels = [{"tracking_number": t.number, "tracking_url": tracking_url(t), "label_url": ""}
@@ -200,7 +211,7 @@ class MedusaConnector(Connector):
             await self.call("POST", self.url(f"{path}/fulfillments/{fulfillment['id']}/shipments"),
                             json={"items": items, "labels": labels})
             done.append(f"shipment created with {len(labels)} tracking numbers" if labels else "shipment created")
-            missing = []  # all on the first shipment: the cart cannot say which package holds which item
+            missing = []
         return missing
 
     async def _mark_delivered(self, ref: str, order: dict[str, Any], done: list[str]) -> None:

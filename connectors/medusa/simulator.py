@@ -131,13 +131,16 @@ class MedusaSimulator:
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids):026d}"
 
-    def add_order(self, ref: str, status: str = "pending", *, items: int = 2, quantity: int = 1) -> None:
-        """A placed order: ``items`` lines of ``quantity`` each, its payment authorized, nothing fulfilled;
-        ``status``, one of the connector's labels, puts it there as Medusa would have."""
+    def add_order(self, ref: str, status: str = "pending", *, items: int = 2, quantity: int = 1,
+                  digital: int = 0) -> None:
+        """A placed order: ``items`` lines of ``quantity`` each (the last ``digital`` of them need no shipping),
+        its payment authorized, nothing fulfilled; ``status``, one of the connector's labels, puts it there as
+        Medusa would have."""
         order: dict[str, Any] = {
             "id": ref, "display_id": len(self.orders) + 1, "status": "pending", "metadata": None,
-            "items": [{"id": self.new_id("ordli"), "quantity": quantity, "fulfilled_quantity": 0,
-                       "shipped_quantity": 0, "delivered_quantity": 0} for _ in range(items)],
+            "items": [{"id": self.new_id("ordli"), "quantity": quantity, "requires_shipping": n < items - digital,
+                       "fulfilled_quantity": 0, "shipped_quantity": 0, "delivered_quantity": 0}
+                      for n in range(items)],
             "fulfillments": [],
             "payments": [{"id": self.new_id("pay"), "amount": 20 * items * quantity, "captured_at": None,
                           "canceled_at": None}],
@@ -147,11 +150,14 @@ class MedusaSimulator:
             for payment in order["payments"]:
                 payment["captured_at"] = _stamp()
         if status in ("shipped", "delivered"):
-            fulfillment = self._fulfil(order, [{"id": i["id"], "quantity": i["quantity"]} for i in order["items"]],
-                                       None)
-            self._ship(order, fulfillment, [])
-            if status == "delivered":
-                self._deliver(order, fulfillment)
+            for shipping in (True, False):
+                lines = [{"id": i["id"], "quantity": i["quantity"]} for i in order["items"]
+                         if i["requires_shipping"] is shipping]
+                if lines:
+                    fulfillment = self._fulfil(order, lines, None)
+                    self._ship(order, fulfillment, [])
+                    if status == "delivered":
+                        self._deliver(order, fulfillment)
         if status in ("completed", "canceled"):
             order["status"] = status
             if status == "canceled":
@@ -168,7 +174,8 @@ class MedusaSimulator:
             "medusa": {"status": order["status"], "payment_status": self.payment_status(order),
                        "fulfillment_status": self.fulfillment_status(order)},
             "items": [{k: v for k, v in item.items() if k != "id"} for item in order["items"]],
-            "fulfillments": [{"shipped": bool(f["shipped_at"]), "delivered": bool(f["delivered_at"]),
+            "fulfillments": [{"requires_shipping": f["requires_shipping"], "shipped": bool(f["shipped_at"]),
+                              "delivered": bool(f["delivered_at"]),
                               "canceled": bool(f["canceled_at"]), "items": sorted(i["quantity"] for i in f["items"]),
                               "labels": [dict(label) for label in f["labels"]], "metadata": f["metadata"]}
                              for f in order["fulfillments"]],
@@ -240,10 +247,11 @@ class MedusaSimulator:
         return {
             "id": order["id"], "display_id": order["display_id"], "status": order["status"],
             "metadata": order["metadata"], "version": 1,
-            "items": [{"id": i["id"], "quantity": i["quantity"],
+            "items": [{"id": i["id"], "quantity": i["quantity"], "requires_shipping": i["requires_shipping"],
                        "detail": {"quantity": i["quantity"], "fulfilled_quantity": i["fulfilled_quantity"]}}
                       for i in order["items"]],
-            "fulfillments": [{"id": f["id"], "shipped_at": f["shipped_at"], "delivered_at": f["delivered_at"],
+            "fulfillments": [{"id": f["id"], "requires_shipping": f["requires_shipping"],
+                              "shipped_at": f["shipped_at"], "delivered_at": f["delivered_at"],
                               "canceled_at": f["canceled_at"], "metadata": f["metadata"],
                               "items": [dict(i) for i in f["items"]],
                               "labels": [{"tracking_number": label["tracking_number"]} for label in f["labels"]]}
@@ -267,13 +275,17 @@ class MedusaSimulator:
         if unknown:
             raise Refused(invalid(f"Items with ids {', '.join(unknown)} does not exist in order with id "
                                   f"{order['id']}."))
+        if len({lines[item["id"]]["requires_shipping"] for item in items}) > 1:
+            raise Refused(invalid("Fulfillment can only be created entirely with items with shipping or items "
+                                  "without shipping. Split this request into 2 fulfillments."))
         for item in items:
             line = lines[item["id"]]
             if line["fulfilled_quantity"] + item["quantity"] > line["quantity"]:
                 raise Refused(invalid(f"Cannot fulfill more items than what was ordered for item {item['id']}."))
         for item in items:
             lines[item["id"]]["fulfilled_quantity"] += item["quantity"]
-        fulfillment = {"id": self.new_id("ful"), "shipped_at": None, "delivered_at": None, "canceled_at": None,
+        fulfillment = {"id": self.new_id("ful"), "requires_shipping": lines[items[0]["id"]]["requires_shipping"],
+                       "shipped_at": None, "delivered_at": None, "canceled_at": None,
                        "metadata": metadata, "labels": [],
                        "items": [{"line_item_id": item["id"], "quantity": item["quantity"]} for item in items]}
         order["fulfillments"].append(fulfillment)

@@ -14,7 +14,7 @@ from cartstatus.connectors.medusa.simulator import MedusaSimulator
 from cartstatus.events import DEFAULT_STATUS_EVENTS
 from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 from cartstatus.secrets import wrap_secrets
-from cartstatus.testing import make_update, simulator_transport
+from cartstatus.testing import CutTransport, make_update, simulator_transport
 
 SETTINGS = {"url": "https://shop.test/", "email": "admin@medusa.test", "password": "medusa-test-pass-1"}
 UPS = Tracking("UPS", "1Z999AA10123456784")
@@ -196,6 +196,46 @@ async def test_a_capture_is_not_repeated(sim: MedusaSimulator) -> None:
     assert isinstance(await send(sim, "captured"), Delivered)
     assert isinstance(await send(sim, "captured"), AlreadyDone)
     assert len([path for path, _ in writes(sim) if path.endswith("/capture")]) == 1
+
+
+async def test_items_that_need_no_shipping_get_their_own_fulfillment() -> None:
+    """Medusa refuses one fulfillment of a book and an e-book: one each, the numbers with the book."""
+    sim = MedusaSimulator()
+    sim.add_order(ORDER, items=2, digital=1)
+    book, ebook = sim.orders[ORDER]["items"]
+    assert isinstance(await send(sim, "shipped", UPS), Delivered)
+    fulfilments = [body for path, body in writes(sim) if path.endswith("/fulfillments")]
+    assert fulfilments == [{"items": [{"id": book["id"], "quantity": 1}],
+                            "metadata": {"cartstatus_carriers": {UPS.number: "UPS"}}},
+                           {"items": [{"id": ebook["id"], "quantity": 1}]}]
+    shipments = [body["labels"] for path, body in writes(sim) if path.endswith("/shipments")]
+    assert [len(labels) for labels in shipments] == [1, 0]
+    state = sim.order_state(ORDER)
+    assert state is not None and state["medusa"]["fulfillment_status"] == "shipped"
+    assert [(f["requires_shipping"], len(f["labels"])) for f in state["fulfillments"]] == [(True, 1), (False, 0)]
+
+
+@pytest.mark.parametrize("label", ["shipped", "delivered"])
+async def test_a_mixed_order_cut_after_each_request_ends_as_one_delivery(label: str) -> None:
+    async def deliver(after: int | None) -> tuple[int, dict[str, Any] | None]:
+        sim = MedusaSimulator()
+        sim.add_order(ORDER, items=3, digital=1)
+        update = make_update(ORDER, label, tracking=(UPS, FEDEX))
+        cut = CutTransport(simulator_transport(sim), after=after)
+        cart = MedusaConnector(wrap_secrets(SETTINGS, MedusaConnector.settings_schema), transport=cut)
+        try:
+            first = await cart.send(update)
+        finally:
+            await cart.aclose()
+        if after is not None:
+            assert isinstance(first, RetryLater), (after, first)
+            assert isinstance(await send(sim, label, UPS, FEDEX), Delivered | AlreadyDone)
+        return cut.requests, sim.order_state(ORDER)
+
+    calls, whole = await deliver(None)
+    assert calls == (7 if label == "shipped" else 10)  # login, read, 2 fulfil, read, 2 ship (, read, 2 deliver)
+    for after in range(1, calls):
+        assert (await deliver(after))[1] == whole, after
 
 
 # -- Medusa's refusals and faults -----------------------------------------------------------------
