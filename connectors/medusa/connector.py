@@ -130,11 +130,11 @@ class MedusaConnector(Connector):
         if response.status_code < 400 or response.status_code >= 500 or response.status_code == 429:
             return None
         error = medusa_error(response)
+        if response.status_code == CONFLICT:
+            return RetryLater(f"Medusa is busy with the order: {error[1] if error else 'HTTP 409'}")
         if error is None:
             return None
         kind, message = error
-        if response.status_code == CONFLICT:
-            return RetryLater(f"Medusa is busy with the order: {message} ({kind})")
         if response.status_code == 401:
             return Failed(f"Medusa refused the admin credential: {message} (HTTP 401)")
         return Failed(f"Medusa refused: {message} ({kind}, HTTP {response.status_code})")

@@ -11,8 +11,11 @@ shopper would, giving an order whose payment is authorized and whose items are n
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -76,6 +79,8 @@ TSCONFIG = {
     "exclude": ["node_modules", ".medusa"],
 }
 
+#: Medusa's command line, run with node directly (npx would look the package up first).
+MEDUSA_CLI = ("node", "node_modules/@medusajs/cli/cli.js")
 ADMIN_EMAIL = "admin@cartstatus.test"
 ADMIN_PASSWORD = "Medusa-Admin-Pass-1"
 INSTALL_SECONDS = 900
@@ -122,6 +127,18 @@ def _env(database_url: str | None = None) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def install_lock() -> Iterator[None]:
+    """One session at a time installs, and writes the .env that ``medusa db:setup`` reads."""
+    CART_DIR.mkdir(parents=True, exist_ok=True)
+    with (CART_DIR.parent / "medusa.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_installed() -> float | None:
     """Install the pinned packages unless the marker says they are there; the seconds it took, or None."""
     CART_DIR.mkdir(parents=True, exist_ok=True)
@@ -133,8 +150,6 @@ def ensure_installed() -> float | None:
         return None
     marker.unlink(missing_ok=True)
     (CART_DIR / "package.json").write_text(json.dumps(PACKAGE, indent=2) + "\n")
-    if shutil_which("npm") is None:
-        missing("npm (Node 20 and npm are needed to install Medusa)")
     say(f"installing @medusajs/medusa {MEDUSA_VERSION} into {CART_DIR} (a few minutes, once)")
     seconds = _run(["npm", "install", "--no-audit", "--no-fund"], env=_env(), timeout=INSTALL_SECONDS,
                    what="npm install")
@@ -143,7 +158,6 @@ def ensure_installed() -> float | None:
 
 
 def shutil_which(name: str) -> str | None:
-    import shutil
     return shutil.which(name)
 
 
@@ -185,14 +199,17 @@ class MedusaCart:
         with self.admin() as admin:
             return _ok(admin.get(f"/admin/orders/{order_id}", params={"fields": fields}))["order"]
 
-    def place_order(self, quantity: int = 2) -> str:
-        """A guest's order for ``quantity`` of the seeded product, paid with the system provider (authorized)."""
+    def place_order(self, quantity: int = 2, *, ebook: bool = False) -> str:
+        """A guest's order for ``quantity`` of the seeded product (and an e-book, which needs no shipping),
+        paid with the system provider: its payment authorized."""
         seed = self.seeded
+        items = [{"variant_id": seed["variant_id"], "quantity": quantity}]
+        if ebook:
+            items.append({"variant_id": seed["ebook_variant_id"], "quantity": 1})
         with self.store() as store:
             cart = _ok(store.post("/store/carts", json={
                 "region_id": seed["region_id"], "email": f"shopper-{uuid.uuid4().hex[:6]}@example.com",
-                "sales_channel_id": seed["sales_channel_id"],
-                "items": [{"variant_id": seed["variant_id"], "quantity": quantity}],
+                "sales_channel_id": seed["sales_channel_id"], "items": items,
                 "shipping_address": ADDRESS, "billing_address": ADDRESS}))["cart"]
             _ok(store.post(f"/store/carts/{cart['id']}/shipping-methods",
                            json={"option_id": seed["shipping_option_id"]}))
@@ -254,9 +271,15 @@ def seed(cart: MedusaCart) -> None:
             "sales_channels": [{"id": channel["id"]}],
             "variants": [{"title": "One", "options": {"Size": "One"}, "manage_inventory": False,
                           "prices": [{"currency_code": "usd", "amount": 20}]}]}))["product"]
+        # No shipping profile: its order lines need no shipping (Medusa fulfils them apart from the others).
+        ebook = _ok(admin.post("/admin/products", json={
+            "title": "Test e-book", "status": "published", "options": [{"title": "Format", "values": ["PDF"]}],
+            "sales_channels": [{"id": channel["id"]}],
+            "variants": [{"title": "PDF", "options": {"Format": "PDF"}, "manage_inventory": False,
+                          "prices": [{"currency_code": "usd", "amount": 5}]}]}))["product"]
     cart.seeded.update(region_id=region["id"], sales_channel_id=channel["id"], stock_location_id=location["id"],
                        shipping_option_id=option["id"], publishable_key=key["token"],
-                       variant_id=product["variants"][0]["id"])
+                       variant_id=product["variants"][0]["id"], ebook_variant_id=ebook["variants"][0]["id"])
 
 
 @dataclass
@@ -282,7 +305,7 @@ def start(url: str, port: int, env: dict[str, str]) -> Server:
     log = CART_DIR / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            ["node", "node_modules/@medusajs/cli/cli.js", "start", "-H", "127.0.0.1", "-p", str(port)],
+            [*MEDUSA_CLI, "start", "-H", "127.0.0.1", "-p", str(port)],
             cwd=CART_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(process, log)
     deadline = time.monotonic() + START_SECONDS
@@ -311,21 +334,23 @@ def medusa_cart(request: pytest.FixtureRequest) -> Iterator[MedusaCart]:
         _capture[:] = [capture]
 
     server_url = postgres_server_url()  # fails under make test when missing, else skips
-    if shutil_which("node") is None:
-        missing("Node.js (node) to run Medusa")
-    installed = ensure_installed()
-    say("install: " + ("already installed" if installed is None else f"{installed:.0f} s"))
+    if shutil_which("node") is None or shutil_which("npm") is None:
+        missing("Node.js and npm (node, npm) to install and run Medusa")
     name = f"medusa_{uuid.uuid4().hex[:10]}"
     db_url = database_url(server_url, name)
     env = _env(db_url)
-    (CART_DIR / ".env").write_text(f"DATABASE_URL={db_url}\nMEDUSA_DISABLE_TELEMETRY=true\n")
     server: Server | None = None
     try:
-        setup = _run(["npx", "medusa", "db:setup", "--db", name, "--no-interactive"], env=env,
-                     timeout=SETUP_SECONDS, what="db setup")
-        setup += _run(["npx", "medusa", "user", "-e", ADMIN_EMAIL, "-p", ADMIN_PASSWORD], env=env,
+        with install_lock():
+            installed = ensure_installed()
+            say("install: " + ("already installed" if installed is None else f"{installed:.0f} s"))
+            # medusa db:setup reads DATABASE_URL from the project's .env, whatever the environment says.
+            (CART_DIR / ".env").write_text(f"DATABASE_URL={db_url}\nMEDUSA_DISABLE_TELEMETRY=true\n")
+            setup = _run([*MEDUSA_CLI, "db:setup", "--db", name, "--no-interactive"], env=env,
+                         timeout=SETUP_SECONDS, what="db setup")
+        setup += _run([*MEDUSA_CLI, "user", "-e", ADMIN_EMAIL, "-p", ADMIN_PASSWORD], env=env,
                       timeout=SETUP_SECONDS, what="admin user")
-        say(f"database {name} set up with an admin user: {setup:.0f} s")
+        say(f"database {name} set up (migrations) with an admin user: {setup:.0f} s")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         started = time.monotonic()
@@ -334,7 +359,7 @@ def medusa_cart(request: pytest.FixtureRequest) -> Iterator[MedusaCart]:
         cart = MedusaCart(url)
         seeded = time.monotonic()
         seed(cart)
-        say(f"seeded (region, stock location, shipping option, sales channel, key, product): "
+        say(f"seeded (region, stock location, shipping option, sales channel, key, two products): "
             f"{time.monotonic() - seeded:.1f} s")
         yield cart
     finally:

@@ -52,9 +52,9 @@ def engine(medusa_cart: MedusaCart, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     eng.db.dispose()
 
 
-def add_order(engine: StatusEngine, cart: MedusaCart, number: str) -> str:
+def add_order(engine: StatusEngine, cart: MedusaCart, number: str, *, ebook: bool = False) -> str:
     """A shopper's order in Medusa, known to cartstatus by ``number`` with Medusa's id as its cart reference."""
-    order_id = cart.place_order()
+    order_id = cart.place_order(ebook=ebook)
     engine.upsert_orders([{"order_number": number, "store": "medusa", "status": "New", "cart_order_ref": order_id,
                            "email": "shopper@example.com", "zip": "12345"}])
     return order_id
@@ -66,6 +66,7 @@ async def drain(engine: StatusEngine) -> tuple[int, int]:
 
 
 READ_BACK = ("id,status,payment_status,fulfillment_status,metadata,fulfillments.id,fulfillments.shipped_at,"
+             "fulfillments.requires_shipping,"
              "fulfillments.delivered_at,fulfillments.metadata,fulfillments.labels.tracking_number,"
              "fulfillments.labels.tracking_url,fulfillments.labels.label_url")
 
@@ -98,6 +99,18 @@ async def test_paid_shipped_with_tracking_then_delivered(engine: StatusEngine, m
     assert delivered["fulfillment_status"] == "delivered", delivered
     assert [len(f["labels"]) for f in delivered["fulfillments"]] == [2]  # nothing made twice
     assert [r.state() for r in engine.stack.records()] == []
+
+
+async def test_an_order_with_an_ebook_is_fulfilled_in_two_and_shipped_whole(
+        engine: StatusEngine, medusa_cart: MedusaCart) -> None:  # noqa: F811
+    """Medusa refuses one fulfillment of items that need shipping and items that do not."""
+    order_id = add_order(engine, medusa_cart, "M-3001", ebook=True)
+    engine.fire("Order Shipped", ["M-3001"], tracking=[f"UPS:{UPS}"])
+    assert await drain(engine) == (1, 0)
+    order = medusa_cart.order(order_id, READ_BACK)
+    assert order["fulfillment_status"] == "shipped", order
+    assert sorted((f["requires_shipping"], [label["tracking_number"] for label in f["labels"]])
+                  for f in order["fulfillments"]) == [(False, []), (True, [UPS])]
 
 
 async def test_a_refused_transition_is_parked_with_medusas_message(
