@@ -51,6 +51,58 @@ def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
 
 
+#: What Medusa's order reply holds whatever ``fields`` asks for (the order detail workflow adds them).
+ALWAYS = ("id", "version", "payment_collections", "payment_status", "fulfillment_status")
+ALL = "*"
+
+
+def field_tree(fields: str) -> dict[str, Any]:
+    """Medusa's ``fields`` (``status,items.id,*fulfillments``) as a tree of the paths asked for."""
+    tree: dict[str, Any] = {}
+    for raw in fields.split(","):
+        path = raw.strip().lstrip("+")
+        if not path:
+            continue
+        whole = path.startswith("*") or path.endswith(".*")  # *items and items.*: every field of items
+        parts = path.lstrip("*").removesuffix(".*").split(".")
+        node: Any = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if node == ALL:
+                break
+        else:
+            if whole:
+                node[parts[-1]] = ALL
+            elif node.get(parts[-1]) != ALL:
+                node.setdefault(parts[-1], {})
+    return tree
+
+
+def _pick(value: Any, tree: Any) -> Any:
+    if tree == ALL or not tree:
+        return value
+    if isinstance(value, list):
+        return [_pick(v, tree) for v in value]
+    if not isinstance(value, dict):
+        return value
+    picked = {k: _pick(v, tree[k]) for k, v in value.items() if k in tree}
+    if "detail" in tree and "quantity" in (tree["detail"] or {}) and "quantity" in value:
+        picked["quantity"] = value["quantity"]  # an item's quantity comes with its detail's, not by itself
+    return picked
+
+
+def select_fields(order: dict[str, Any], fields: str) -> dict[str, Any]:
+    """The order as Medusa 2.21 answered ``?fields=``: only the paths asked for (an item's ``quantity`` only
+    when ``items.detail.quantity`` is asked for), plus what it always adds."""
+    tree = field_tree(fields)
+    items = tree.get("items")
+    if isinstance(items, dict):
+        items.pop("quantity", None)  # asked for as items.quantity, Medusa leaves it out
+    picked = {k: _pick(v, tree[k]) for k, v in order.items() if k in tree}
+    picked.update({k: order[k] for k in ALWAYS if k in order and k not in tree})
+    return picked
+
+
 class Refused(Exception):
     """A request Medusa refuses: its reply."""
 
@@ -422,7 +474,9 @@ class MedusaSimulator:
                                       "last_name": None}})
 
     async def _get_order(self, request: Request, body: Any) -> Response:
-        return self._reply(self._order(request))
+        order = self.order_body(self._order(request))
+        fields = request.query_params.get("fields")
+        return JSONResponse({"order": select_fields(order, fields) if fields else order})
 
     async def _update_order(self, request: Request, body: Any) -> Response:
         order = self._order(request)

@@ -9,8 +9,9 @@ import httpx
 import pytest
 from cartstatus.connector import Tracking
 from cartstatus.connectors.medusa import MedusaConnector
+from cartstatus.connectors.medusa import connector as connector_module
 from cartstatus.connectors.medusa.connector import ORDER_FIELDS, VOCABULARY
-from cartstatus.connectors.medusa.simulator import MedusaSimulator
+from cartstatus.connectors.medusa.simulator import MedusaSimulator, select_fields
 from cartstatus.events import DEFAULT_STATUS_EVENTS
 from cartstatus.outcomes import AlreadyDone, Delivered, Failed, Outcome, RetryLater
 from cartstatus.secrets import wrap_secrets
@@ -118,6 +119,27 @@ async def test_the_order_is_read_with_the_fields_the_connector_decides_from() ->
     assert seen[1].headers["authorization"] == "Bearer t.o.k"
     # items' quantities live on their detail: Medusa gives items.quantity only when detail.quantity is asked for
     assert "items.detail.quantity" in ORDER_FIELDS.split(",") and "items.quantity" not in ORDER_FIELDS.split(",")
+
+
+def test_the_simulator_answers_fields_as_medusa_does(sim: MedusaSimulator) -> None:
+    body = sim.order_body(sim.orders[ORDER])
+    picked = select_fields(body, "id,status,items.id,items.quantity,fulfillments.id")
+    assert picked["items"] == [{"id": i["id"]} for i in sim.orders[ORDER]["items"]]  # no quantity: Medusa's way
+    assert "metadata" not in picked and picked["payment_status"] == "authorized"  # always added
+    with_detail = select_fields(body, "items.id,items.detail.quantity")
+    assert with_detail["items"][0] == {"id": sim.orders[ORDER]["items"][0]["id"], "quantity": 1,
+                                       "detail": {"quantity": 1}}
+    assert select_fields(body, "*items")["items"] == body["items"] == select_fields(body, "items.*")["items"]
+
+
+async def test_a_connector_asking_for_items_quantity_would_ship_nothing(
+        sim: MedusaSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the real Medusa taught: ``items.quantity`` is not a field; the simulator answers the same."""
+    monkeypatch.setattr(connector_module, "ORDER_FIELDS", ORDER_FIELDS.replace("items.detail.quantity",
+                                                                               "items.quantity"))
+    await send(sim, "shipped", UPS)
+    state = sim.order_state(ORDER)
+    assert state is not None and state["status"] != "shipped" and state["fulfillments"] == []
 
 
 async def test_delivered_ships_then_marks_each_fulfillment_delivered(sim: MedusaSimulator) -> None:
