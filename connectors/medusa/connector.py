@@ -196,7 +196,7 @@ class MedusaConnector(Connector):
             if missing and shipping == any_ship:
                 body["metadata"] = {CARRIERS_KEY: {t.number: t.carrier for t in missing}}
             await self.call("POST", self.url(f"{path}/fulfillments"), json=body)
-            done.append("items fulfilled")
+            done.append("items fulfilled" if shipping else "items that need no shipping fulfilled")
         if groups:
             order = await self._read(ref)  # the new fulfillments' ids
         unshipped = [f for f in active_fulfillments(order) if not f.get("shipped_at")]

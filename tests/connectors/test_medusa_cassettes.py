@@ -119,3 +119,23 @@ async def test_an_expired_token_is_renewed_once_replay() -> None:
     assert completed == Delivered("order completed"), completed
     if recording():
         assert sim.logins == 2
+
+
+async def test_tracking_with_a_cancel_is_kept_in_the_orders_metadata_replay() -> None:
+    """Medusa's special case: a label that ships nothing keeps its numbers in the order's metadata, written
+    before the cancel (a canceled order takes no more changes); a book and an e-book are fulfilled apart."""
+    sim = simulator()
+    sim.add_order("order_01CANCEL")
+    sim.add_order("order_01MIXED", items=2, digital=1)
+    cart = connector(sim)
+    with cassette("medusa", "metadata_and_mixed", settings=SETTINGS, schema=CONNECTOR.settings_schema):
+        try:
+            canceled = await cart.send(make_update("order_01CANCEL", "canceled", tracking=TRACKING[:1]))
+            shipped = await cart.send(make_update("order_01MIXED", "shipped", tracking=TRACKING[1:]))
+        finally:
+            await cart.aclose()
+    assert canceled == Delivered("1 tracking numbers kept in the order's metadata; order canceled"), canceled
+    assert shipped == Delivered("items fulfilled; items that need no shipping fulfilled; shipment created with 1 "
+                                "tracking numbers; shipment created"), shipped
+    # login; read, metadata, cancel; read, fulfil, fulfil, read, ship, ship
+    assert sim.requests == (10 if recording() else 0)
