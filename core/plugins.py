@@ -43,6 +43,7 @@ CONNECTOR_PLUGINS = (
     "cartstatus.connectors.magento.plugin",
     "cartstatus.connectors.vendure.plugin",
     "cartstatus.connectors.shopify.plugin",
+    "cartstatus.connectors.medusa.plugin",
 )
 #: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
 COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
