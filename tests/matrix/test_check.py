@@ -15,7 +15,7 @@ from click.testing import CliRunner
 #: Every cart of issue 3 as typed, with the row it must find and the exit status.
 CARTS = [
     ("WooCommerce", "woocommerce", EXIT_DIRECT), ("woo commerce", "woocommerce", EXIT_DIRECT),
-    ("BigCommerce", "bigcommerce", EXIT_DIRECT), ("Shopify", "shopify", EXIT_NEEDS_OSS),
+    ("BigCommerce", "bigcommerce", EXIT_DIRECT), ("Shopify", "shopify", EXIT_DIRECT),
     ("magento2", "magento", EXIT_DIRECT), ("Adobe Commerce", "magento", EXIT_DIRECT),
     ("PrestaShop", "prestashop", EXIT_DIRECT), ("Ecwid", "ecwid", EXIT_DIRECT),
     ("3dcart", "shift4shop", EXIT_NEEDS_OSS), ("Shift4Shop", "shift4shop", EXIT_NEEDS_OSS),

@@ -68,7 +68,7 @@ def test_no_subscription_routes_none(fake_oss: type[Connector]) -> None:
 
 
 def test_lapsed_subscription_routes_none(fake_oss: type[Connector]) -> None:
-    route = route_for_store(store("shopify", TODAY - dt.timedelta(days=1)), TODAY)
+    route = route_for_store(store("squarespace", TODAY - dt.timedelta(days=1)), TODAY)
     assert route.kind == "none"
     assert "lapsed on 2026-11-26" in route.reason and "renew" in route.reason
 
