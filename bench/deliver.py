@@ -53,6 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import yaml
 from cartstatus import StackController, StatusEngine, load_config
@@ -100,6 +101,18 @@ async def bare_sequential(url: str, requests: list[dict[str, str]]) -> float:
             response = await client.post(url, data=fields)
             if response.status_code != 200:
                 raise SystemExit(f"bench: HTTP {response.status_code} from the simulator")
+        return len(requests) / (time.perf_counter() - start)
+
+
+async def raw_aiohttp(url: str, requests: list[dict[str, str]]) -> float:
+    """The raw aiohttp loop: one session, one request after the other, each reply read whole."""
+    async with aiohttp.ClientSession() as session:
+        start = time.perf_counter()
+        for fields in requests:
+            async with session.post(url, data=fields) as response:
+                await response.read()
+                if response.status != 200:
+                    raise SystemExit(f"bench: HTTP {response.status} from the simulator")
         return len(requests) / (time.perf_counter() - start)
 
 
@@ -159,7 +172,10 @@ def main() -> int:
             # Warm both sides up (imports, first connections) outside the timings.
             asyncio.run(bare_sequential(url, [protocol.base_fields("sendversion", USER, PASSWORD, CODE)] * 50))
 
-            delivered, sequential, concurrent = [], [], []
+            delivered: list[float] = []
+            sequential: list[float] = []
+            concurrent: list[float] = []
+            raw: list[float] = []
             for round_no in range(args.rounds):
                 engine.fire(EVENTS[round_no % 2], numbers)
                 # The very requests the connector will send for these records.
@@ -175,6 +191,11 @@ def main() -> int:
                 print(f"round {round_no + 1}: bare httpx loop (sequential): {sequential[-1]:,.0f} requests/s "
                       f"({cpu_seq:.0f} us client CPU each; load average {os.getloadavg()[0]:.2f})", flush=True)
                 cpu = time.process_time()
+                raw.append(asyncio.run(raw_aiohttp(url, requests)))
+                cpu_raw = (time.process_time() - cpu) / len(requests) * 1e6
+                print(f"round {round_no + 1}: raw aiohttp loop (sequential): {raw[-1]:,.0f} requests/s "
+                      f"({cpu_raw:.0f} us client CPU each)", flush=True)
+                cpu = time.process_time()
                 delivered.append(asyncio.run(controller_drain(engine, len(requests))))
                 cpu_ctl = (time.process_time() - cpu) / len(requests) * 1e6
                 print(f"round {round_no + 1}: stack controller drain: {delivered[-1]:,.0f} updates/s "
@@ -186,8 +207,8 @@ def main() -> int:
                       f"({cpu_conc:.0f} us client CPU each)", flush=True)
 
                 got = received_count(base) - before
-                if got != 3 * len(requests):
-                    raise SystemExit(f"bench: the simulator accepted {got} updates, expected {3 * len(requests)}")
+                if got != 4 * len(requests):
+                    raise SystemExit(f"bench: the simulator accepted {got} updates, expected {4 * len(requests)}")
             engine.db.dispose()
         finally:
             sim.terminate()
@@ -199,12 +220,14 @@ def main() -> int:
     deliver = statistics.median(delivered)
     bare = statistics.median(sequential)
     bare_conc = statistics.median(concurrent)
+    bare_raw = statistics.median(raw)
     ratios = [d / s for d, s in zip(delivered, sequential, strict=True)]
     print(f"deliver range: {min(delivered):,.0f} .. {max(delivered):,.0f} updates/s; "
           f"ratio range {min(ratios):.2f} .. {max(ratios):.2f}")
     print_headlines(deliver_per_s=f"{deliver:.0f}", bare_httpx_per_s=f"{bare:.0f}",
                     delivery_ratio=f"{deliver / bare:.2f}", bare_httpx_concurrent_per_s=f"{bare_conc:.0f}",
-                    delivery_ratio_vs_concurrent=f"{deliver / bare_conc:.2f}")
+                    delivery_ratio_vs_concurrent=f"{deliver / bare_conc:.2f}", raw_aiohttp_per_s=f"{bare_raw:.0f}",
+                    delivery_ratio_vs_aiohttp=f"{deliver / bare_raw:.2f}")
     return 0
 
 
