@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import AsyncIterator
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import aiohttp
 import httpx
@@ -47,7 +47,7 @@ class CartTransport(AiohttpTransport):
             response = await super().handle_async_request(request)
         except (aiohttp.ClientError, httpx.TransportError) as exc:
             _raise_for(exc, request)
-        response.stream = _CheckedStream(response.stream, request)
+        response.stream = _CheckedStream(cast(httpx.AsyncByteStream, response.stream), request)  # aiohttp's body
         return response
 
 

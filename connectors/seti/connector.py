@@ -60,9 +60,7 @@ class SetiConnector(Connector):
     }
     status_vocabulary = None  # the script takes any label the merchant set up
     # A PHP script on the merchant's own web host: a few requests at a time is
-    # as much as it should be asked to take. (It also keeps httpx's pool small:
-    # httpcore checks every idle connection on each request, so 16 connections
-    # to one host cost the controller twice the CPU per update of 4.)
+    # as much as it should be asked to take.
     max_in_flight = 4
 
     def _fields(self, function: str) -> dict[str, str]:
