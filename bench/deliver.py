@@ -41,11 +41,15 @@ this script when they were made; measure again before undoing one):
   busy: settling every 50 ms took about half the settling CPU per update at a
   few hundred updates a second (each settle is a transaction, four prepared
   statements and an fsync);
-* the connectors' transport (``cartstatus.transport``): aiohttp's pool and
-  parser under httpx took the controller's CPU per update from about 1,300 us
-  (httpx's own transport, with the idle-connection check made cheap) to about
-  1,050 us; a bare loop on httpx's own transport costs about three times the
-  raw aiohttp loop's CPU per request.
+* the connectors' transport (``cartstatus.transport``, aiohttp's pool and
+  parser under httpx): the controller's client CPU per update was about
+  1,230 us on the seti connector's former transport (httpcore's pool, its
+  streams made cheaper through a private attribute), about 1,610 us on
+  httpcore's public pool with the same streams, and is about 980 us on this
+  one (medians of six to nine rounds of consecutive runs on a shared two-core
+  machine); a bare loop on httpx's own
+  transport cost about 1,330 us a request, one on this transport about
+  940 us, the raw aiohttp loop about 470 us.
 
     .venv/bin/python bench/deliver.py [--records N] [--rounds N]
 """
