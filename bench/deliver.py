@@ -47,9 +47,9 @@ this script when they were made; measure again before undoing one):
   streams made cheaper through a private attribute), about 1,610 us on
   httpcore's public pool with the same streams, and is about 980 us on this
   one (medians of six to nine rounds of consecutive runs on a shared two-core
-  machine); a bare loop on httpx's own
-  transport cost about 1,330 us a request, one on this transport about
-  940 us, the raw aiohttp loop about 470 us.
+  machine); a bare loop on httpx's own transport cost about 1,330 us a
+  request, one on this transport about 940 us, the raw aiohttp loop about
+  470 us.
 
     .venv/bin/python bench/deliver.py [--records N] [--rounds N]
 """
