@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -252,3 +255,17 @@ async def test_a_refused_connection_is_a_connect_error_not_a_timeout() -> None:
         await connector.aclose()
     assert isinstance(raised.value.__cause__, aiohttp.ClientConnectorError)
     assert not isinstance(raised.value, httpx.TimeoutException)
+
+
+def test_aiohttp_loads_only_when_a_client_is_made() -> None:
+    # `cartstatus fire` makes connectors (to check an update) but never a client: it pays no aiohttp import.
+    script = textwrap.dedent("""
+        import sys
+        from cartstatus.connectors.seti import SetiConnector
+        connector = SetiConnector({"url": "http://cart.test/seom.php", "user": "om", "password": "p", "code": "m"})
+        before = "aiohttp" in sys.modules
+        connector.client
+        print(before, "aiohttp" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == ["False", "True"]
