@@ -189,7 +189,8 @@ class Connector:
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """One pooled HTTP client per connector instance."""
+        """One pooled HTTP client per connector instance: on the transport given (the kit's, a test's),
+        else on :class:`~cartstatus.transport.CartTransport`."""
         if self._client is None:
             # Imported here: aiohttp takes a while to load, and `cartstatus fire` loads connectors, never a client.
             from .transport import CartTransport
