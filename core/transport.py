@@ -16,7 +16,7 @@ MAX_CONNECTIONS = 64
 KEEPALIVE_SECONDS = 5.0
 
 
-class CartTransport(AiohttpTransport):
+class CartTransport(httpx.AsyncBaseTransport):
     """The HTTP transport under every connector's client (:attr:`Connector.client`).
 
     httpx's API above, aiohttp's connection pool and HTTP parser below, joined by
@@ -27,11 +27,12 @@ class CartTransport(AiohttpTransport):
     Cookies, authentication, redirects and event hooks stay the client's
     (aiohttp keeps no cookie jar of its own here). A connection the cart closed
     while idle is not used again (aiohttp drops it when the close arrives).
-    Proxies named in the environment (``HTTP_PROXY``, ``NO_PROXY``...) are
-    followed, as httpx's default transport follows them. aiohttp looks them up
-    in a thread for each request, so it is told to only when the environment
-    names one; it then also takes a host's login from ``~/.netrc`` for a
-    request that carries none, as httpx does not.
+
+    Proxies named in the environment (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``) are followed, as httpx's default transport
+    follows them: a request goes through the pool for its proxy, or the direct
+    one. (aiohttp's own ``trust_env`` would look them up in a thread for every
+    request, and take logins from ``~/.netrc`` besides.)
 
     Every error is an httpx error named for what happened (httpx-aiohttp calls
     a refused connection or a dropped one a connect timeout, and lets a reply
@@ -39,20 +40,38 @@ class CartTransport(AiohttpTransport):
     """
 
     def __init__(self) -> None:
-        tls = httpx.create_ssl_context()  # verified, with the certificates the environment names, as httpx's
-        super().__init__(verify=tls, client=lambda: aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=tls),
+        self._tls = httpx.create_ssl_context()  # verified, with the certificates the environment names, as httpx's
+        self._proxies = urllib.request.getproxies()  # read once, as httpx reads them for a client
+        self._pools: dict[str | None, AiohttpTransport] = {}  # by proxy URL; None: direct
+
+    def _pool(self, url: httpx.URL) -> AiohttpTransport:
+        proxy = None
+        if self._proxies and not urllib.request.proxy_bypass(url.host):
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        pool = self._pools.get(proxy)
+        if pool is None:
+            pool = self._pools[proxy] = AiohttpTransport(
+                verify=self._tls, proxy=httpx.Proxy(proxy) if proxy else None, client=self._session)
+        return pool
+
+    def _session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=self._tls),
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=bool(urllib.request.getproxies()),
-        ))
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            response = await super().handle_async_request(request)
+            response = await self._pool(request.url).handle_async_request(request)
         except (aiohttp.ClientError, httpx.TransportError) as exc:
             _raise_for(exc, request)
         response.stream = _CheckedStream(cast(httpx.AsyncByteStream, response.stream), request)  # aiohttp's body
         return response
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
 
 
 class _CheckedStream(httpx.AsyncByteStream):

@@ -134,6 +134,28 @@ async def test_a_proxy_named_in_the_environment_is_followed(monkeypatch: pytest.
     assert [request.split(b"\r\n")[0] for request in seen] == [b"POST http://cart.invalid/seom.php HTTP/1.1"]
 
 
+async def test_a_host_named_in_no_proxy_is_reached_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    through_proxy: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        through_proxy.append(await _read_request(reader))
+        writer.close()
+
+    simulator = SetiSimulator(accept_unknown=True)
+    async with _server(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url.removesuffix("/seom.php"))
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.delenv("no_proxy", raising=False)
+        with serve_in_thread(simulator.app()) as base:
+            connector = _seti(f"{base}/seom.php")
+            try:
+                assert isinstance(await connector.send(_update(1)), Delivered)
+            finally:
+                await connector.aclose()
+    assert through_proxy == []
+    assert [r.refnumber for r in simulator.received] == ["1001"]
+
+
 async def test_a_closed_connector_opens_a_new_transport() -> None:
     simulator = SetiSimulator(accept_unknown=True)
     with serve_in_thread(simulator.app()) as base:
