@@ -189,13 +189,16 @@ class Connector:
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """One pooled HTTP client per connector instance."""
+        """One pooled HTTP client per connector instance: on the transport given (the kit's, a test's),
+        else on :class:`~cartstatus.transport.CartTransport`."""
         if self._client is None:
+            # Imported here: aiohttp takes a while to load, and `cartstatus fire` loads connectors, never a client.
+            from .transport import CartTransport
+
             self._client = httpx.AsyncClient(
-                transport=self._transport,
+                transport=self._transport if self._transport is not None else CartTransport(),
                 auth=self._auth,
                 timeout=self.timeout_for(self.settings),
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
                 # Every request, a login's included, takes its place in the store's limit.
                 event_hooks={"request": [self._paced]},
             )

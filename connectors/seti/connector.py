@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-import urllib.request
 from urllib.parse import urlencode
 
 import httpx
@@ -18,7 +17,6 @@ from cartstatus.connector import (
 from cartstatus.outcomes import Delivered, Failed, Outcome, RetryLater
 
 from . import protocol
-from .transport import script_transport
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 #: The most of a script's reply kept in a reason. Generous on purpose: the
@@ -62,34 +60,12 @@ class SetiConnector(Connector):
     }
     status_vocabulary = None  # the script takes any label the merchant set up
     # A PHP script on the merchant's own web host: a few requests at a time is
-    # as much as it should be asked to take. (It also keeps httpx's pool small:
-    # httpcore checks every idle connection on each request, so 16 connections
-    # to one host cost the controller twice the CPU per update of 4.)
+    # as much as it should be asked to take.
     max_in_flight = 4
 
     def _fields(self, function: str) -> dict[str, str]:
         return protocol.base_fields(function, str(self.settings["user"]), self.secret("password"),
                                     str(self.settings.get("code", "")))
-
-    _transport: httpx.AsyncBaseTransport | None
-    _client: httpx.AsyncClient | None
-    _own_transport: httpx.AsyncBaseTransport | None = None  # the one this connector made
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        # No transport given (a test gives one): the lean streams (see .transport),
-        # unless the environment names a proxy, which only httpx's own transport
-        # choice follows (a client given a transport ignores HTTP_PROXY and the like).
-        if self._client is None and self._transport is None and not urllib.request.getproxies():
-            self._transport = self._own_transport = script_transport(
-                httpx.Limits(max_connections=64, max_keepalive_connections=64))
-        return super().client
-
-    async def aclose(self) -> None:
-        await super().aclose()  # closes the client and with it the transport
-        self.__dict__.pop("_direct", None)
-        if self._transport is not None and self._transport is self._own_transport:
-            self._transport = self._own_transport = None  # a new client gets a new one
 
     @functools.cached_property
     def _update_login(self) -> str:
@@ -100,35 +76,10 @@ class SetiConnector(Connector):
     def _url(self) -> httpx.URL:
         return httpx.URL(str(self.settings["url"]))
 
-    @functools.cached_property
-    def _direct(self) -> tuple[httpx.AsyncBaseTransport, httpx.Headers, dict[str, float | None]] | None:
-        """The transport an update goes straight to, with its headers and timeouts (None: through the client)."""
-        client = self.client
-        if self._transport is None:  # proxies named in the environment: the client routes by them
-            return None
-        headers = httpx.Headers(client.headers)  # what the client would add (user agent, accepted encodings)
-        headers.update(_FORM)
-        return self._transport, headers, httpx.Timeout(self.settings.get("timeout", self.timeout)).as_dict()
-
     async def _post_form(self, body: bytes) -> httpx.Response:
         """POST an update's form, the reply read in full."""
-        direct = self._direct
-        if direct is None:
-            return await self.client.post(self._url, content=body, headers=_FORM,
-                                          timeout=self.settings.get("timeout", self.timeout))
-        # Straight to the client's transport: the client's own per-request work
-        # (cookie jar, auth and redirect steps, URL merging, event hooks) was a
-        # tenth of the CPU per update, and a script's form post needs none of it
-        # (it logs in with every request and is not followed through redirects).
-        transport, headers, timeout = direct
-        request = httpx.Request("POST", self._url, headers=headers, content=body, extensions={"timeout": timeout})
-        response = await transport.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+        return await self.client.post(self._url, content=body, headers=_FORM,
+                                      timeout=self.settings.get("timeout", self.timeout))
 
     async def _post(self, fields: dict[str, str]) -> httpx.Response:
         timeout = self.settings.get("timeout", self.timeout)
