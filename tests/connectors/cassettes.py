@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,19 @@ def settings_mask(settings: Mapping[str, Any], schema: Mapping[str, Any]) -> Sec
     return SecretMask.of_settings(wrap_secrets(dict(settings), dict(schema)))
 
 
+#: JSON keys whose values are credentials a cart hands out (a login's token): replaced in a recorded reply.
+TOKEN_KEYS = re.compile(r'("(?:token|access_token|refresh_token|accessToken|refreshToken)"\s*:\s*)"[^"]*"')
+#: What a token becomes: still a JWT, unsigned and good until 2100, so a connector reading its ``exp`` replays.
+FILTERED_TOKEN = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.FILTERED"
+
+
+def tokens_filtered(body: Any) -> Any:
+    """``body`` with the value of every token key replaced: a login's token is no setting, so no mask knows it."""
+    if isinstance(body, bytes):
+        return tokens_filtered(body.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    return TOKEN_KEYS.sub(rf'\1"{FILTERED_TOKEN}"', body) if isinstance(body, str) else body
+
+
 def _masker(mask: SecretMask) -> tuple[Any, Any]:
     def text(value: Any) -> Any:
         if isinstance(value, bytes):
@@ -59,7 +73,7 @@ def _masker(mask: SecretMask) -> tuple[Any, Any]:
         return req
 
     def response(resp: dict[str, Any]) -> dict[str, Any]:
-        resp["body"]["string"] = text(resp["body"]["string"])
+        resp["body"]["string"] = text(tokens_filtered(resp["body"]["string"]))
         resp["headers"] = {k: [FILTERED if k.lower() in CREDENTIAL_HEADERS else text(v) for v in vs]
                            for k, vs in resp["headers"].items()}
         return resp

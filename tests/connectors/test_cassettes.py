@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .cassettes import CASSETTES, CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, FILTERED, settings_mask
+from .cassettes import (
+    CASSETTES,
+    CREDENTIAL_HEADERS,
+    CREDENTIAL_PARAMS,
+    FILTERED,
+    FILTERED_TOKEN,
+    TOKEN_KEYS,
+    settings_mask,
+    tokens_filtered,
+)
 
 TAPES = sorted(CASSETTES.glob("*/*.yaml"))
 
@@ -25,6 +34,9 @@ def test_a_cassette_holds_no_credential(tape: Path) -> None:
     mask = settings_mask(module.SETTINGS, module.CONNECTOR.settings_schema)
     text = tape.read_text()
     assert mask(text) == text, f"{tape} holds a secret of its store's settings"
+    for exchange in yaml.safe_load(text)["interactions"]:  # a login's token, handed out by the cart
+        body = exchange["response"]["body"]["string"]
+        assert tokens_filtered(body) == body, f"{tape} holds a token the cart handed out: {TOKEN_KEYS.pattern}"
     for exchange in yaml.safe_load(text)["interactions"]:
         for part in (exchange["request"], exchange["response"]):
             for name, values in part["headers"].items():
@@ -39,3 +51,9 @@ def test_the_check_finds_a_secret_that_is_there(tmp_path: Path) -> None:
     mask = settings_mask(module.SETTINGS, module.CONNECTOR.settings_schema)
     leaked = urllib.parse.quote_plus(module.SETTINGS["password"])
     assert mask(f"password={leaked}") != f"password={leaked}"
+
+
+def test_a_token_a_cart_hands_out_is_filtered() -> None:
+    filtered = f'"{FILTERED_TOKEN}"'
+    assert tokens_filtered(b'{"token": "eyJ.real.jwt", "id": 1}') == f'{{"token": {filtered}, "id": 1}}'.encode()
+    assert tokens_filtered('{"accessToken":"abc"}') == f'{{"accessToken":{filtered}}}'
