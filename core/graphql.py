@@ -1,4 +1,4 @@
-"""Errors inside GraphQL replies, which carts send with HTTP 200 (and sometimes 500).
+"""Errors inside GraphQL replies, which carts send with HTTP 200 (a 5xx stays transient, whatever it holds).
 
 The GraphQL spec's response is a map with ``data`` and/or ``errors``; each
 error has a ``message`` and may carry ``extensions`` (Shopify's ``code``, such
@@ -49,17 +49,21 @@ def _in_data(node: Any, path: str, depth: int) -> Iterator[GraphQLError]:
             yield from _in_data(item, f"{path}[{i}]", depth + 1)
     elif isinstance(node, Mapping):
         if "errorCode" in node and "message" in node:  # an ErrorResult (Vendure)
-            yield GraphQLError(_text(node["message"]), _text(node["errorCode"]) or None, path)
+            # Vendure's message may be an untranslated key; its words are then in transitionError.
+            message, why = _text(node["message"]), _text(node.get("transitionError"))
+            yield GraphQLError(f"{message}: {why}" if why and why != message else message,
+                               _text(node["errorCode"]) or None, path)
             return
         for key, value in node.items():
-            if key == "userErrors" and isinstance(value, list):  # a mutation's userErrors (Shopify)
+            # A mutation's userErrors (Shopify), or its own kind of them (orderCancelUserErrors).
+            if (key == "userErrors" or key.endswith("UserErrors")) and isinstance(value, list):
                 for i, error in enumerate(value):
                     if isinstance(error, Mapping):
                         field = error.get("field")
                         where = ".".join(map(str, field)) if isinstance(field, list) else _text(field)
                         code = error.get("code")
                         yield GraphQLError(_text(error.get("message")) + (f" ({where})" if where else ""),
-                                           _text(code) or None, f"{path}.userErrors[{i}]")
+                                           _text(code) or None, f"{path}.{key}[{i}]")
             else:
                 yield from _in_data(value, f"{path}.{key}", depth + 1)
 
@@ -86,13 +90,16 @@ def graphql_errors(body: Any) -> list[GraphQLError]:
 
 
 def outcome_for_graphql(response: httpx.Response, *, transient: frozenset[str] = TRANSIENT_CODES) -> Outcome | None:
-    """The outcome of a GraphQL reply with errors in it; None when it has none (or is not JSON).
+    """The outcome of a 2xx GraphQL reply with errors in it; None when it has none, is not JSON, or is not
+    a success (the status-code rules then decide).
 
     An error whose code is in ``transient`` gives ``RetryLater`` (with the
     reply's ``Retry-After``); any other gives ``Failed`` with every message.
     Call it from :meth:`Connector.classify`; a reply it leaves alone still goes
     through the status-code rules.
     """
+    if not 200 <= response.status_code < 300:  # the status-code rules decide (a 503 with "errors" is transient)
+        return None
     errors = graphql_errors(json_body(response))
     if not errors:
         return None

@@ -227,8 +227,6 @@ class ShopifyConnector(Connector):
             return self._throttle
         if isinstance(outcome, RetryLater) and "THROTTLED" in outcome.reason:
             self.limit_hint(remaining=0)  # throttled, and no cost said for how long: the default hold
-        if outcome is None:
-            outcome = _cancel_errors(body)
         return outcome
 
     def _read_cost(self, body: Mapping[str, Any]) -> None:
@@ -394,15 +392,3 @@ class ShopifyConnector(Connector):
             return ConnectionResult(False, stop.reason)
         return ConnectionResult(True, f"Shopify store {shop.get('name')} ({shop.get('myshopifyDomain')}) answers "
                                       f"on Admin API {self.settings.get('api_version', API_VERSION)}")
-
-
-def _cancel_errors(body: Mapping[str, Any]) -> Failed | None:
-    """``orderCancel``'s refusals come in ``orderCancelUserErrors``, which ``graphql_errors`` does not read."""
-    data = body.get("data")
-    payload = data.get("orderCancel") if isinstance(data, dict) else None
-    errors = payload.get("orderCancelUserErrors") if isinstance(payload, dict) else None
-    if not errors:
-        return None
-    words = "; ".join(f"{e.get('code')}: {e.get('message')}" if e.get("code") else str(e.get("message"))
-                      for e in errors if isinstance(e, dict))
-    return Failed(f"the cart refused: {words}")

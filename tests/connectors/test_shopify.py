@@ -276,7 +276,7 @@ async def test_shopify_refuses_to_cancel_a_fulfilled_order_in_its_own_words(sim:
     sim.add_order("1020", "fulfilled")
     outcome, _ = await send(sim, "1020", "cancelled")
     assert outcome == Failed("the cart refused: INVALID: Cannot cancel an order with fulfillments that can't be "
-                             "cancelled")
+                             "cancelled (orderId)")
 
 
 async def test_a_cancelled_order_cannot_be_fulfilled(sim: ShopifySimulator) -> None:

@@ -73,7 +73,7 @@ async def test_shopify_refusing_a_cancel_and_a_close_then_cancel_replay() -> Non
         finally:
             await cart.aclose()
     assert refused == Failed("the cart refused: INVALID: Cannot cancel an order with fulfillments that can't be "
-                             "cancelled"), refused
+                             "cancelled (orderId)"), refused
     assert isinstance(closed, Delivered) and isinstance(cancelled, Delivered) and "job" in cancelled.detail
     assert sim.requests == (6 if recording() else 0)
 

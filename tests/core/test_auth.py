@@ -411,7 +411,7 @@ def test_graphql_errors_finds_the_specs_errors_user_errors_and_error_results() -
     assert [(e.code, e.message, e.where) for e in errors] == [
         (None, "Field 'x' doesn't exist", "errors[0]"),
         (None, "bare", "errors[1]"),
-        ("ORDER_STATE_TRANSITION_ERROR", 'Cannot transition Order from "Delivered" to "Shipped"',
+        ("ORDER_STATE_TRANSITION_ERROR", 'Cannot transition Order from "Delivered" to "Shipped": x',
          "data.transitionOrderToState"),
         ("INVALID", "bad reason (reason)", "data.orderCancel.userErrors[0]"),
     ]
@@ -454,3 +454,20 @@ async def test_a_proxy_page_where_json_was_due_is_retry_later_not_a_raise() -> N
     outcome = await connector.outcome_of(steps())
     assert outcome == RetryLater("the cart's reply could not be read as JSON: JSONDecodeError")
     await connector.aclose()
+
+
+def test_graphql_reads_a_mutations_own_user_errors_and_a_transition_errors_words() -> None:
+    cancel = {"data": {"orderCancel": {"job": None, "orderCancelUserErrors": [
+        {"field": ["orderId"], "message": "Cannot cancel a fulfilled order", "code": "INVALID"}]}}}
+    assert [str(e) for e in graphql_errors(cancel)] == ["INVALID: Cannot cancel a fulfilled order (orderId)"]
+    refused = {"data": {"transitionFulfillmentToState": {
+        "errorCode": "FULFILLMENT_STATE_TRANSITION_ERROR", "message": "errorResult.FULFILLMENT_STATE_TRANSITION_ERROR",
+        "transitionError": "Cannot transition Fulfillment from Delivered to Shipped"}}}
+    assert [e.message for e in graphql_errors(refused)] == [
+        "errorResult.FULFILLMENT_STATE_TRANSITION_ERROR: Cannot transition Fulfillment from Delivered to Shipped"]
+
+
+def test_a_5xx_with_graphql_errors_is_left_to_the_status_code_rules() -> None:
+    busy = httpx.Response(503, json={"errors": "upstream busy"}, headers={"Retry-After": "4"})
+    assert outcome_for_graphql(busy) is None
+    assert Connector({}).outcome_for_response(busy) == RetryLater("HTTP 503 from the cart", 4.0)
