@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
-import sqlalchemy as sa
 
 from .config import Config, ControllerSettings
 from .connector import Connector, RateLimit, outcome_for_transport_error, reason_text
@@ -28,7 +27,7 @@ from .plugins import get_connectors, notify_delivered, notify_parked
 from .ratelimits import Pacer
 from .routing import OSS_CONNECTOR
 from .stack import HEARTBEAT_STALE_SECONDS, Stack, StackRecord
-from .storage import stack as stack_table
+from .wakeups import Wakeups
 
 log = logging.getLogger("cartstatus.controller")
 T = TypeVar("T")
@@ -40,8 +39,6 @@ HEARTBEAT_SECONDS = HEARTBEAT_STALE_SECONDS / 3
 #: statements, an fsync): every 50 ms it was about half the settling CPU per
 #: update at a few hundred updates a second.
 SETTLE_SECONDS = 0.2
-#: How often the stack is checked for records written by other processes.
-WATCH_SECONDS = 0.1
 
 
 def backoff_delay(attempts: int, settings: ControllerSettings, hint: float | None = None,
@@ -209,7 +206,8 @@ class StackController:
     def wake(self) -> None:
         """Tell the controller new records are on the stack (safe from any thread)."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._woken)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing left to wake
+                self._loop.call_soon_threadsafe(self._woken)
 
     def _woken(self) -> None:
         if self._wake is not None:
@@ -224,32 +222,6 @@ class StackController:
     async def _db_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         assert self._loop is not None
         return await self._loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
-
-    def _change_marker(self, conn: Any) -> Any:
-        if self.stack.postgres:
-            cur = conn.cursor()
-            cur.execute("SELECT max(id) FROM stack")
-            value = cur.fetchone()[0]
-            cur.close()
-            conn.rollback()
-            return value
-        # data_version changes whenever another connection commits.
-        return conn.execute("PRAGMA data_version").fetchone()[0]
-
-    async def _watch(self) -> None:
-        """Wake when another process writes to the stack (not only on a timer)."""
-        # A raw DB-API connection in autocommit: it must never hold a lock.
-        conn = await self._db_call(self.stack.engine.raw_connection)
-        try:
-            last = await self._db_call(self._change_marker, conn)
-            while not self._stopping:
-                await asyncio.sleep(WATCH_SECONDS)
-                marker = await self._db_call(self._change_marker, conn)
-                if marker != last:
-                    last = marker
-                    self._woken()
-        finally:
-            await self._db_call(conn.close)
 
     # -- sending -----------------------------------------------------------
 
@@ -400,7 +372,7 @@ class StackController:
         changed = self._changed = asyncio.Event()
         self._stopping = False
         started = time.time()
-        watcher = asyncio.create_task(self._watch())
+        watcher = asyncio.create_task(Wakeups(self.stack, self.wake).run())
         settings = self.settings
         margin = settings.lease_margin
         # Claim the next batch once fewer than this many claimed records wait to be sent.
@@ -628,7 +600,7 @@ class StackController:
                     settled = []
                     if progress is not None and time.monotonic() - last_progress >= 0.2:
                         last_progress = time.monotonic()
-                        progress(self.stats, await self._db_call(self._unparked))
+                        progress(self.stats, await self._db_call(self.stack.count, parked=False))
         finally:
             self._stopping = True
             for send in list(sending):  # interrupted: these stay leased and go again after the lease
@@ -662,10 +634,5 @@ class StackController:
             with contextlib.suppress(Exception):
                 await self._db_call(self.stack.sign_off, self.worker_id)
         if progress is not None:
-            progress(self.stats, await self._db_call(self._unparked))
+            progress(self.stats, await self._db_call(self.stack.count, parked=False))
         return self.stats
-
-    def _unparked(self) -> int:
-        with self.stack.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(stack_table)
-                                    .where(stack_table.c.parked == sa.false())).scalar_one())
