@@ -110,6 +110,23 @@ class RetryResult:
 
 
 @dataclass(frozen=True)
+class DestinationDepth:
+    """The records of one destination (a store and its connector), by state."""
+
+    store_id: str
+    destination: str
+    #: Records per state (queued, waiting, in flight, parked), only those with any.
+    states: dict[str, int]
+    #: When the oldest record not parked was queued (None: all are parked).
+    oldest_at: float | None
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {"store": self.store_id, "destination": self.destination, "states": self.states,
+                "depth": sum(n for state, n in self.states.items() if state != "parked"),
+                "oldest_age_seconds": round(now - self.oldest_at, 3) if self.oldest_at is not None else None}
+
+
+@dataclass(frozen=True)
 class StackStatus:
     """What Ctrl-Shift-S answered."""
 
@@ -120,10 +137,16 @@ class StackStatus:
     parked: int
     oldest_age_seconds: float | None
     controllers: list[dict[str, Any]]
+    destinations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def controller_running(self) -> bool:
         return bool(self.controllers)
+
+    @property
+    def circuits(self) -> list[dict[str, Any]]:
+        """The circuits the live controllers hold open (or half-open), each with the controller's id."""
+        return [{**c, "controller": ctl["id"]} for ctl in self.controllers for c in ctl.get("circuits", [])]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +159,8 @@ class StackStatus:
             "oldest_age_seconds": self.oldest_age_seconds,
             "controller_running": self.controller_running,
             "controllers": self.controllers,
+            "destinations": self.destinations,
+            "circuits": self.circuits,
         }
 
 
@@ -615,6 +640,7 @@ class Stack:
             ).all()
         total, parked, in_flight, waiting = (int(x or 0) for x in row[:4])
         return StackStatus(
+            destinations=[d.as_dict(now) for d in self.destinations(now)],
             records=total,
             queued=total - parked - in_flight - waiting,
             waiting=waiting,
@@ -623,17 +649,43 @@ class Stack:
             oldest_age_seconds=(now - row[4]) if row[4] is not None else None,
             controllers=[
                 {"id": b.id, "host": b.host, "pid": b.pid, "mode": b.mode,
-                 "beat_age_seconds": round(now - b.beat_at, 1), "delivered": b.delivered}
+                 "beat_age_seconds": round(now - b.beat_at, 1), "delivered": b.delivered,
+                 "circuits": json.loads(b.circuits) if b.circuits else []}
                 for b in beats
             ],
         )
 
+    def destinations(self, now: float | None = None) -> list[DestinationDepth]:
+        """Each destination's records by state and its oldest record's time: what waits where."""
+        now = time.time() if now is None else now
+        s = stack.c
+        state = sa.case(
+            (s.parked == sa.true(), "parked"),
+            (s.lease_until > now, "in flight"),
+            (sa.and_(s.attempts > 0, s.next_attempt_at > now), "waiting"),
+            else_="queued")
+        query = (sa.select(s.store_id, s.destination, state.label("state"), sa.func.count(),
+                           sa.func.min(sa.case((s.parked == sa.false(), s.created_at))))
+                 .group_by(s.store_id, s.destination, state).order_by(s.store_id, s.destination))
+        found: dict[tuple[str, str], tuple[dict[str, int], float | None]] = {}
+        with self.engine.connect() as conn:
+            for store_id, destination, st, count, oldest in conn.execute(query):
+                states, first = found.setdefault((store_id, destination), ({}, None))
+                states[st] = int(count)
+                if oldest is not None and (first is None or oldest < first):
+                    found[(store_id, destination)] = (states, float(oldest))
+        return [DestinationDepth(store_id, destination, states, oldest)
+                for (store_id, destination), (states, oldest) in found.items()]
+
     # -- heartbeat ---------------------------------------------------------
 
-    def beat(self, worker: str, mode: str, delivered: int, started_at: float) -> None:
+    def beat(self, worker: str, mode: str, delivered: int, started_at: float,
+             circuits: Sequence[dict[str, Any]] = ()) -> None:
+        """The controller ``worker`` is alive; ``circuits``: those it holds open (see cartstatus.circuits)."""
         now = time.time()
         values = {"host": socket.gethostname(), "pid": os.getpid(), "mode": mode,
-                  "started_at": started_at, "beat_at": now, "delivered": delivered}
+                  "started_at": started_at, "beat_at": now, "delivered": delivered,
+                  "circuits": json.dumps(list(circuits)) if circuits else None}
         with self.engine.begin() as conn:
             updated = conn.execute(
                 controllers.update().where(controllers.c.id == worker).values(**values)
