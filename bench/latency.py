@@ -50,7 +50,7 @@ from figures import print_headlines
 from pgserver import ENV, postgres_database
 
 USER, PASSWORD, CODE = "om", "secret", "main"  # the simulator factory's defaults
-WARM_UP = 10
+WARM_UP = 20  # connections, prepared statements, the first claims: not what an idle controller costs
 
 
 def serve_simulator(fd: int) -> None:
