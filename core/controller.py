@@ -456,6 +456,7 @@ class Pipeline:
         self.lease_end: dict[int, float] = {}  # the current end of each held record's lease
         self.claiming: asyncio.Future[tuple[list[StackRecord], set[Key]]] | None = None
         self.probing: list[Key] = []  # the probes the claim in progress looks for
+        self.claim_limit = 0  # the records the claim in progress may take besides probes
         self.settling: asyncio.Future[list[tuple[StackRecord, Outcome, str | None]]] | None = None
         self.settled: list[tuple[StackRecord, Outcome]] = []
         self.renewing: asyncio.Future[list[StackRecord]] | None = None
@@ -584,6 +585,7 @@ class Pipeline:
         for key in probes:
             self.circuits[key].probing = True
         self.probing = probes
+        self.claim_limit = limit
         self.claiming = self.in_db(self.ctl._claim, limit, skip, probes)
 
     def fill(self) -> None:
@@ -818,8 +820,8 @@ class Pipeline:
                 self.pending.setdefault(key, collections.deque()).append(record)
                 general += key not in probed
             self.waiting += len(batch)
-            if claimed is not None:
-                self.more = general >= self.settings.batch_size
+            if claimed is not None and self.claim_limit:  # a short claim: nothing more until woken
+                self.more = general >= self.claim_limit
         if self.renewing is not None and self.renewing.done():
             future_renew, self.renewing = self.renewing, None
             still_held = self.db_result(future_renew, "renew leases")

@@ -17,6 +17,7 @@ from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.outcomes import Delivered, Failed, RetryLater
 
 from ..conftest import SHOP_PASSWORD, add_orders, base_setup
+from .test_ordering import seti_store
 
 HEALTHY = 2000
 HANG_GUARD = 60.0  # only a guard against a hang
@@ -69,6 +70,23 @@ def test_a_circuit_shows_open_then_half_open(monkeypatch: pytest.MonkeyPatch) ->
     clock[0] += FIRST_PAUSE
     assert circuit.state == HALF_OPEN
     assert circuit.as_dict()["state"] == HALF_OPEN
+
+
+# -- the stack leaves an open circuit's records alone ---------------------------------
+
+def test_a_claim_skips_open_destinations_and_a_probe_takes_one_of_its_own(
+        make_engine: Callable[..., StatusEngine]) -> None:
+    engine = make_engine(stores=[seti_store(f"s{i}") for i in range(5)])
+    for i in range(5):
+        engine.fire("Order Shipped", add_orders(engine, 3, store=f"s{i}", prefix=f"s{i}-"), store=f"s{i}")
+    skip = [("s1", "seti"), ("s3", "seti"), ("s4", "seti")]  # three: padded to a statement for four
+    claimed = engine.stack.claim("w", 100, 30, skip=skip)
+    assert sorted({r.store_id for r in claimed}) == ["s0", "s2"] and len(claimed) == 6
+    assert engine.stack.next_due(skip=[("s0", "seti"), ("s2", "seti")]) is not None  # s1, s3 and s4 wait
+    assert engine.stack.next_due(skip=[*skip, ("s0", "seti"), ("s2", "seti")]) is None
+    (probe,) = engine.stack.claim("w", 1, 30, only=("s3", "seti"))
+    assert probe.store_id == "s3"
+    assert sorted({r.store_id for r in engine.stack.claim("w", 100, 30, skip=[("s3", "seti")])}) == ["s1", "s4"]
 
 
 # -- one cart down, the other drains at full speed -----------------------------------
