@@ -79,6 +79,7 @@ class ControllerStats:
 
 
 ConnectorFactory = Callable[[StackRecord], Connector]
+Key = tuple[str, str]  # a destination: (store id, connector name)
 
 #: A database step (claim, settle) that failed is tried again after this long; after this many in a row, give up.
 DB_RETRY_SECONDS = 1.0
@@ -401,9 +402,6 @@ class StackController:
                 probed.add(key)
                 records.extend(got)
         return records, probed
-
-
-Key = tuple[str, str]  # a destination: (store id, connector name)
 
 
 class Pipeline:
