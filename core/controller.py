@@ -459,6 +459,7 @@ class Pipeline:
         self.settled: list[tuple[StackRecord, Outcome]] = []
         self.renewing: asyncio.Future[list[StackRecord]] | None = None
         self.renew_asked: list[StackRecord] = []
+        self.beating: asyncio.Future[None] | None = None
         self.more = True  # whether a claim may find something (false after a short claim until woken)
         self.db_failures = 0
         self.db_paused_until = 0.0
@@ -480,13 +481,13 @@ class Pipeline:
         assert wake is not None
         try:
             while True:
-                await self.heartbeat()
                 if wake.is_set():
                     wake.clear()
                     self.more = True
                 if self.stopping and not self.busy():
                     break
                 self.claim()
+                self.heartbeat()
                 self.fill()
                 await self.give_back()
                 self.renew()
@@ -507,7 +508,7 @@ class Pipeline:
     def busy(self) -> bool:
         """Anything in hand besides records waiting to be sent."""
         return bool(self.sending or self.claiming is not None or self.settling is not None
-                    or self.renewing is not None or self.done)
+                    or self.renewing is not None or self.beating is not None or self.done)
 
     @property
     def db_ready(self) -> bool:
@@ -539,16 +540,15 @@ class Pipeline:
 
     # -- the steps -------------------------------------------------------------
 
-    async def heartbeat(self) -> None:
-        if time.monotonic() - self.last_beat < HEARTBEAT_SECONDS:
+    def heartbeat(self) -> None:
+        """Write the heartbeat (with the circuits not closed), in the database thread after any claim
+        started before it: a fire-to-cart wake-up never waits for it."""
+        if self.beating is not None or time.monotonic() - self.last_beat < HEARTBEAT_SECONDS:
             return
         ctl = self.ctl
         circuits = [c.as_dict() for c in self.circuits.values() if not c.closed]
-        try:
-            await ctl._db_call(ctl.stack.beat, ctl.worker_id, ctl.mode, ctl.stats.delivered, self.started,
-                               circuits)
-        except Exception as exc:
-            self.db_failed("write the heartbeat", exc)
+        self.beating = self.in_db(ctl.stack.beat, ctl.worker_id, ctl.mode, ctl.stats.delivered, self.started,
+                                  circuits)
         self.last_beat = time.monotonic()
 
     def ready(self) -> int:
@@ -801,6 +801,9 @@ class Pipeline:
     async def collect(self) -> bool:
         """Take in what the database steps finished. True when a settle was applied."""
         settled = False
+        if self.beating is not None and self.beating.done():
+            future_beat, self.beating = self.beating, None
+            self.db_result(future_beat, "write the heartbeat")
         if self.claiming is not None and self.claiming.done():
             future, self.claiming = self.claiming, None
             claimed = self.db_result(future, "claim records")
@@ -860,6 +863,9 @@ class Pipeline:
         with contextlib.suppress(Exception):
             if self.renewing is not None:
                 await self.renewing
+        with contextlib.suppress(Exception):
+            if self.beating is not None:
+                await self.beating
         with contextlib.suppress(Exception):
             if self.settling is not None:
                 ctl._after_settle(await self.settling)
