@@ -340,7 +340,7 @@ def stack_status(ctx: Context, as_json: bool) -> None:
     """What Ctrl-Shift-S answered: records queued, controller running, oldest age, failures."""
     st = _stack(ctx).status()
     if as_json:
-        echo_json(st.as_dict())
+        echo_json(masked_reasons(st.as_dict(), ctx.config.secret_mask))
         return
     console.print(f"{st.records} records on the stack ({st.queued} queued, {st.waiting} waiting to retry, "
                   f"{st.in_flight} in flight, {st.parked} failed and parked)")
@@ -351,6 +351,19 @@ def stack_status(ctx: Context, as_json: bool) -> None:
     else:
         console.print("[yellow]no stack controller is running[/]: start one with `cartstatus controller`")
     console.print(f"oldest record: {_age(st.oldest_age_seconds)} old")
+    if st.destinations:
+        table = Table("store", "to", "waiting to go", "oldest", "in flight", "retrying", "parked")
+        for d in st.destinations:
+            states = d["states"]
+            table.add_row(escape(d["store"]), escape(d["destination"]), str(d["depth"]),
+                          _age(d["oldest_age_seconds"]), str(states.get("in flight", 0)),
+                          str(states.get("waiting", 0)), str(states.get("parked", 0)))
+        console.print(table)
+    mask = ctx.config.secret_mask
+    for c in st.circuits:
+        console.print(f"[red]circuit {c['state']}[/]: store {escape(str(c['store']))} ({escape(str(c['destination']))})"
+                      f" after {c['failures']} failures in a row, probed every {c['pause_seconds']:g} s by "
+                      f"{escape(str(c['controller']))}: {escape(mask(str(c['last_error'] or '')))}")
     if st.parked:
         console.print(f"[red]{st.parked} failures[/]: see `cartstatus stack list --state parked`")
 
@@ -426,11 +439,22 @@ def stack_purge_failed(ctx: Context, yes: bool) -> None:
 @click.option("--drain", is_flag=True, help="Exit once every record is delivered or parked.")
 @click.option("--mode", type=click.Choice(["local", "shared", "external"]), default="local", show_default=True,
               help="How this controller relates to the stack (for status reports).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve Prometheus metrics on http://HOST:PORT/metrics (0: a free port, shown at start).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="The address the metrics are served on.")
 @pass_ctx
-def controller(ctx: Context, drain: bool, mode: str) -> None:
+def controller(ctx: Context, drain: bool, mode: str, metrics_port: int | None, metrics_host: str) -> None:
     """Run the stack controller until stopped (Ctrl-C), or with --drain until done."""
     engine = ctx.engine
     ctl = StackController(ctx.config, engine.stack, mode=mode)
+    stop_metrics = None
+    if metrics_port is not None:
+        try:
+            stop_metrics = ctl.metrics.serve(metrics_port, metrics_host)
+        except OSError as exc:
+            fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}", 2)
+        err_console.print(f"metrics on http://{metrics_host}:{ctl.metrics.port}/metrics", markup=False)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -450,8 +474,12 @@ def controller(ctx: Context, drain: bool, mode: str) -> None:
             stats = await ctl.run()
         console.print(f"delivered {stats.delivered}, rescheduled {stats.rescheduled}, parked {stats.parked}")
 
-    with masked_logs(ctx.config.secret_mask):  # a reason in a log line, a connector's traceback
-        asyncio.run(run())
+    try:
+        with masked_logs(ctx.config.secret_mask):  # a reason in a log line, a connector's traceback
+            asyncio.run(run())
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
     st = engine.stack.status()
     if drain and st.parked:
         console.print(f"[red]{st.parked} records parked[/]: see `cartstatus stack list --state parked`")

@@ -92,14 +92,12 @@ class StatusEngine:
         self,
         config: Config,
         engine: Engine | None = None,
-        on_enqueue: Callable[[], None] | None = None,
         today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
         self.config = config
         self.db = engine if engine is not None else open_database(config.stack_url)
         self.stack = Stack(self.db)
         self.orders = Orders(self.db)
-        self.on_enqueue = on_enqueue
         self.today = today
         self._routes: dict[tuple[int, dt.date], tuple[Store, tuple[Any, ...], Route]] = {}
 
@@ -239,8 +237,8 @@ class StatusEngine:
             self.orders.relabel(cur, relabelled, label, now)
             self.orders.add_history(cur, history)
             self.stack.enqueue_values(cur, records)
-        if records and self.on_enqueue is not None:
-            self.on_enqueue()
+        if records:  # committed: a controller of this process sends them at once (others: Stack.notifications)
+            self.stack.announce()
         return results
 
     def _plan(self, store_id: str, event: str, notify_cart: bool, label: str, occurred: str,

@@ -12,8 +12,9 @@ import itertools
 import json
 import os
 import socket
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -31,6 +32,14 @@ _PROCESS_TAG = os.urandom(3).hex()
 
 #: A controller whose heartbeat is older than this is taken for dead.
 HEARTBEAT_STALE_SECONDS = 15.0
+
+#: The PostgreSQL channel a transaction that makes records claimable notifies (``NOTIFY``, delivered at
+#: its commit): controllers that ``LISTEN`` on it wake at once instead of at their next look.
+CHANNEL = "cartstatus_stack"
+
+#: The wake-up callbacks of this process's controllers, by database (see :meth:`Stack.subscribe`).
+_subscribers: dict[str, set[Callable[[], None]]] = {}
+_subscribers_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,23 @@ class RetryResult:
 
 
 @dataclass(frozen=True)
+class DestinationDepth:
+    """The records of one destination (a store and its connector), by state."""
+
+    store_id: str
+    destination: str
+    #: Records per state (queued, waiting, in flight, parked), only those with any.
+    states: dict[str, int]
+    #: When the oldest record not parked was queued (None: all are parked).
+    oldest_at: float | None
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {"store": self.store_id, "destination": self.destination, "states": self.states,
+                "depth": sum(n for state, n in self.states.items() if state != "parked"),
+                "oldest_age_seconds": round(now - self.oldest_at, 3) if self.oldest_at is not None else None}
+
+
+@dataclass(frozen=True)
 class StackStatus:
     """What Ctrl-Shift-S answered."""
 
@@ -111,10 +137,16 @@ class StackStatus:
     parked: int
     oldest_age_seconds: float | None
     controllers: list[dict[str, Any]]
+    destinations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def controller_running(self) -> bool:
         return bool(self.controllers)
+
+    @property
+    def circuits(self) -> list[dict[str, Any]]:
+        """The circuits the live controllers hold open (or half-open), each with the controller's id."""
+        return [{**c, "controller": ctl["id"]} for ctl in self.controllers for c in ctl.get("circuits", [])]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +159,8 @@ class StackStatus:
             "oldest_age_seconds": self.oldest_age_seconds,
             "controller_running": self.controller_running,
             "controllers": self.controllers,
+            "destinations": self.destinations,
+            "circuits": self.circuits,
         }
 
 
@@ -211,7 +245,9 @@ def _insert() -> ClauseElement:
     return stack.insert().values({c: sa.bindparam(c) for c in INSERT_COLUMNS})
 
 
-def _claim_select(postgres: bool) -> ClauseElement:
+def _claim_select(postgres: bool, skip: int = 0, only: bool = False) -> ClauseElement:
+    """Due records whose order has no earlier one on the stack; not those of ``skip`` destinations (bound
+    as ``skip_store<i>``, ``skip_dest<i>``), or only those of one (``only_store``, ``only_dest``)."""
     earlier = stack.alias("earlier")
     blocked = (
         sa.select(earlier.c.id)
@@ -231,6 +267,10 @@ def _claim_select(postgres: bool) -> ClauseElement:
             stack.c.next_attempt_at <= now,
             sa.or_(stack.c.lease_until.is_(None), stack.c.lease_until < now),
             ~blocked,
+            *(~sa.and_(stack.c.store_id == sa.bindparam(f"skip_store{i}"),
+                       stack.c.destination == sa.bindparam(f"skip_dest{i}")) for i in range(skip)),
+            *((stack.c.store_id == sa.bindparam("only_store"), stack.c.destination == sa.bindparam("only_dest"))
+              if only else ()),
         )
         # The order of the ix_stack_due index (parked, next_attempt_at, id): the
         # scan stops after ``lim`` rows instead of sorting every due record.
@@ -327,6 +367,8 @@ class Stack:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
+        # Which database this is, for this process's own wake-ups (the password left out).
+        self._where = engine.url.render_as_string(hide_password=True)
 
     def _prepared(self, name: str, build: Any) -> Prepared:
         return prepared(self.engine, name, build)
@@ -337,9 +379,65 @@ class Stack:
         """Insert records, each a tuple in the order of :data:`INSERT_COLUMNS`, on the DB-API cursor of the
         caller's :func:`~cartstatus.storage.transaction` (the outbox write: with the label change)."""
         self._prepared("stack.insert", _insert).executemany_rows(cursor, INSERT_COLUMNS, rows)
+        if rows:
+            self._notify(cursor)
 
-    def claim(self, worker: str, limit: int, lease_seconds: float, now: float | None = None) -> list[StackRecord]:
-        """Lease up to ``limit`` due records, only the oldest unparked one of each order.
+    def _notify(self, cursor: Any) -> None:
+        """Wake the listening controllers when this transaction commits (PostgreSQL; SQLite's look at
+        ``PRAGMA data_version``, see :meth:`data_version`)."""
+        if self.postgres:
+            cursor.execute(f"NOTIFY {CHANNEL}")
+
+    # -- wake-ups ----------------------------------------------------------
+
+    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` (from the thread that wrote) whenever this process queues records on this database;
+        returns what unsubscribes it. A controller in the process that fires needs no look at the database."""
+        with _subscribers_lock:
+            _subscribers.setdefault(self._where, set()).add(wake)
+
+        def unsubscribe() -> None:
+            with _subscribers_lock:
+                _subscribers.get(self._where, set()).discard(wake)
+        return unsubscribe
+
+    def announce(self) -> None:
+        """Tell this process's controllers on this database that records were queued (after the commit)."""
+        with _subscribers_lock:
+            wakes = list(_subscribers.get(self._where, ()))
+        for wake in wakes:
+            wake()
+
+    async def notifications(self) -> AsyncIterator[None]:
+        """PostgreSQL: once as soon as it listens, then once per commit that notified :data:`CHANNEL`.
+
+        On its own connection (autocommit: it holds no lock), ended by the caller.
+        """
+        import psycopg  # the postgres extra: only a PostgreSQL stack gets here
+
+        args, params = self.engine.dialect.create_connect_args(self.engine.url)
+        conn = await psycopg.AsyncConnection.connect(*args, **{**params, "autocommit": True})
+        try:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            yield None  # listening: what was queued before is for the caller to look at now
+            async for _ in conn.notifies():
+                yield None
+        finally:
+            await conn.close()
+
+    def watch_connection(self) -> Any:
+        """A raw DB-API connection for :meth:`data_version` (close it when done)."""
+        return self.engine.raw_connection()
+
+    @staticmethod
+    def data_version(conn: Any) -> int:
+        """SQLite: a number that changes whenever another connection commits (one read of shared memory)."""
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def claim(self, worker: str, limit: int, lease_seconds: float, now: float | None = None, *,
+              skip: Sequence[tuple[str, str]] = (), only: tuple[str, str] | None = None) -> list[StackRecord]:
+        """Lease up to ``limit`` due records, only the oldest unparked one of each order; none of the
+        destinations (store, connector) in ``skip``, or only those of the destination ``only``.
 
         A record whose order has an earlier unparked record (queued, waiting or in
         flight) is not claimable: updates of one order go out in the order they happened.
@@ -351,10 +449,18 @@ class Stack:
         now = time.time() if now is None else now
         until = now + lease_seconds
         token = f"{worker[:96]}#{_PROCESS_TAG}.{next(_claims)}"  # leased_by holds 128 characters
-        select = self._prepared("stack.claim." + ("pg" if self.postgres else "sql"),
-                                lambda: _claim_select(self.postgres))
+        # One statement per power of two of skipped destinations (padded with a store that cannot exist):
+        # a handful of statements, each compiled once.
+        slots = 1 << (len(skip) - 1).bit_length() if skip else 0
+        name = f"stack.claim.{'pg' if self.postgres else 'sql'}.skip{slots}{'.only' if only else ''}"
+        select = self._prepared(name, lambda: _claim_select(self.postgres, slots, only is not None))
+        params: dict[str, Any] = {"now": now, "lim": limit}
+        for i, (store_id, destination) in enumerate([*skip, *[("", "")] * (slots - len(skip))]):
+            params[f"skip_store{i}"], params[f"skip_dest{i}"] = store_id, destination
+        if only is not None:
+            params["only_store"], params["only_dest"] = only
         with transaction(self.engine) as cur:
-            rows = select.execute(cur, {"now": now, "lim": limit}).fetchall()
+            rows = select.execute(cur, params).fetchall()
             if not rows:
                 return []
             self._prepared("stack.lease", _claim_lease).executemany(
@@ -453,6 +559,10 @@ class Stack:
             if retried:
                 conn.execute(stack.update().where(stack.c.id.in_(retried), stack.c.parked == sa.true()).values(
                     parked=False, parked_at=None, next_attempt_at=now, attempts=0, failing_since=None))
+                if self.postgres:
+                    conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+        if retried:
+            self.announce()
         return RetryResult(retried, refused)
 
     def purge_failed(self, now: float | None = None) -> int:
@@ -489,20 +599,26 @@ class Stack:
             row = conn.execute(sa.select(*RECORD_COLUMNS).where(stack.c.id == record_id)).first()
         return StackRecord.from_row(row) if row else None
 
-    def count(self) -> int:
+    def count(self, *, parked: bool | None = None) -> int:
+        """How many records are on the stack (only those parked, or not parked, when told)."""
+        query = sa.select(sa.func.count()).select_from(stack)
+        if parked is not None:
+            query = query.where(stack.c.parked == (sa.true() if parked else sa.false()))
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(stack)).scalar_one())
+            return int(conn.execute(query).scalar_one())
 
-    def next_due(self) -> float | None:
-        """When the soonest unparked record becomes due (for sleeping until then)."""
+    def next_due(self, skip: Sequence[tuple[str, str]] = ()) -> float | None:
+        """When the soonest unparked record becomes due (for sleeping until then); not counting those of the
+        destinations (store, connector) in ``skip``."""
+        query = (sa.select(sa.func.min(sa.func.coalesce(
+            sa.func.max(stack.c.next_attempt_at, stack.c.lease_until)
+            if not self.postgres else sa.func.greatest(stack.c.next_attempt_at, stack.c.lease_until),
+            stack.c.next_attempt_at)))
+            .where(stack.c.parked == sa.false()))
+        for store_id, destination in skip:
+            query = query.where(~sa.and_(stack.c.store_id == store_id, stack.c.destination == destination))
         with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(sa.func.min(sa.func.coalesce(
-                    sa.func.max(stack.c.next_attempt_at, stack.c.lease_until)
-                    if not self.postgres else sa.func.greatest(stack.c.next_attempt_at, stack.c.lease_until),
-                    stack.c.next_attempt_at)))
-                .where(stack.c.parked == sa.false())
-            ).scalar()
+            value = conn.execute(query).scalar()
         return float(value) if value is not None else None
 
     def status(self, now: float | None = None) -> StackStatus:
@@ -524,6 +640,7 @@ class Stack:
             ).all()
         total, parked, in_flight, waiting = (int(x or 0) for x in row[:4])
         return StackStatus(
+            destinations=[d.as_dict(now) for d in self.destinations(now)],
             records=total,
             queued=total - parked - in_flight - waiting,
             waiting=waiting,
@@ -532,17 +649,43 @@ class Stack:
             oldest_age_seconds=(now - row[4]) if row[4] is not None else None,
             controllers=[
                 {"id": b.id, "host": b.host, "pid": b.pid, "mode": b.mode,
-                 "beat_age_seconds": round(now - b.beat_at, 1), "delivered": b.delivered}
+                 "beat_age_seconds": round(now - b.beat_at, 1), "delivered": b.delivered,
+                 "circuits": json.loads(b.circuits) if b.circuits else []}
                 for b in beats
             ],
         )
 
+    def destinations(self, now: float | None = None) -> list[DestinationDepth]:
+        """Each destination's records by state and its oldest record's time: what waits where."""
+        now = time.time() if now is None else now
+        s = stack.c
+        state = sa.case(
+            (s.parked == sa.true(), "parked"),
+            (s.lease_until > now, "in flight"),
+            (sa.and_(s.attempts > 0, s.next_attempt_at > now), "waiting"),
+            else_="queued")
+        query = (sa.select(s.store_id, s.destination, state.label("state"), sa.func.count(),
+                           sa.func.min(sa.case((s.parked == sa.false(), s.created_at))))
+                 .group_by(s.store_id, s.destination, state).order_by(s.store_id, s.destination))
+        found: dict[tuple[str, str], tuple[dict[str, int], float | None]] = {}
+        with self.engine.connect() as conn:
+            for store_id, destination, st, count, oldest in conn.execute(query):
+                states, first = found.setdefault((store_id, destination), ({}, None))
+                states[st] = int(count)
+                if oldest is not None and (first is None or oldest < first):
+                    found[(store_id, destination)] = (states, float(oldest))
+        return [DestinationDepth(store_id, destination, states, oldest)
+                for (store_id, destination), (states, oldest) in found.items()]
+
     # -- heartbeat ---------------------------------------------------------
 
-    def beat(self, worker: str, mode: str, delivered: int, started_at: float) -> None:
+    def beat(self, worker: str, mode: str, delivered: int, started_at: float,
+             circuits: Sequence[dict[str, Any]] = ()) -> None:
+        """The controller ``worker`` is alive; ``circuits``: those it holds open (see cartstatus.circuits)."""
         now = time.time()
         values = {"host": socket.gethostname(), "pid": os.getpid(), "mode": mode,
-                  "started_at": started_at, "beat_at": now, "delivered": delivered}
+                  "started_at": started_at, "beat_at": now, "delivered": delivered,
+                  "circuits": json.dumps(list(circuits)) if circuits else None}
         with self.engine.begin() as conn:
             updated = conn.execute(
                 controllers.update().where(controllers.c.id == worker).values(**values)

@@ -89,6 +89,8 @@ controllers = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("beat_at", sa.Float, nullable=False),
     sa.Column("delivered", sa.Integer, nullable=False, server_default="0"),
+    # The circuits this controller holds open, as JSON (migration 0006; see cartstatus.circuits).
+    sa.Column("circuits", sa.Text),
 )
 
 

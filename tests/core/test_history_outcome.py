@@ -96,8 +96,10 @@ def test_a_stack_at_revision_0001_is_migrated_keeping_its_rows(tmp_path: Path) -
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
         stacked = conn.execute(sa.text("SELECT attempts, failing_since FROM stack")).one()
         table_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'stack'")).scalar_one()
+        beats_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'controllers'")).scalar_one()
     assert tuple(row) == ("New", None, None)
     assert tuple(stacked) == (2, None)  # 0003: its run of failures counts from its next failure
     assert "AUTOINCREMENT" in table_sql  # 0004: ids never reused
-    assert version == "0005"
+    assert "circuits" in beats_sql  # 0006: a heartbeat carries its open circuits
+    assert version == "0006"
 
