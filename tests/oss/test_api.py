@@ -304,11 +304,10 @@ async def test_access_logs_are_structured_and_hold_no_secrets(client: httpx.Asyn
     assert "pat@example.com" not in caplog.text and "12345" not in caplog.text
 
 
-@pytest.mark.parametrize("inline_db", [True, False], ids=["on-the-loop", "writer-thread"])
 async def test_concurrent_updates_share_commits_and_are_stored_once_each(
-        make_app: Callable[..., Starlette], account: Callable[..., str], oss_store: OssStore, inline_db: bool) -> None:
+        make_app: Callable[..., Starlette], account: Callable[..., str], oss_store: OssStore) -> None:
     token = account()
-    app = make_app(ServerSettings(inline_db=inline_db, ingest_rate=1000, ingest_burst=1000))
+    app = make_app(ServerSettings(ingest_rate=1000, ingest_burst=1000))
     bodies = [update_body(order_number=f"{2000 + i % 5}", occurred_at=f"2026-06-01T10:{i:02d}:00Z", status=f"S{i}")
               for i in range(30)]
     async with client_for(app) as c:
