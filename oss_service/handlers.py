@@ -231,6 +231,9 @@ class OssApp:
         if isinstance(query, WireError):
             self.metrics.lookup("invalid")
             return problem_reply(422, "invalid parameter", query.message, field=query.field)
+        if not (query.email or query.zip):
+            self.metrics.lookup("not_found")
+            return NOT_FOUND
         try:
             view = await self._lookup(query)
         except LookupsLocked:
@@ -265,6 +268,10 @@ class OssApp:
         return pages.message_page(request, "No such store", "There is no order status page at this address.",
                                   status_code=404)
 
+    async def status_page(self, request: Request) -> Response:
+        """``/status/{merchant}``: the form (GET), or the order it finds (POST); one route, so 405 names both."""
+        return await (self.status_lookup(request) if request.method == "POST" else self.status_form(request))
+
     async def status_form(self, request: Request) -> Response:
         account = await self._merchant(request)
         if account is None:
@@ -286,7 +293,7 @@ class OssApp:
         order = form.get("order", "").strip()[:64]
         query = lookup_query(account.merchant, order, form.get("email"), form.get("zip"))
         view = None
-        if isinstance(query, LookupQuery):
+        if isinstance(query, LookupQuery) and (query.email or query.zip):
             try:
                 view = await self._lookup(query)
             except LookupsLocked:

@@ -73,8 +73,9 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "responses": {"200": {"description": "the order",
                                       "content": {"application/json": {
                                           "schema": {"$ref": "#/components/schemas/Order"}}}},
-                              "404": _error("no order matches (the same answer for every reason)"),
-                              "422": _error("a parameter is missing or cannot match any order"),
+                              "404": _error("no order matches (the same answer for every reason, and when "
+                                            "neither email nor zip is given)"),
+                              "422": _error("merchant or order is missing, or a parameter cannot match any order"),
                               "429": _error("too many lookups from this address, or too many failed lookups "
                                             "of this order; see Retry-After")}}},
             "/api/v1/account": {"get": {"summary": "The token's account", "security": [{"storeToken": []}],

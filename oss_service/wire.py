@@ -143,6 +143,9 @@ def _lookup_patterns() -> dict[str, re.Pattern[str]]:
 def lookup_query(merchant: str, order: str, email: str | None, zip_code: str | None) -> LookupQuery | WireError:
     """The lookup's parameters checked as the update schema checks them (what a lookup cannot match is refused).
 
+    Without email and ZIP the query is valid and matches nothing (an API
+    description cannot require one of two parameters).
+
     The checks are those ``/openapi.json`` gives for the lookup's parameters
     (see :func:`lookup_parameters`); a value is never quoted back.
     """
@@ -151,8 +154,6 @@ def lookup_query(merchant: str, order: str, email: str | None, zip_code: str | N
     for name in ("merchant", "order"):
         if not given[name]:
             return WireError(name, f"{name} is required")
-    if not (given["email"] or given["zip"]):
-        return WireError("email", "give email or zip")
     patterns = _lookup_patterns()
     for name, value in given.items():
         if value and (len(value) > LOOKUP_MAX_LENGTH[name] or not patterns[name].match(value)):

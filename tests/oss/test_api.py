@@ -205,9 +205,11 @@ async def test_a_wrong_email_or_zip_answers_like_an_unknown_order(client: httpx.
         answers.append((r.status_code, r.content))
     assert len(set(answers)) == 1
     assert answers[0][0] == 404
-    missing = await client.get("/api/v1/lookup", params={"merchant": "acme", "order": "1001"})
+    keyless = await client.get("/api/v1/lookup", params={"merchant": "acme", "order": "1001"})
+    assert (keyless.status_code, keyless.content) == answers[0]  # neither email nor ZIP: nothing matches
+    missing = await client.get("/api/v1/lookup", params={"merchant": "acme", "email": "pat@example.com"})
     assert missing.status_code == 422
-    assert missing.json()["field"] == "email"
+    assert missing.json()["field"] == "order"
 
 
 async def test_a_store_can_neither_write_nor_read_another_stores_orders(client: httpx.AsyncClient,
