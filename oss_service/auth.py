@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from starlette.concurrency import run_in_threadpool
-
 from .service import Account, OssStore
 
 
@@ -40,7 +38,7 @@ class AccountCache:
 
     async def load(self, token_hash: str) -> Account | None:
         """The account from the database (off the event loop), remembered when there is one."""
-        account = await run_in_threadpool(self.store.account_for_hash, token_hash)
+        account = await self.store.run(self.store.account_for_hash, token_hash)
         if account is not None and self.ttl > 0:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()

@@ -247,9 +247,9 @@ class OssApp:
         return too_many(self.settings.lookup_failure_window, "failed lookups of this order")
 
     async def _lookup(self, query: LookupQuery) -> OrderView | None:
-        view = await run_in_threadpool(self.store.lookup, query.merchant, query.order, email=query.email,
-                                       zip_code=query.zip, failure_limit=self.settings.lookup_failures,
-                                       window=self.settings.lookup_failure_window)
+        view = await self.store.run(self.store.lookup, query.merchant, query.order, email=query.email,
+                                    zip_code=query.zip, failure_limit=self.settings.lookup_failures,
+                                    window=self.settings.lookup_failure_window)
         self.metrics.lookup("found" if view else "not_found")
         return view
 

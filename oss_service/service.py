@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import nh3
@@ -22,6 +26,8 @@ from sqlalchemy.exc import IntegrityError
 
 from .storage import accounts, orders, updates, write_transaction
 from .wire import parse_instant
+
+T = TypeVar("T")
 
 MERCHANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 TOKEN_PREFIX = "oss_"
@@ -61,20 +67,22 @@ def _placeholders(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, An
     return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
 
 
-# A lookup reads one row whatever is asked: the order's keys (NULLs when the merchant
-# or the order does not exist) and the failures counted against what was asked.
-# The history is read only once the email or ZIP matched, so a failed lookup
-# takes the same time whether the order exists or how long its history is.
+# A lookup is one statement: the account (revoked or not), the failures counted
+# against what was asked, and the order with its history only when the email's or
+# ZIP's digest matches. A failed lookup reads one row of NULLs whether the order
+# exists or how long its history is, so its time tells nothing.
 _LOOKUP_SQL = """
-SELECT o.id, o.order_number, o.status, o.status_at, o.email_digest, o.zip_digest, a.id, a.revoked_at,
+SELECT o.id, o.order_number, o.status, o.status_at, a.revoked_at,
        (SELECT f.failures FROM oss_lookup_failures f
-        WHERE f.merchant = :merchant AND f.order_number = :number AND f.window_start > :since)
+        WHERE f.merchant = :merchant AND f.order_number = :number AND f.window_start > :since),
+       u.status, u.previous_status, u.occurred_at, u.note, u.tracking
 FROM (SELECT 1 AS one) AS asked
-LEFT JOIN oss_accounts a ON a.merchant = :merchant
-LEFT JOIN oss_orders o ON o.account_id = a.id AND o.order_number = :number
+LEFT JOIN oss_accounts a ON a.id = :account_id
+LEFT JOIN oss_orders o ON o.account_id = a.id AND o.order_number = :number AND o.{kind}_digest = :digest
+LEFT JOIN oss_updates u ON u.order_id = o.id
+ORDER BY u.occurred_at, u.id
 """
-_LOOKUP_HISTORY = ("SELECT status, previous_status, occurred_at, note, tracking FROM oss_updates "
-                   "WHERE order_id = :order_id ORDER BY occurred_at, id")
+_MERCHANT_ID = "SELECT id FROM oss_accounts WHERE merchant = :merchant"
 # A new window when the last one is over, else one more failure in it.
 _LOOKUP_FAILED = """
 INSERT INTO oss_lookup_failures (merchant, order_number, window_start, failures)
@@ -244,13 +252,23 @@ class OrderView:
 class OssStore:
     """The OSS's data, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine, today: Any = dt.date.today) -> None:
+    def __init__(self, engine: Engine, today: Any = dt.date.today, *, readers: int = 4) -> None:
         self.engine = engine
         self.today = today
+        # The hot reads (lookups, tokens) run on a few threads of their own, each keeping one
+        # connection in autocommit: one round trip per read, no pool checkout, ping or rollback.
+        self.readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="oss-read")
+        self._local = threading.local()
+        self._pinned: list[Any] = []
+        self._pinned_lock = threading.Lock()
+        self._postgres = engine.dialect.name == "postgresql"
+        self._dbapi_errors: tuple[type[Exception], ...] = (engine.dialect.loaded_dbapi.OperationalError,
+                                                           engine.dialect.loaded_dbapi.InterfaceError)
+        # Accounts are never deleted nor renamed: a merchant's id, once read, holds for good.
+        self._merchant_ids: dict[str, int] = {}
         self._pyformat = engine.dialect.paramstyle == "pyformat"
         self._sql_cache: dict[str, str] = {}
-        self._lookup_sql = self._sql(_LOOKUP_SQL)
-        self._history_sql = self._sql(_LOOKUP_HISTORY)
+        self._lookup_sql = {kind: self._sql(_LOOKUP_SQL.format(kind=kind)) for kind in ("email", "zip")}
         self._failures_recorded = 0
         # The ingest statements run on the driver's cursor, which raises the driver's own error.
         self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError,
@@ -267,20 +285,63 @@ class OssStore:
             found = self._sql_cache[text] = re.sub(r"(?<!:):(\w+)", r"%(\1)s", text)
         return found
 
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` on a reader thread, awaited without holding up the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.readers, partial(fn, *args, **kwargs))
+
     def close(self) -> None:
-        """Nothing is held between calls (kept for the application's shutdown)."""
+        """Stop the reader threads and give up their connections."""
+        self.readers.shutdown(wait=True)
+        with self._pinned_lock:
+            pinned, self._pinned = self._pinned, []
+        for conn in pinned:
+            conn.invalidate()  # not back to the pool: it is in autocommit
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.raw_connection()
+            if self._postgres:
+                conn.dbapi_connection.autocommit = True  # a read is its own transaction: no BEGIN, no ROLLBACK
+            self._local.conn = conn
+            with self._pinned_lock:
+                self._pinned.append(conn)
+        return conn
 
     def _read(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """Rows of one statement, straight through the driver on a pooled connection."""
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute(sql, params)
-            rows = list(cur.fetchall())
-            cur.close()
-            return rows
-        finally:
-            raw.close()
+        """Rows of one statement, straight through the driver on this thread's own connection.
+
+        A connection the server dropped (a restart) is replaced and the read tried once more.
+        """
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                cur = conn.cursor()
+                try:
+                    cur.execute(sql, params)
+                    return list(cur.fetchall())
+                finally:
+                    cur.close()
+            except self._dbapi_errors:
+                self._local.conn = None
+                with self._pinned_lock:
+                    self._pinned.remove(conn)
+                conn.invalidate()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def merchant_id(self, merchant: str) -> int | None:
+        found = self._merchant_ids.get(merchant)
+        if found is None:
+            rows = self._read(self._sql(_MERCHANT_ID), {"merchant": merchant})
+            if not rows:
+                return None
+            if len(self._merchant_ids) > 100_000:
+                self._merchant_ids.clear()
+            found = self._merchant_ids[merchant] = int(rows[0][0])
+        return found
 
     # -- accounts ----------------------------------------------------------
 
@@ -492,20 +553,19 @@ class OssStore:
             return None
         now = time.time()
         since = now - window
-        (oid, number, status, status_at, email_digest, zip_digest, account_id, revoked_at,
-         failures) = self._read(self._lookup_sql, {"merchant": merchant, "number": order_number, "since": since})[0]
+        account_id = self.merchant_id(merchant) or 0
+        kind, value = ("email", email) if email else ("zip", zip_code or "")
+        rows = self._read(self._lookup_sql[kind], {
+            "merchant": merchant, "number": order_number, "since": since, "account_id": account_id,
+            "digest": lookup_digest(account_id, kind, value)})
+        oid, number, status, status_at, revoked_at, failures = rows[0][:6]
         if failures is not None and failures >= failure_limit:
             raise LookupsLocked(merchant, order_number)
-        # Compare a digest even when nothing was found, so both take the same time.
-        given = (lookup_digest(account_id or 0, "email", email) if email
-                 else lookup_digest(account_id or 0, "zip", zip_code or ""))
-        matched = hmac.compare_digest(given, (email_digest if email else zip_digest) or "0" * 64)
-        if oid is None or revoked_at is not None or not matched:
+        if oid is None or revoked_at is not None:
             self._lookup_failed(merchant, order_number, now, since)
             return None
-        rows = self._read(self._history_sql, {"order_id": oid})
-        history = [HistoryEntry(r[0], r[1], r[2], r[3]) for r in rows]
-        return _order_view(merchant, number, status, status_at, history, [r[4] for r in rows])
+        history = [HistoryEntry(r[6], r[7], r[8], r[9]) for r in rows if r[6] is not None]
+        return _order_view(merchant, number, status, status_at, history, [r[10] for r in rows])
 
     def _lookup_failed(self, merchant: str, order_number: str, now: float, since: float) -> None:
         with write_transaction(self.engine) as conn:

@@ -41,7 +41,9 @@ def oss_db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def oss_store(oss_db_url: str, clock: Clock) -> Iterator[OssStore]:
     engine = open_oss_database(oss_db_url)
-    yield OssStore(engine, today=clock)
+    store = OssStore(engine, today=clock)
+    yield store
+    store.close()
     engine.dispose()
 
 
