@@ -303,7 +303,9 @@ class OssStore:
         if conn is None:
             conn = self.engine.raw_connection()
             if self._postgres:
-                conn.dbapi_connection.autocommit = True  # a read is its own transaction: no BEGIN, no ROLLBACK
+                dbapi = conn.dbapi_connection
+                assert dbapi is not None  # a connection just checked out
+                dbapi.autocommit = True  # a read is its own transaction: no BEGIN, no ROLLBACK
             self._local.conn = conn
             with self._pinned_lock:
                 self._pinned.append(conn)
