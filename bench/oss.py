@@ -1,6 +1,10 @@
 """OSS throughput on one uvicorn worker, each figure beside a bare Starlette "OK" endpoint in the same run.
 
-    python bench/oss.py [--seconds 5] [--warmup 1] [--rounds 5] [--connections 32]
+    python bench/oss.py [--seconds 5] [--warmup 1] [--rounds 5] [--connections 32] [--db URL]
+
+``--db postgresql://user@host:port/db`` measures the OSS on that PostgreSQL
+server (how it is hosted): a throwaway database is created there for the run
+and dropped after it. Without it the OSS runs on a SQLite file.
 
 The servers run in subprocesses (one uvicorn worker each, the same uvicorn
 settings: HTTP and loop implementation as uvicorn picks them, access_log=False,
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -34,6 +39,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +286,27 @@ def seed(db: str) -> str:
     return token
 
 
+@contextlib.contextmanager
+def bench_database(url: str | None, work: Path) -> Iterator[str]:
+    """The OSS database of the run: a SQLite file under ``work``, or a throwaway database on ``url``'s server."""
+    if not url:
+        yield f"sqlite:///{work / 'oss.db'}"
+        return
+    import sqlalchemy as sa
+    from cartstatus.storage import make_engine
+
+    name = f"cartstatus_bench_{os.getpid()}"
+    admin = make_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def count_updates(db: str) -> int:
     import sqlalchemy as sa
     from cartstatus.oss.storage import open_oss_database, updates
@@ -309,10 +336,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="load before each measurement, not counted")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of bare / ingest / lookup, interleaved")
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients for the peak")
+    parser.add_argument("--db", help="a PostgreSQL server's URL (a throwaway database is made there); "
+                                     "default: a SQLite file")
     opts = parser.parse_args()
-
     work = Path(tempfile.mkdtemp(prefix="cartstatus-bench-oss-"))
-    db = f"sqlite:///{work / 'oss.db'}"
+    try:
+        with bench_database(opts.db, work) as db:
+            measure(opts, work, db)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(opts: argparse.Namespace, work: Path, db: str) -> None:
     token = seed(db)
     wrk = find_wrk()
     script = work / "bench.lua"
@@ -363,7 +398,6 @@ def main() -> None:
     finally:
         stop(oss)
         stop(bare)
-        shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()[0]
 
     def med(key: str) -> float:
@@ -374,7 +408,8 @@ def main() -> None:
     lines: dict[str, Any] = {
         "load_generator": "wrk -t1" if wrk else "python asyncio (closed loop)",
         "server": f"uvicorn {server_stack()}, 1 worker, access_log=False for both; "
-                  "OSS on SQLite (WAL, synchronous=FULL), its own access log on",
+                  "its own access log on",
+        "database": "PostgreSQL (a throwaway database)" if opts.db else "SQLite (WAL, synchronous=FULL)",
         "connections": opts.connections,
         "seconds_per_run": opts.seconds,
         "warmup_seconds": opts.warmup,

@@ -96,8 +96,9 @@ def main() -> None:
               help="Updates per second allowed per store token (429 beyond).")
 @click.option("--lookup-rate", default=30.0, show_default=True, type=click.FloatRange(min=0.01),
               help="Shopper lookups per minute allowed per client address.")
-@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
-              help="Proxies whose X-Forwarded-For is trusted for the client address.")
+@click.option("--forwarded-allow-ips", default="", show_default="none",
+              help="Proxies (comma-separated addresses) whose X-Forwarded-For gives the client address; "
+                   "none by default: the address that connected is the client's.")
 @click.option("--no-migrate", is_flag=True, help="Do not apply database migrations at start.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
@@ -106,7 +107,7 @@ def serve(db: str, host: str, port: int, workers: int, max_body: int, ingest_rat
     """Run the OSS server (uvicorn), after applying migrations."""
     import uvicorn
 
-    from .app import ServerSettings
+    from .settings import ServerSettings
 
     if workers > 1 and db.startswith("sqlite"):
         err_console.print("[yellow]warning:[/] several workers on SQLite share one writer lock; "
@@ -116,13 +117,14 @@ def serve(db: str, host: str, port: int, workers: int, max_body: int, ingest_rat
         store.engine.dispose()
     settings = ServerSettings(db_url=db, max_body=max_body, ingest_rate=ingest_rate,
                               ingest_burst=max(1.0, ingest_rate * 4), lookup_rate_per_minute=lookup_rate)
-    os.environ["CARTSTATUS_OSS_SETTINGS"] = json.dumps(settings.__dict__)
+    settings.to_env()
     # The application factory sets up the log (stderr, lines in batches: oss_service/logs.py) in each worker.
     os.environ[LOG_LEVEL_ENV] = log_level
     click.echo(err=True, message=f"OSS serving {_safe_url(db)} on http://{host}:{port} ({workers} worker(s))")
     # uvicorn's own access log prints query strings (lookups carry emails): ours does not.
     uvicorn.run("cartstatus.oss.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
+                access_log=False, proxy_headers=bool(forwarded_allow_ips),
+                forwarded_allow_ips=forwarded_allow_ips or None,
                 server_header=False, log_level=log_level)
 
 

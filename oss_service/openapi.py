@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .wire import wire_schema
+from .wire import LOOKUP_MAX_LENGTH, lookup_parameters, wire_schema
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -13,16 +13,20 @@ def _error(description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     update = copy.deepcopy(wire_schema())
     update.pop("$schema", None)
-    lookup_params = [
-        {"name": "merchant", "in": "query", "required": True, "schema": {"type": "string"}},
-        {"name": "order", "in": "query", "required": True, "schema": {"type": "string"}},
-        {"name": "email", "in": "query", "schema": {"type": "string"},
-         "description": "the shopper's email; give email or zip"},
-        {"name": "zip", "in": "query", "schema": {"type": "string"}},
-    ]
+    lookup_params = lookup_parameters()
+    merchant_param = {"name": "merchant", "in": "path", "required": True, "schema": lookup_params[0]["schema"]}
+    order_param = {"name": "order_number", "in": "path", "required": True, "schema": lookup_params[1]["schema"]}
+    form = {"type": "object", "properties": {
+        "order": {"type": "string", "maxLength": LOOKUP_MAX_LENGTH["order"]},
+        "email": {"type": "string", "maxLength": LOOKUP_MAX_LENGTH["email"]},
+        "zip": {"type": "string", "maxLength": LOOKUP_MAX_LENGTH["zip"]}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "cartstatus Order Status System", "version": version,
@@ -61,35 +65,47 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "409": _error("the idempotency key was used with a different body"),
                     "413": _error("the body is too large"),
                     "422": _error("the body does not match the schema; `field` names the first problem"),
-                    "429": _error("too many requests; see Retry-After"),
+                    "429": _error("too many requests from this store, or without a valid token from this "
+                                  "address; see Retry-After"),
                 }}},
             "/api/v1/lookup": {"get": {
                 "summary": "A shopper's order lookup", "parameters": lookup_params,
                 "responses": {"200": {"description": "the order",
                                       "content": {"application/json": {
                                           "schema": {"$ref": "#/components/schemas/Order"}}}},
-                              "404": _error("no order matches (the same answer for every reason)"),
-                              "422": _error("a parameter is missing"),
-                              "429": _error("too many lookups; see Retry-After")}}},
+                              "404": _error("no order matches (the same answer for every reason, and when "
+                                            "neither email nor zip is given)"),
+                              "422": _error("merchant or order is missing, or a parameter cannot match any order"),
+                              "429": _error("too many lookups from this address, or too many failed lookups "
+                                            "of this order; see Retry-After")}}},
             "/api/v1/account": {"get": {"summary": "The token's account", "security": [{"storeToken": []}],
-                                        "responses": {"200": {"description": "merchant and subscription"},
-                                                      "401": _error("unknown or revoked token")}}},
+                                        "responses": {"200": {"description": "merchant and subscription",
+                                                              "content": {"application/json": {}}},
+                                                      "401": _error("unknown or revoked token"),
+                                                      "429": _error("too many requests without a valid token")}}},
             "/api/v1/orders/{order_number}": {"get": {
                 "summary": "The store's own order", "security": [{"storeToken": []}],
-                "parameters": [{"name": "order_number", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
+                "parameters": [order_param],
                 "responses": {"200": {"description": "the order", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Order"}}}},
-                    "401": _error("unknown or revoked token"), "404": _error("not this store's order")}}},
+                    "401": _error("unknown or revoked token"), "404": _error("not this store's order"),
+                    "429": _error("too many requests without a valid token")}}},
             "/status/{merchant}": {
+                "parameters": [merchant_param],
                 "get": {"summary": "The lookup form (HTML)",
-                        "parameters": [{"name": "merchant", "in": "path", "required": True,
-                                        "schema": {"type": "string"}}],
-                        "responses": {"200": {"description": "HTML form"}}},
+                        "responses": {"200": _html("the lookup form"), "404": _html("no such store")}},
                 "post": {"summary": "The order's status page (HTML)",
-                         "responses": {"200": {"description": "HTML"}, "404": {"description": "not found"}}}},
-            "/status/{merchant}/snippet": {"get": {"summary": "HTML form for the merchant's own site",
-                                                   "responses": {"200": {"description": "text/plain"}}}},
+                         "requestBody": {"required": True, "content": {
+                             "application/x-www-form-urlencoded": {"schema": form}}},
+                         "responses": {"200": _html("the order's status"),
+                                       "404": _html("no such store, or no order matches"),
+                                       "413": _html("the form is too large"),
+                                       "429": _html("too many lookups; see Retry-After")}}},
+            "/status/{merchant}/snippet": {"get": {
+                "summary": "HTML form for the merchant's own site", "parameters": [merchant_param],
+                "responses": {"200": {"description": "the form's HTML",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              "404": _html("no such store")}}},
             "/healthz": {"get": {"summary": "Liveness and database check",
                                  "responses": {"200": {"description": "ok"}, "503": {"description": "down"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},

@@ -1,10 +1,10 @@
-"""Per-key token buckets: requests per store token and lookups per shopper's address."""
+"""Per-key token buckets: updates per account, lookups and unauthenticated requests per client address."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 
 class RateLimiter:
@@ -22,10 +22,17 @@ class RateLimiter:
         self.burst = burst
         self.max_keys = max_keys
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+        self._buckets: dict[Hashable, tuple[float, float]] = {}  # key -> (tokens, at)
         self._lock = threading.Lock()
 
-    def check(self, key: str) -> float | None:
+    def blocked(self, key: Hashable) -> bool:
+        """Whether ``key`` has no token left now (nothing is taken)."""
+        now = self.clock()
+        with self._lock:
+            found = self._buckets.get(key)
+        return found is not None and found[0] + (now - found[1]) * self.rate < 1
+
+    def check(self, key: Hashable) -> float | None:
         """Take one token for ``key``; None when allowed, else the seconds to wait."""
         now = self.clock()
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -9,9 +10,11 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import nh3
@@ -22,6 +25,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from .storage import accounts, orders, updates, write_transaction
+from .wire import parse_instant
+
+T = TypeVar("T")
 
 MERCHANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 TOKEN_PREFIX = "oss_"
@@ -61,18 +67,43 @@ def _placeholders(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, An
     return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
 
 
+# A lookup is one statement: the account (revoked or not), the failures counted
+# against what was asked, and the order with its history only when the email's or
+# ZIP's digest matches. A failed lookup reads one row of NULLs whether the order
+# exists or how long its history is, so its time tells nothing.
 _LOOKUP_SQL = """
-SELECT o.id, o.order_number, o.status, o.status_at, o.email_digest, o.zip_digest, o.account_id, a.revoked_at,
+SELECT o.id, o.order_number, o.status, o.status_at, a.revoked_at,
+       (SELECT f.failures FROM oss_lookup_failures f
+        WHERE f.merchant = :merchant AND f.order_number = :number AND f.window_start > :since),
        u.status, u.previous_status, u.occurred_at, u.note, u.tracking
-FROM oss_orders o
-JOIN oss_accounts a ON a.id = o.account_id
+FROM (SELECT 1 AS one) AS asked
+LEFT JOIN oss_accounts a ON a.id = :account_id
+LEFT JOIN oss_orders o ON o.account_id = a.id AND o.order_number = :number AND o.{kind}_digest = :digest
 LEFT JOIN oss_updates u ON u.order_id = o.id
-WHERE a.merchant = :merchant AND o.order_number = :number
 ORDER BY u.occurred_at, u.id
 """
+_MERCHANT_ID = "SELECT id FROM oss_accounts WHERE merchant = :merchant"
+# A new window when the last one is over, else one more failure in it.
+_LOOKUP_FAILED = """
+INSERT INTO oss_lookup_failures (merchant, order_number, window_start, failures)
+VALUES (:merchant, :number, :now, 1)
+ON CONFLICT (merchant, order_number) DO UPDATE SET
+    failures = CASE WHEN oss_lookup_failures.window_start <= :since THEN 1
+                    ELSE oss_lookup_failures.failures + 1 END,
+    window_start = CASE WHEN oss_lookup_failures.window_start <= :since THEN :now
+                        ELSE oss_lookup_failures.window_start END
+"""
+_LOOKUP_FAILURES_PRUNE = "DELETE FROM oss_lookup_failures WHERE window_start <= :since"
+#: Failed lookups of one merchant's order number allowed per window, and the window in seconds.
+LOOKUP_FAILURE_LIMIT = 10
+LOOKUP_FAILURE_WINDOW = 3600.0
 _HISTORY = (sa.select(updates.c.status, updates.c.previous_status, updates.c.occurred_at, updates.c.note,
                       updates.c.tracking)
             .where(updates.c.order_id == sa.bindparam("order_id")).order_by(updates.c.occurred_at, updates.c.id))
+
+
+class LookupsLocked(Exception):
+    """Too many failed lookups of this merchant's order number lately: it cannot be looked up for a while."""
 
 
 class AccountError(ValueError):
@@ -108,10 +139,6 @@ def normalize_zip(value: str) -> str:
 def lookup_digest(account_id: int, kind: str, value: str) -> str:
     norm = normalize_email(value) if kind == "email" else normalize_zip(value)
     return hashlib.sha256(f"{account_id}:{kind}:{norm}".encode()).hexdigest()
-
-
-def parse_instant(text: str) -> float:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)
@@ -225,17 +252,24 @@ class OrderView:
 class OssStore:
     """The OSS's data, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine, today: Any = dt.date.today) -> None:
+    def __init__(self, engine: Engine, today: Any = dt.date.today, *, readers: int = 4) -> None:
         self.engine = engine
         self.today = today
-        # SQLite: each thread that looks orders up keeps one connection (no pool
-        # round trip per lookup); in WAL mode each read sees the latest commit.
-        self._pin_readers = engine.dialect.name == "sqlite"
-        self._readers = threading.local()
+        # The hot reads (lookups, tokens) run on a few threads of their own, each keeping one
+        # connection in autocommit: one round trip per read, no pool checkout, ping or rollback.
+        self.readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="oss-read")
+        self._local = threading.local()
         self._pinned: list[Any] = []
+        self._pinned_lock = threading.Lock()
+        self._postgres = engine.dialect.name == "postgresql"
+        self._dbapi_errors: tuple[type[Exception], ...] = (engine.dialect.loaded_dbapi.OperationalError,
+                                                           engine.dialect.loaded_dbapi.InterfaceError)
+        # Accounts are never deleted nor renamed: a merchant's id, once read, holds for good.
+        self._merchant_ids: dict[str, int] = {}
         self._pyformat = engine.dialect.paramstyle == "pyformat"
         self._sql_cache: dict[str, str] = {}
-        self._lookup_sql = self._sql(_LOOKUP_SQL)
+        self._lookup_sql = {kind: self._sql(_LOOKUP_SQL.format(kind=kind)) for kind in ("email", "zip")}
+        self._failures_recorded = 0
         # The ingest statements run on the driver's cursor, which raises the driver's own error.
         self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError,
                                                               engine.dialect.loaded_dbapi.IntegrityError)
@@ -251,34 +285,65 @@ class OssStore:
             found = self._sql_cache[text] = re.sub(r"(?<!:):(\w+)", r"%(\1)s", text)
         return found
 
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` on a reader thread, awaited without holding up the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.readers, partial(fn, *args, **kwargs))
+
     def close(self) -> None:
-        """Give back the connections held for lookups."""
-        pinned, self._pinned = self._pinned, []
+        """Stop the reader threads and give up their connections."""
+        self.readers.shutdown(wait=True)
+        with self._pinned_lock:
+            pinned, self._pinned = self._pinned, []
         for conn in pinned:
-            conn.close()
-        self._readers = threading.local()
+            conn.invalidate()  # not back to the pool: it is in autocommit
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.raw_connection()
+            if self._postgres:
+                dbapi = conn.dbapi_connection
+                assert dbapi is not None  # a connection just checked out
+                dbapi.autocommit = True  # a read is its own transaction: no BEGIN, no ROLLBACK
+            self._local.conn = conn
+            with self._pinned_lock:
+                self._pinned.append(conn)
+        return conn
 
     def _read(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        if self._pin_readers:
-            conn = getattr(self._readers, "conn", None)
-            if conn is None:
-                conn = self._readers.conn = self.engine.raw_connection()
-                self._pinned.append(conn)
-            cur = conn.cursor()
+        """Rows of one statement, straight through the driver on this thread's own connection.
+
+        A connection the server dropped (a restart) is replaced and the read tried once more.
+        """
+        for attempt in (1, 2):
+            conn = self._connection()
             try:
-                cur.execute(sql, params)
-                return list(cur.fetchall())
-            finally:
-                cur.close()
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute(sql, params)
-            rows = list(cur.fetchall())
-            cur.close()
-            return rows
-        finally:
-            raw.close()
+                cur = conn.cursor()
+                try:
+                    cur.execute(sql, params)
+                    return list(cur.fetchall())
+                finally:
+                    cur.close()
+            except self._dbapi_errors:
+                self._local.conn = None
+                with self._pinned_lock:
+                    self._pinned.remove(conn)
+                conn.invalidate()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def merchant_id(self, merchant: str) -> int | None:
+        found = self._merchant_ids.get(merchant)
+        if found is None:
+            rows = self._read(self._sql(_MERCHANT_ID), {"merchant": merchant})
+            if not rows:
+                return None
+            if len(self._merchant_ids) > 100_000:
+                self._merchant_ids.clear()
+            found = self._merchant_ids[merchant] = int(rows[0][0])
+        return found
 
     # -- accounts ----------------------------------------------------------
 
@@ -348,27 +413,32 @@ class OssStore:
         return self._change(merchant, **values)
 
     def account_for_token(self, token: str) -> Account | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(accounts).where(accounts.c.token_hash == hash_token(token))).first()
-        return _account(row) if row is not None else None
+        return self.account_for_hash(hash_token(token))
+
+    def account_for_hash(self, token_hash: str) -> Account | None:
+        """The account whose token has this sha256 (revoked ones too: the caller tells them apart)."""
+        rows = self._read(self._sql(_ACCOUNTS_BY_HASH.format(hashes=":h")), {"h": token_hash})
+        return _account_from_tuple(rows[0]) if rows else None
 
     # -- storing updates ---------------------------------------------------
 
     def ingest(self, jobs: Sequence[IngestJob]) -> list[IngestResult]:
         """Store many updates in one transaction (group commit: one disk sync for all).
 
-        When the batch fails (another worker stored the same key or order at the
-        same instant), each job is retried alone so one collision fails nobody.
+        A batch that fails raises; the writer then stores its jobs one by one
+        (:meth:`BatchWriter.write_batch`), so only the culprit fails. A single job
+        that collided with another worker's same key or order at the same
+        instant is tried once more: the row it collided with is committed
+        now, and reading it answers replay or conflict.
         """
         try:
             with write_transaction(self.engine) as conn:
                 return self._ingest_in(conn, jobs)
         except self.integrity_errors:
-            if len(jobs) == 1:
-                # The row that collided is committed now: reading it answers replay or conflict.
-                with write_transaction(self.engine) as conn:
-                    return self._ingest_in(conn, jobs)
-            return [self.ingest([job])[0] for job in jobs]
+            if len(jobs) > 1:
+                raise
+            with write_transaction(self.engine) as conn:
+                return self._ingest_in(conn, jobs)
 
     def _ingest_in(self, conn: Connection, jobs: Sequence[IngestJob]) -> list[IngestResult]:
         cur = conn.connection.cursor()  # the driver's cursor, inside SQLAlchemy's transaction
@@ -471,29 +541,41 @@ class OssStore:
 
     # -- reading -----------------------------------------------------------
 
-    def lookup(self, merchant: str, order_number: str, *, email: str | None = None,
-               zip_code: str | None = None) -> OrderView | None:
+    def lookup(self, merchant: str, order_number: str, *, email: str | None = None, zip_code: str | None = None,
+               failure_limit: int = LOOKUP_FAILURE_LIMIT, window: float = LOOKUP_FAILURE_WINDOW) -> OrderView | None:
         """The order when the email or ZIP matches; None for every other case alike.
 
         A wrong email, a wrong ZIP, an unknown order and an unknown or revoked
         merchant all answer None, so a lookup tells nothing about other orders.
+        Each such failure counts against the merchant and order number asked
+        for; after ``failure_limit`` of them within ``window`` seconds it
+        raises :class:`LookupsLocked` until the window is over, whatever is given.
         """
         if not (email or zip_code):
             return None
-        # The hottest read: one statement (order, account, history), straight
-        # through the driver, so a lookup costs little more than the query.
-        rows = self._read(self._lookup_sql, {"merchant": merchant, "number": order_number})
-        # Compare a digest even when nothing was found, so both take the same time.
-        first = rows[0] if rows else None
-        account_id = first[6] if first is not None else 0
-        given = (lookup_digest(account_id, "email", email) if email
-                 else lookup_digest(account_id, "zip", zip_code or ""))
-        stored = (first[4] if email else first[5]) if first is not None else None
-        matched = hmac.compare_digest(given, stored or "0" * 64)
-        if first is None or first[7] is not None or not matched:
+        now = time.time()
+        since = now - window
+        account_id = self.merchant_id(merchant) or 0
+        kind, value = ("email", email) if email else ("zip", zip_code or "")
+        rows = self._read(self._lookup_sql[kind], {
+            "merchant": merchant, "number": order_number, "since": since, "account_id": account_id,
+            "digest": lookup_digest(account_id, kind, value)})
+        oid, number, status, status_at, revoked_at, failures = rows[0][:6]
+        if failures is not None and failures >= failure_limit:
+            raise LookupsLocked(merchant, order_number)
+        if oid is None or revoked_at is not None:
+            self._lookup_failed(merchant, order_number, now, since)
             return None
-        history = [HistoryEntry(r[8], r[9], r[10], r[11]) for r in rows if r[8] is not None]
-        return _order_view(merchant, first[1], first[2], first[3], history, [r[12] for r in rows])
+        history = [HistoryEntry(r[6], r[7], r[8], r[9]) for r in rows if r[6] is not None]
+        return _order_view(merchant, number, status, status_at, history, [r[10] for r in rows])
+
+    def _lookup_failed(self, merchant: str, order_number: str, now: float, since: float) -> None:
+        with write_transaction(self.engine) as conn:
+            params = {"merchant": merchant, "number": order_number, "now": now, "since": since}
+            conn.exec_driver_sql(self._sql(_LOOKUP_FAILED), params)
+            self._failures_recorded += 1
+            if self._failures_recorded % 256 == 0:  # now and then, forget the windows that are over
+                conn.exec_driver_sql(self._sql(_LOOKUP_FAILURES_PRUNE), {"since": since})
 
     def order_for_account(self, account: Account, order_number: str) -> OrderView | None:
         """The store's own order (authenticated by its token): never another account's."""

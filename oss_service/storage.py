@@ -77,6 +77,19 @@ updates = sa.Table(
 )
 sa.Index("ix_oss_updates_order", updates.c.order_id, updates.c.occurred_at)
 
+# Failed shopper lookups per merchant and order number, shared by every worker: a
+# guesser trying ZIP codes from many addresses still meets the limit. Keyed on
+# what was asked (the merchant or order may not exist), so it tells nothing.
+lookup_failures = sa.Table(
+    "oss_lookup_failures",
+    metadata,
+    sa.Column("merchant", sa.String(63), primary_key=True),
+    sa.Column("order_number", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.Float, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+)
+sa.Index("ix_oss_lookup_failures_window", lookup_failures.c.window_start)
+
 
 def db_url(explicit: str | None = None) -> str:
     """``--db``, else ``CARTSTATUS_OSS_DB``, else ``sqlite:///oss.db`` in the working directory."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -73,11 +75,115 @@ def validate(body: Any) -> list[WireError]:
     except fastjsonschema.JsonSchemaException as exc:
         refusal = str(exc)
     else:
-        return []
+        return _instant_errors(body)
     errors = sorted(_validator().iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
     problems = [WireError(dotted(path, whole="(body)"), message) for path, message in explain_all(errors, WORDING)]
     # Should the two validators ever disagree, the body is still refused.
     return problems or [WireError("(body)", refusal[:200])]
+
+
+#: The instants the OSS stores: from the epoch to the last second ISO 8601 years of four digits can write.
+FIRST_YEAR, LAST_YEAR = 1970, 9999
+
+
+def parse_instant(text: str) -> float:
+    """``occurred_at`` as seconds since the epoch; ValueError for what is not a real instant in range.
+
+    A leap second (``:60``), a day that does not exist, or a time zone that moves
+    the instant out of years 1970..9999 once converted to UTC are refused
+    here, so nothing the schema lets through fails later in the database or on
+    the order page.
+    """
+    try:
+        moment = dt.datetime.fromisoformat(text)
+        utc = moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"not a real instant: {exc}") from None
+    if moment.tzinfo is None:
+        raise ValueError("the time zone is missing")
+    if not FIRST_YEAR <= utc.year <= LAST_YEAR:
+        raise ValueError(f"the year in UTC must be {FIRST_YEAR}..{LAST_YEAR}")
+    return utc.timestamp()
+
+
+def _instant_errors(body: dict[str, Any]) -> list[WireError]:
+    """What the schema cannot say about a valid body's dates (a real instant, a real day)."""
+    errors = []
+    try:
+        parse_instant(body["occurred_at"])
+    except ValueError as exc:
+        errors.append(WireError("occurred_at", f"{exc}: expected e.g. 2026-05-01T14:03:00Z"))
+    for i, parcel in enumerate(body.get("tracking") or ()):
+        if parcel.get("ship_date"):
+            try:
+                dt.date.fromisoformat(parcel["ship_date"])
+            except ValueError:
+                errors.append(WireError(f"tracking[{i}].ship_date", "not a real day: expected YYYY-MM-DD"))
+    return errors
+
+
+@dataclass(frozen=True)
+class LookupQuery:
+    """A shopper's lookup: merchant, order number and one of email or ZIP, as the update bodies carry them."""
+
+    merchant: str
+    order: str
+    email: str | None
+    zip: str | None
+
+
+@cache
+def _lookup_patterns() -> dict[str, re.Pattern[str]]:
+    props = wire_schema()["properties"]
+    return {name: re.compile(props[key]["pattern"])
+            for name, key in (("merchant", "merchant"), ("order", "order_number"), ("email", "email"),
+                              ("zip", "zip"))}
+
+
+def lookup_query(merchant: str, order: str, email: str | None, zip_code: str | None) -> LookupQuery | WireError:
+    """The lookup's parameters checked as the update schema checks them (what a lookup cannot match is refused).
+
+    Without email and ZIP the query is valid and matches nothing (an API
+    description cannot require one of two parameters).
+
+    The checks are those ``/openapi.json`` gives for the lookup's parameters
+    (see :func:`lookup_parameters`); a value is never quoted back.
+    """
+    given = {"merchant": merchant.strip(), "order": order.strip(), "email": (email or "").strip(),
+             "zip": (zip_code or "").strip()}
+    for name in ("merchant", "order"):
+        if not given[name]:
+            return WireError(name, f"{name} is required")
+    patterns = _lookup_patterns()
+    for name, value in given.items():
+        if value and (len(value) > LOOKUP_MAX_LENGTH[name] or not patterns[name].match(value)):
+            return WireError(name, f"{name} is not valid: see /openapi.json")
+    return LookupQuery(given["merchant"], given["order"], given["email"] or None, given["zip"] or None)
+
+
+def possible_order_number(text: str) -> bool:
+    """Whether ``text`` could be an order number the OSS stores (anything else is looked up in vain)."""
+    return len(text) <= LOOKUP_MAX_LENGTH["order"] and bool(_lookup_patterns()["order"].match(text))
+
+
+#: The longest value of each lookup parameter (the schema's bounds; a pattern bounds all but the email).
+LOOKUP_MAX_LENGTH = {"merchant": 63, "order": 64, "email": 254, "zip": 20}
+
+
+def lookup_parameters() -> list[dict[str, Any]]:
+    """The lookup's query parameters for ``/openapi.json``: the checks :func:`lookup_query` makes."""
+    props = wire_schema()["properties"]
+
+    def schema(name: str, key: str) -> dict[str, Any]:
+        return {"type": "string", "pattern": props[key]["pattern"], "maxLength": LOOKUP_MAX_LENGTH[name]}
+
+    return [
+        {"name": "merchant", "in": "query", "required": True, "schema": schema("merchant", "merchant")},
+        {"name": "order", "in": "query", "required": True, "schema": schema("order", "order_number")},
+        {"name": "email", "in": "query", "schema": schema("email", "email"),
+         "description": "the shopper's email; give email or zip"},
+        {"name": "zip", "in": "query", "schema": schema("zip", "zip"), "description": "the shopper's ZIP"},
+    ]
 
 
 def canonical_json(body: Any) -> bytes:

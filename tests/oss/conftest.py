@@ -41,14 +41,17 @@ def oss_db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def oss_store(oss_db_url: str, clock: Clock) -> Iterator[OssStore]:
     engine = open_oss_database(oss_db_url)
-    yield OssStore(engine, today=clock)
+    store = OssStore(engine, today=clock)
+    yield store
+    store.close()
     engine.dispose()
 
 
 @pytest.fixture
 def settings() -> ServerSettings:
-    """Limits high enough not to get in the way; tests of the limits make their own."""
-    return ServerSettings(ingest_rate=1000, ingest_burst=1000, lookup_rate_per_minute=60000, lookup_burst=1000)
+    """Limits high enough not to get in the way, and account changes seen at once; tests of those make their own."""
+    return ServerSettings(ingest_rate=1000, ingest_burst=1000, lookup_rate_per_minute=60000, lookup_burst=1000,
+                          account_cache_seconds=0)
 
 
 @pytest.fixture

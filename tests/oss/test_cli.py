@@ -89,5 +89,5 @@ def test_page_and_snippet(run, tmp_path: Path) -> None:  # type: ignore[no-untyp
 
 
 def test_migrate_reports_the_revision(run) -> None:  # type: ignore[no-untyped-def]
-    assert "from empty to oss0001" in run("migrate").output
-    assert "is at the newest revision (oss0001)" in run("migrate").output
+    assert "from empty to oss0002" in run("migrate").output
+    assert "is at the newest revision (oss0002)" in run("migrate").output

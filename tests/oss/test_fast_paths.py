@@ -15,7 +15,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from cartstatus.oss.app import ServerSettings, query_dict
+from cartstatus.oss.app import ServerSettings
+from cartstatus.oss.handlers import query_dict
 from cartstatus.oss.logs import BufferedLineHandler
 from cartstatus.oss.service import OssStore, iso
 from cartstatus.oss.storage import updates
@@ -53,15 +54,13 @@ async def test_hot_endpoints_answer_under_a_root_path(oss_app: Starlette, accoun
     assert found.json()["status"] == "Shipped"
 
 
-async def test_the_routing_table_answers_the_same_as_the_quick_way(oss_app: Starlette,
-                                                                   account: Callable[..., str]) -> None:
+async def test_the_routing_table_answers_the_same_as_the_quick_way(oss_app: Starlette, account: Callable[..., str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Starlette's own route for the endpoints (what a request reaches when it misses the quick way)."""
     token = account()
+    monkeypatch.setattr(oss_app, "hot", {})  # every request takes the router
 
-    async def routed(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await Starlette.__call__(oss_app, scope, receive, send)
-
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=routed), base_url="http://oss.test") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=oss_app), base_url="http://oss.test") as c:
         stored = await c.post("/api/v1/updates", json=update_body(), headers=bearer(token))
         missing = await c.post("/api/v1/updates", json=update_body())
     assert stored.status_code == 200 and stored.json()["result"] == "OK"
@@ -69,40 +68,33 @@ async def test_the_routing_table_answers_the_same_as_the_quick_way(oss_app: Star
     assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
 
 
-class CommitFails:
-    """The writer's database connection, whose COMMIT fails as a full or failing disk would make it."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
-
-    def commit(self) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
-
-
 async def test_an_update_is_answered_ok_only_once_committed(oss_app: Starlette, account: Callable[..., str],
                                                             oss_store: OssStore,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     token = account()
-    writer = oss_app.state.oss.writer
-    real = writer._connection()
-    writer._conn = CommitFails(real)
+    real = oss_store.ingest
+
+    def commit_fails(jobs: Any) -> Any:
+        # As a full or failing disk makes the COMMIT fail: the transaction is rolled back.
+        with oss_store.engine.begin() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    oss_store.ingest = commit_fails  # type: ignore[method-assign]
     body = update_body()
     transport = httpx.ASGITransport(app=oss_app, raise_app_exceptions=False)
     caplog.set_level(logging.INFO, logger="cartstatus.oss")
     async with httpx.AsyncClient(transport=transport, base_url="http://oss.test") as c:
         failed = await c.post("/api/v1/updates", json=body, headers=bearer(token))
         assert failed.status_code == 500
-        assert failed.text == "Internal Server Error"
+        assert failed.json()["message"] == "Internal Server Error"
         assert failed.headers["x-content-type-options"] == "nosniff"
         assert count(oss_store, updates) == 0  # rolled back: nothing half-stored
-        writer._conn = real
+        oss_store.ingest = real  # type: ignore[method-assign]
         again = await c.post("/api/v1/updates", json=body, headers=bearer(token))
     assert again.status_code == 200 and "idempotent-replayed" not in again.headers
     assert count(oss_store, updates) == 1
-    assert "committing 1 updates failed" in caplog.text
+    assert "storing an update failed: OperationalError: disk I/O error" in caplog.text
     access = [json.loads(r.getMessage()) for r in caplog.records if r.name == "cartstatus.oss.access"]
     assert [line["status"] for line in access] == [500, 200]
 
