@@ -23,7 +23,6 @@ import httpx
 from .circuits import Circuit
 from .config import Config, ControllerSettings
 from .connector import Connector, RateLimit, outcome_for_transport_error, reason_text
-from .metrics import ControllerMetrics
 from .outcomes import SUCCESS, Failed, Outcome, RetryLater, outcome_detail
 from .plugins import get_connectors, notify_delivered, notify_parked
 from .ratelimits import REQUEST_WAITED, Pacer
@@ -125,6 +124,8 @@ class StackController:
         self._broken: set[tuple[str, str]] = set()  # connectors that failed to start (logged once)
         #: Each destination's circuit breaker (store, connector), made at its first send.
         self.circuits: dict[tuple[str, str], Circuit] = {}
+        from .metrics import ControllerMetrics  # prometheus-client: loaded by a controller, never by `fire`
+
         self.metrics = ControllerMetrics(stack, lambda: [c.as_dict() for c in list(self.circuits.values())])
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartstatus-stack")
         self._wake: asyncio.Event | None = None
