@@ -178,7 +178,8 @@ def _worded(errors: Iterable[jsonschema.ValidationError]) -> Iterator[jsonschema
     for err in errors:
         if err.validator == "type":
             wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-            err.message = f"{as_written(err.instance)} is not {' or '.join(_TYPE_WORDS.get(str(t), str(t)) for t in wanted)}"
+            words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in wanted)
+            err.message = f"{as_written(err.instance)} is not {words}"
         yield err
 
 
