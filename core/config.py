@@ -9,6 +9,7 @@ installed connectors).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import ruamel.yaml
 import sqlalchemy as sa
-import yaml
 
 from .connector import Connector
 from .events import KNOWN_EVENTS, match_event, nearest_events
@@ -361,17 +362,32 @@ def _anchor_sqlite(url: str, base_dir: Path) -> str:
     return url
 
 
-def write_status_events(path: Path, events: list[StatusEvent]) -> None:
-    """Replace the ``status_events`` section, keeping the rest of the file's data."""
-    data: dict[str, Any] = {}
-    if path.exists():
-        loaded, _ = load_yaml(path)
-        data = loaded or {}
-    data["status_events"] = [
-        {"event": e.event, "order_status": e.order_status, "notify_cart": e.notify_cart} | (
-            {"custom": True} if e.custom else {}) for e in events
-    ]
-    data.setdefault("system", {}).setdefault("UseStatusUpdates", True)
+def edit_setup_file(path: Path, change: Callable[[Any], None]) -> None:
+    """Change the setup file's data in place, keeping its comments, order and quoting (``cartstatus setup``,
+    ``events load-defaults``); a file not there yet is started. Written whole, then moved over the old one."""
+    rt = ruamel.yaml.YAML()  # round-trip: comments and order come back as they were
+    rt.preserve_quotes = True
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.width = 4096  # a long line stays one line
+    data = rt.load(path.read_text(encoding="utf-8")) if path.exists() else None
+    if data is None:
+        data = ruamel.yaml.CommentedMap()
+    change(data)
+    out = io.StringIO()
+    rt.dump(data, out)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    tmp.write_text(out.getvalue(), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_status_events(path: Path, events: list[StatusEvent]) -> None:
+    """Replace the ``status_events`` section, keeping the rest of the file as it is."""
+
+    def change(data: Any) -> None:
+        data["status_events"] = [
+            {"event": e.event, "order_status": e.order_status, "notify_cart": e.notify_cart} | (
+                {"custom": True} if e.custom else {}) for e in events
+        ]
+        data.setdefault("system", {}).setdefault("UseStatusUpdates", True)
+
+    edit_setup_file(path, change)

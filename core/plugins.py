@@ -51,6 +51,7 @@ COMMAND_PLUGINS = (
     "cartstatus.matrix_commands",
     "cartstatus.diagnose",
     "cartstatus.test_command",
+    "cartstatus.setup_wizard",
 )
 #: Every built-in plugin module; they register before any third-party plugin, so theirs win a clash.
 DEFAULT_PLUGINS = CONNECTOR_PLUGINS + COMMAND_PLUGINS
