@@ -20,8 +20,13 @@ OSS_TOKEN = "tok-wizard-3e1f"
 
 
 @pytest.fixture
-def cart_url() -> Iterator[str]:
-    with serve_in_thread(SetiSimulator(user="om", password=SHOP_PASSWORD, code="main").app()) as url:
+def cart() -> SetiSimulator:
+    return SetiSimulator(user="om", password=SHOP_PASSWORD, code="main")
+
+
+@pytest.fixture
+def cart_url(cart: SetiSimulator) -> Iterator[str]:
+    with serve_in_thread(cart.app()) as url:
         yield url
 
 
@@ -91,7 +96,7 @@ def test_a_wrong_answer_is_asked_again(tmp_path: Path, cart_url: str) -> None:
     assert check(setup).exit_code == 0
 
 
-def test_the_same_from_flags(tmp_path: Path, cart_url: str, oss_url: str) -> None:
+def test_the_same_from_flags(tmp_path: Path, cart: SetiSimulator, cart_url: str, oss_url: str) -> None:
     setup = tmp_path / "cartstatus.yaml"
     result = wizard(setup, [], "--no-input", "--use-status-updates", "--default-events", "--store", "main",
                     "--cart", "seti", "--setting", f"url={cart_url}/seom.php", "--setting", "user=om",
@@ -104,6 +109,16 @@ def test_the_same_from_flags(tmp_path: Path, cart_url: str, oss_url: str) -> Non
     assert result.exit_code == 0, result.output
     assert check(setup).exit_code == 0
     assert CliRunner().invoke(main, ["--config", str(setup), "test"]).exit_code == 0
+
+    # It works as the demo does: an order shipped reaches the cart.
+    cart.add_order("C1001", "New")
+    (tmp_path / "orders.csv").write_text("order_number,store,status,cart_order_ref,email,zip\n"
+                                         "1001,main,New,C1001,shopper@example.com,12345\n")
+    for args in (["orders", "import", str(tmp_path / "orders.csv")], ["fire", "Order Shipped", "1001"],
+                 ["controller", "--drain"]):
+        ran = CliRunner().invoke(main, ["--config", str(setup), *args])
+        assert ran.exit_code == 0, ran.output
+    assert cart.orders["C1001"] == "Shipped"
 
 
 def test_flags_that_are_wrong_say_so_and_write_nothing(tmp_path: Path) -> None:
