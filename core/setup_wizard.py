@@ -87,14 +87,26 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
     return pairs
 
 
-def _secret_spec(asker: _Asker, key: str, given: str | None, description: str) -> dict[str, str] | str:
-    """A secret as the file will hold it: ``{$env: NAME}``, ``{$file: PATH}``, or inline when asked."""
+def _secret_spec(asker: _Asker, key: str, given: str | None, description: str,
+                 existing: Any = None) -> dict[str, str] | str:
+    """A secret as the file will hold it: ``{$env: NAME}``, ``{$file: PATH}``, or inline when asked.
+
+    The secret the file has already is the default (never shown when it is inline).
+    """
+    if isinstance(existing, dict) and len(existing) == 1:
+        was_kind, was_where = next(iter(existing.items()))
+        was_kind = str(was_kind).lstrip("$")
+    else:
+        was_kind, was_where = ("inline", existing) if isinstance(existing, str) else ("env", None)
     if given is None and asker.interactive:
         kind = click.prompt(f"{key} ({description}) is a secret: keep it in an environment variable, a file, or "
-                            "inline (written in clear)", type=click.Choice(SECRET_KINDS), default="env")
+                            "inline (written in clear)", type=click.Choice(SECRET_KINDS), default=was_kind)
+        keep = was_where if kind == was_kind and kind != "inline" else None
         where = click.prompt({"env": "  the variable's name", "file": "  the file's path (beside the setup file)",
-                              "inline": "  the value"}[kind], hide_input=kind == "inline")
+                              "inline": "  the value"}[kind], hide_input=kind == "inline", default=keep)
         given = f"{kind}:{where}"
+    if given is None and was_where is not None:
+        return existing  # type: ignore[no-any-return]
     if given is None:
         fail(f"--secret {key}=env:NAME (or file:PATH, inline:VALUE) is needed with --no-input", 2)
     kind, sep, where = given.partition(":")
@@ -118,7 +130,8 @@ def _connector_settings(asker: _Asker, cls: type[Connector], existing: dict[str,
     for key in wanted:
         prop = properties.get(key, {})
         if prop.get("secret"):
-            settings[key] = _secret_spec(asker, key, secrets.get(key), prop.get("description", key))
+            settings[key] = _secret_spec(asker, key, secrets.get(key), prop.get("description", key),
+                                         existing.get(key))
             continue
         default = existing.get(key, prop.get("default"))
         given = flags.get(key)
@@ -224,17 +237,24 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
     # Page 1: status updates and the OSS account.
     use = asker.confirm(use_status_updates, "Use status updates (send order status changes to carts or the OSS)?",
                         bool(current.get("system", {}).get("UseStatusUpdates", True)))
-    have_oss = oss_url is not None or (asker.interactive and click.confirm(
-        "Do you have an Order Status System (OSS) account, for stores whose cart takes no updates?", default=False))
+    # The file's OSS account (a store's oss:) is offered again.
+    known: dict[str, Any] = next((s["oss"] for s in current.get("stores", []) if isinstance(s.get("oss"), dict)), {})
+    have_oss = oss_url is not None or (click.confirm(
+        "Do you have an Order Status System (OSS) account, for stores whose cart takes no updates?",
+        default=bool(known)) if asker.interactive else bool(known))
     oss_block: dict[str, Any] | None = None
     if have_oss:
         oss_block = {
-            "url": asker.ask(oss_url, "The OSS's address", "--oss-url").rstrip("/"),
-            "merchant": asker.ask(oss_merchant, "Your merchant name at the OSS", "--oss-merchant"),
-            "token": _secret_spec(asker, "token", oss_token, "the store's OSS token"),
-            "subscription_expires": asker.ask(oss_expires, "The subscription's last day (YYYY-MM-DD)",
-                                              "--oss-expires", type=click.DateTime(["%Y-%m-%d"])).date(),
+            "url": asker.ask(oss_url, "The OSS's address", "--oss-url", default=known.get("url")).rstrip("/"),
+            "merchant": asker.ask(oss_merchant, "Your merchant name at the OSS", "--oss-merchant",
+                                  default=known.get("merchant")),
+            "token": _secret_spec(asker, "token", oss_token, "the store's OSS token", known.get("token")),
         }
+        expires = asker.ask(oss_expires, "The subscription's last day (YYYY-MM-DD)", "--oss-expires",
+                            default=known.get("subscription_expires"), type=click.DateTime(["%Y-%m-%d"]))
+        # A date from the file (text) when kept without a prompt, else click's datetime.
+        oss_block["subscription_expires"] = (expires.date() if isinstance(expires, dt.datetime)
+                                             else dt.date.fromisoformat(str(expires)))
         token = _resolved(oss_block["token"], base_dir)
         if run_tests and token is not None:
             oss = OssSettings(oss_block["url"], oss_block["merchant"], token, oss_block["subscription_expires"])

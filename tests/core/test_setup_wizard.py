@@ -84,6 +84,11 @@ def test_the_wizard_writes_a_setup_file_check_accepts_then_edits_it(tmp_path: Pa
     assert check(setup).exit_code == 0
     assert CliRunner().invoke(main, ["--config", str(setup), "test"]).exit_code == 0
 
+    # Once more, every answer the one offered (Enter): the file's own values are the defaults; nothing changes.
+    third = wizard(setup, ["", "", "", "", "", "", "", "", "", "outlet", "americart"])
+    assert third.exit_code == 0, third.output
+    assert setup.read_text() == text
+
 
 def test_a_wrong_answer_is_asked_again(tmp_path: Path, cart_url: str) -> None:
     setup = tmp_path / "cartstatus.yaml"
@@ -103,6 +108,12 @@ def test_the_same_from_flags(tmp_path: Path, cart: SetiSimulator, cart_url: str,
                     "--setting", "code=main", "--setting", "timeout=10", "--secret", "password=env:SHOP_PASSWORD")
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(setup.read_text())["stores"][0]["connector"]["timeout"] == 10
+    # Again for one setting: the store's others, its secret reference included, stay as they are.
+    again = wizard(setup, [], "--no-input", "--store", "main", "--cart", "seti", "--setting", "timeout=20")
+    assert again.exit_code == 0, again.output
+    assert yaml.safe_load(setup.read_text())["stores"][0]["connector"] == {
+        "url": f"{cart_url}/seom.php", "user": "om", "password": {"$env": "SHOP_PASSWORD"}, "code": "main",
+        "timeout": 20}
     result = wizard(setup, [], "--no-input", "--oss-url", oss_url, "--oss-merchant", "outlet",
                     "--oss-token", "env:OSS_TOKEN", "--oss-expires", "2099-12-31", "--store", "outlet",
                     "--cart", "americart")
@@ -143,4 +154,14 @@ def test_a_refused_test_still_writes_and_exits_1(tmp_path: Path, cart_url: str,
                     "--secret", "password=env:WRONG")
     assert result.exit_code == 1
     assert "refused Invalid user name or password" in result.output
+    assert check(setup).exit_code == 0
+
+
+def test_load_default_events_keeps_the_file_s_comments(tmp_path: Path) -> None:
+    setup = tmp_path / "cartstatus.yaml"
+    setup.write_text("# kept by hand\nsystem:\n  UseStatusUpdates: false   # not yet\nstack:\n  url: sqlite:///s.db\n")
+    result = CliRunner().invoke(main, ["--config", str(setup), "events", "load-defaults"])
+    assert result.exit_code == 0, result.output
+    text = setup.read_text()
+    assert text.startswith("# kept by hand\nsystem:\n  UseStatusUpdates: false   # not yet\nstack:\n")
     assert check(setup).exit_code == 0
