@@ -106,7 +106,7 @@ def _secret_spec(asker: _Asker, key: str, given: str | None, description: str,
                               "inline": "  the value"}[kind], hide_input=kind == "inline", default=keep)
         given = f"{kind}:{where}"
     if given is None and was_where is not None:
-        return existing  # type: ignore[no-any-return]
+        return existing
     if given is None:
         fail(f"--secret {key}=env:NAME (or file:PATH, inline:VALUE) is needed with --no-input", 2)
     kind, sep, where = given.partition(":")
