@@ -23,7 +23,7 @@ from typing import Any
 import click
 import jsonschema
 
-from .config import ConfigError, OssSettings, config_path, edit_setup_file
+from .config import ConfigError, OssSettings, config_path, config_schema, edit_setup_file
 from .connector import Connector
 from .events import DEFAULT_STATUS_EVENTS
 from .hookspecs import hookimpl
@@ -118,38 +118,45 @@ def _secret_spec(asker: _Asker, key: str, given: str | None, description: str,
 def _connector_settings(asker: _Asker, cls: type[Connector], existing: dict[str, Any], flags: dict[str, str],
                         secrets: dict[str, str]) -> dict[str, Any]:
     """Each setting of the connector's schema asked (required ones, and optional ones given or already set),
-    then the whole checked against the schema; a wrong one is asked again."""
+    each checked against its schema as it is answered; a wrong one is asked again."""
     schema = cls.settings_schema
     properties: dict[str, Any] = schema.get("properties", {})
     required = list(schema.get("required", []))
     unknown = sorted(set(flags) - set(properties) | set(secrets) - set(properties))
     if unknown:
         fail(f"connector {cls.name!r} has no setting {', '.join(unknown)}; its settings: {', '.join(properties)}", 2)
+    misplaced = sorted({k for k in flags if properties[k].get("secret")}
+                       | {k for k in secrets if not properties[k].get("secret")})
+    if misplaced:
+        fail(f"{', '.join(misplaced)}: a secret is given with --secret KEY=env:NAME, any other setting with "
+             "--setting KEY=VALUE", 2)
     wanted = required + [k for k in properties if k not in required and (k in flags or k in secrets or k in existing)]
     settings: dict[str, Any] = {}
+    wording = Wording(quote_values=False, whose=cls.name)
     for key in wanted:
         prop = properties.get(key, {})
         if prop.get("secret"):
             settings[key] = _secret_spec(asker, key, secrets.get(key), prop.get("description", key),
                                          existing.get(key))
-            continue
-        default = existing.get(key, prop.get("default"))
-        given = flags.get(key)
-        while True:
-            raw = asker.ask(given, f"{key} ({prop.get('description', prop.get('type', 'text'))})", f"--setting {key}",
-                            default=None if default is None else str(default).lower()
-                            if isinstance(default, bool) else str(default))
-            value = _typed(str(raw), prop)
-            problems = explain_all(jsonschema.Draft202012Validator(prop).iter_errors(value),
-                                   Wording(quote_values=False, whose=cls.name))
-            if not problems:
-                settings[key] = value
-                break
-            message = f"{key}: {problems[0][1]}"
-            if not asker.interactive or given is not None:
-                fail(message, 2)
-            warn(message)
+        else:
+            settings[key] = _ask_valid(asker, flags.get(key), f"{key} ({prop.get('description', 'text')})",
+                                       f"--setting {key}", prop, existing.get(key, prop.get("default")), wording)
     return settings
+
+
+def _ask_valid(asker: _Asker, given: str | None, text: str, flag: str, schema: dict[str, Any], default: Any,
+               wording: Wording) -> Any:
+    """One answer, typed and checked against ``schema``: asked again when wrong, an error when it came as a flag."""
+    shown = None if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+    while True:
+        value = _typed(str(asker.ask(given, text, flag, default=shown)), schema)
+        problems = explain_all(jsonschema.Draft202012Validator(schema).iter_errors(value), wording)
+        if not problems:
+            return value
+        message = f"{flag.removeprefix('--setting ').removeprefix('--')}: {problems[0][1]}"
+        if not asker.interactive or given is not None:
+            fail(message, 2)
+        warn(message)
 
 
 def _find_row(asker: _Asker, given: str | None, extra: Path | None) -> Any:
@@ -268,9 +275,12 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
     # A store.
     store: dict[str, Any] | None = None
     if store_id is not None or (asker.interactive and click.confirm("Set up a store now?", default=True)):
-        sid = asker.ask(store_id, "The store's id (letters, digits, _ . -)", "--store")
+        id_schema = config_schema()["properties"]["stores"]["items"]["properties"]["id"]
+        sid = _ask_valid(asker, store_id, "The store's id (letters, digits, _ . -)", "--store", id_schema, None,
+                         Wording())
         old: dict[str, Any] = next((s for s in current.get("stores", []) if s.get("id") == sid), {})
-        row, matrix = _find_row(asker, cart, None)
+        extra = current.get("matrix", {}).get("extra")
+        row, matrix = _find_row(asker, cart, base_dir / extra if extra else None)
         store = {"id": sid, "cart": row.key}
         blocked = row.why_not_native(matrix.installed)
         if blocked is None:
@@ -303,11 +313,16 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
                     stores[at].pop(gone, None)
                 stores[at].update(store)  # the keys it had stay where they were (status_map too)
 
+    before = path.read_bytes() if path.exists() else None
     edit_setup_file(path, change)
     try:
         load_config(path)
-    except ConfigError as exc:
-        fail(f"{path} was written but cannot be used:\n{exc}", 2)
+    except ConfigError as exc:  # put the file back as it was: a setup file that cannot be used stops everything
+        if before is None:
+            path.unlink()
+        else:
+            path.write_bytes(before)
+        fail(f"the answers make a setup file that cannot be used, so {path} is left as it was:\n{exc}", 2)
     console.print(f"Wrote {path}. Next: `cartstatus check`, `cartstatus test`, then `cartstatus controller`.",
                   highlight=False)
     sys.exit(0 if passed else 1)

@@ -142,7 +142,25 @@ def test_flags_that_are_wrong_say_so_and_write_nothing(tmp_path: Path) -> None:
     result = wizard(setup, [], "--no-input", "--store", "main", "--cart", "no such cart at all")
     assert result.exit_code == 2
     assert "is not a cart of the shopping-cart matrix" in result.output
+    result = wizard(setup, [], "--no-input", "--store", "main shop")
+    assert result.exit_code == 2
+    assert "store: 'main shop' is not valid: expected letters, digits, _ . - (at most 64)" in result.output
+    result = wizard(setup, [], "--no-input", "--store", "main", "--cart", "seti", "--setting", "password=x")
+    assert result.exit_code == 2
+    assert "password: a secret is given with --secret KEY=env:NAME" in result.output
     assert not setup.exists()
+
+
+def test_answers_that_make_an_unusable_file_leave_it_as_it_was(tmp_path: Path) -> None:
+    setup = tmp_path / "cartstatus.yaml"
+    setup.write_text("# ours\nsystem: {UseStatusUpdates: true}\n")
+    # Each answer is right alone; together they are not: a 200 s send cannot fit in the 60 s lease.
+    result = wizard(setup, [], "--no-input", "--store", "main", "--cart", "seti", "--setting", "url=http://x",
+                    "--setting", "user=om", "--setting", "code=main", "--setting", "timeout=200",
+                    "--secret", "password=env:SHOP_PASSWORD", "--no-test")
+    assert result.exit_code == 2
+    assert "cannot fit inside the lease" in result.output and "is left as it was" in result.output
+    assert setup.read_text() == "# ours\nsystem: {UseStatusUpdates: true}\n"
 
 
 def test_a_refused_test_still_writes_and_exits_1(tmp_path: Path, cart_url: str,
