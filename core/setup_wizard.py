@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from .matrix import MatrixError, find_cart
 from .plugins import get_connectors
 from .routing import cart_matrix, load_config
 from .schema_errors import Wording, explain_all
-from .secrets import SecretError, resolve_secret
+from .secrets import SecretError, resolve_secret, wrap_secrets
 from .settings_test import try_connector, try_oss
 from .terminal import console, fail, warn
 from .yamlfile import load_yaml
@@ -184,15 +185,14 @@ def _report(what: str, ok: bool, detail: str) -> bool:
     return ok
 
 
-def _resolved(spec: Any, base_dir: Path) -> Any:
-    """A setting with its secrets read, for Test Settings (None when a secret cannot be read yet)."""
-    if isinstance(spec, dict):
-        try:
-            return resolve_secret(spec, base_dir=base_dir)
-        except SecretError as exc:
-            warn(f"{exc}: Test Settings skipped; run `cartstatus test` once it is set")
-            return None
-    return spec
+def _readable(read: Callable[[], Any]) -> Any:
+    """Settings with their secrets read, for Test Settings; None (the test skipped, saying why) when one
+    cannot be read yet (a variable this shell has not exported)."""
+    try:
+        return read()
+    except SecretError as exc:
+        warn(f"{exc}: Test Settings skipped; run `cartstatus test` once it is set")
+        return None
 
 
 @click.command("setup")
@@ -251,10 +251,12 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
         default=bool(known)) if asker.interactive else bool(known))
     oss_block: dict[str, Any] | None = None
     if have_oss:
+        oss_schema = config_schema()["properties"]["stores"]["items"]["properties"]["oss"]["properties"]
         oss_block = {
-            "url": asker.ask(oss_url, "The OSS's address", "--oss-url", default=known.get("url")).rstrip("/"),
-            "merchant": asker.ask(oss_merchant, "Your merchant name at the OSS", "--oss-merchant",
-                                  default=known.get("merchant")),
+            "url": _ask_valid(asker, oss_url, "The OSS's address", "--oss-url", oss_schema["url"],
+                              known.get("url"), Wording()).rstrip("/"),
+            "merchant": _ask_valid(asker, oss_merchant, "Your merchant name at the OSS", "--oss-merchant",
+                                   oss_schema["merchant"], known.get("merchant"), Wording()),
             "token": _secret_spec(asker, "token", oss_token, "the store's OSS token", known.get("token")),
         }
         expires = asker.ask(oss_expires, "The subscription's last day (YYYY-MM-DD)", "--oss-expires",
@@ -262,8 +264,8 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
         # A date from the file (text) when kept without a prompt, else click's datetime.
         oss_block["subscription_expires"] = (expires.date() if isinstance(expires, dt.datetime)
                                              else dt.date.fromisoformat(str(expires)))
-        token = _resolved(oss_block["token"], base_dir)
-        if run_tests and token is not None:
+        token = _readable(lambda: resolve_secret(oss_block["token"], base_dir=base_dir)) if run_tests else None
+        if token is not None:
             oss = OssSettings(oss_block["url"], oss_block["merchant"], token, oss_block["subscription_expires"])
             result = asyncio.run(try_oss(oss))
             passed &= _report("the OSS", result.ok, result.detail)
@@ -287,8 +289,10 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
             cls = get_connectors()[row.connector]
             store["connector"] = _connector_settings(asker, cls, old.get("connector", {}),
                                                      _pairs(settings, "--setting"), _pairs(secrets, "--secret"))
-            resolved = {k: _resolved(v, base_dir) for k, v in store["connector"].items()}
-            if run_tests and None not in resolved.values():
+            connector = store["connector"]
+            resolved = _readable(lambda: wrap_secrets(connector, cls.settings_schema, base_dir)) if run_tests \
+                else None
+            if resolved is not None:
                 result = asyncio.run(try_connector(cls, resolved))
                 passed &= _report(f"{row.name} ({cls.name})", result.ok, result.detail)
         elif oss_block is not None:

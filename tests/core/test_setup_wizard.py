@@ -183,3 +183,14 @@ def test_load_default_events_keeps_the_file_s_comments(tmp_path: Path) -> None:
     text = setup.read_text()
     assert text.startswith("# kept by hand\nsystem:\n  UseStatusUpdates: false   # not yet\nstack:\n")
     assert check(setup).exit_code == 0
+
+
+def test_a_secret_is_written_in_clear_only_when_asked(tmp_path: Path, oss_url: str) -> None:
+    setup = tmp_path / "cartstatus.yaml"
+    result = wizard(setup, [], "--no-input", "--oss-url", oss_url, "--oss-merchant", "outlet",
+                    "--oss-token", f"inline:{OSS_TOKEN}", "--oss-expires", "2099-12-31", "--store", "outlet",
+                    "--cart", "americart")
+    assert result.exit_code == 0, result.output
+    assert "Test Settings, the OSS: OK" in result.output
+    assert yaml.safe_load(setup.read_text())["stores"][0]["oss"]["token"] == OSS_TOKEN
+    assert OSS_TOKEN not in result.output
