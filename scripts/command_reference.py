@@ -26,7 +26,10 @@ Every command takes the setup file as `cartstatus --config FILE COMMAND` (else `
 
 
 def _sections(command: click.Command, parent: click.Context | None, name: str) -> list[str]:
-    ctx = click.Context(command, parent=parent, info_name=name, terminal_width=WIDTH, max_content_width=WIDTH)
+    # The command's own context settings (``-h`` for help), as when it runs: click keeps the help option it
+    # made first, so a reference made without them would differ after the command ran once in the process.
+    settings = {**command.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    ctx = click.Context(command, parent=parent, info_name=name, **settings)
     path = ctx.command_path
     sections = [f"## {path}\n\n```text\n{command.get_help(ctx)}\n```\n"]
     if isinstance(command, click.Group):
