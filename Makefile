@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench cassettes clean services-up services-down
+.PHONY: demo test lint typecheck bench cassettes docs clean services-up services-down
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -29,6 +29,10 @@ cassettes: $(STAMP)
 
 lint: $(STAMP)
 	@scripts/lint.sh $(BIN)
+
+# The command reference (docs/commands.md), from the CLI's own help; a test fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python scripts/command_reference.py
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

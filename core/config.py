@@ -9,9 +9,10 @@ installed connectors).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import ruamel.yaml
 import sqlalchemy as sa
-import yaml
 
 from .connector import Connector
 from .events import KNOWN_EVENTS, match_event, nearest_events
@@ -154,12 +155,41 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
+#: A schema type in the words of someone writing YAML.
+_TYPE_WORDS = {"string": "text", "boolean": "true or false", "integer": "a whole number", "number": "a number",
+               "object": "a mapping (key: value lines)", "array": "a list", "null": "empty"}
+
+
+def as_written(value: Any) -> str:
+    """A value as a setup file writes it, never as Python shows it (``true``, not ``True``)."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = str(value)
+        return text if len(text) <= 40 else text[:40] + "..."
+    if isinstance(value, str):
+        return repr(value if len(value) <= 80 else value[:80] + "...")
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else "a value"
+
+
+def _worded(errors: Iterable[jsonschema.ValidationError]) -> Iterator[jsonschema.ValidationError]:
+    """Type errors said in YAML's words: jsonschema's show Python's repr (``None``, ``True``, a dict)."""
+    for err in errors:
+        if err.validator == "type":
+            wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+            words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in wanted)
+            err.message = f"{as_written(err.instance)} is not {words}"
+        yield err
+
+
 def _schema_problems(path: Path, data: Any, locate: Locator) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(
         config_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
     return [Problem(path, locate(data_path), dotted(data_path), message)
-            for data_path, message in explain_all(validator.iter_errors(data))]
+            for data_path, message in explain_all(_worded(validator.iter_errors(data)))]
 
 
 def read_config(path: str | os.PathLike[str] | None, connector_for: ConnectorFor) -> Config:
@@ -240,12 +270,11 @@ def _build(p: Path, data: dict[str, Any], locate: Locator, connector_for: Connec
                     url=o["url"].rstrip("/"),
                     merchant=o["merchant"],
                     token=resolve_secret(o["token"], base_dir=base_dir),
+                    # The schema's format: date checked it is a real YYYY-MM-DD date.
                     subscription_expires=dt.date.fromisoformat(o["subscription_expires"]),
                 )
         except SecretError as exc:
             bad(["stores", i, "oss", "token"], str(exc))
-        except ValueError as exc:
-            bad(["stores", i, "oss", "subscription_expires"], f"expected a date YYYY-MM-DD ({exc})")
         if raw["cart"] not in classes:
             classes[raw["cart"]] = connector_for(raw["cart"])
         cls = classes[raw["cart"]]
@@ -333,17 +362,32 @@ def _anchor_sqlite(url: str, base_dir: Path) -> str:
     return url
 
 
-def write_status_events(path: Path, events: list[StatusEvent]) -> None:
-    """Replace the ``status_events`` section, keeping the rest of the file's data."""
-    data: dict[str, Any] = {}
-    if path.exists():
-        loaded, _ = load_yaml(path)
-        data = loaded or {}
-    data["status_events"] = [
-        {"event": e.event, "order_status": e.order_status, "notify_cart": e.notify_cart} | (
-            {"custom": True} if e.custom else {}) for e in events
-    ]
-    data.setdefault("system", {}).setdefault("UseStatusUpdates", True)
+def edit_setup_file(path: Path, change: Callable[[Any], None]) -> None:
+    """Change the setup file's data in place, keeping its comments, order and quoting (``cartstatus setup``,
+    ``events load-defaults``); a file not there yet is started. Written whole, then moved over the old one."""
+    rt = ruamel.yaml.YAML()  # round-trip: comments and order come back as they were
+    rt.preserve_quotes = True
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.width = 4096  # a long line stays one line
+    data = rt.load(path.read_text(encoding="utf-8")) if path.exists() else None
+    if data is None:
+        data = ruamel.yaml.CommentedMap()
+    change(data)
+    out = io.StringIO()
+    rt.dump(data, out)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    tmp.write_text(out.getvalue(), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_status_events(path: Path, events: list[StatusEvent]) -> None:
+    """Replace the ``status_events`` section, keeping the rest of the file as it is."""
+
+    def change(data: Any) -> None:
+        data["status_events"] = [
+            {"event": e.event, "order_status": e.order_status, "notify_cart": e.notify_cart} | (
+                {"custom": True} if e.custom else {}) for e in events
+        ]
+        data.setdefault("system", {}).setdefault("UseStatusUpdates", True)
+
+    edit_setup_file(path, change)

@@ -46,7 +46,13 @@ CONNECTOR_PLUGINS = (
     "cartstatus.connectors.medusa.plugin",
 )
 #: Built-in command plugins: the ``cartstatus`` commands that come through ``register_commands``.
-COMMAND_PLUGINS = ("cartstatus.plugin_commands", "cartstatus.matrix_commands", "cartstatus.diagnose")
+COMMAND_PLUGINS = (
+    "cartstatus.plugin_commands",
+    "cartstatus.matrix_commands",
+    "cartstatus.diagnose",
+    "cartstatus.test_command",
+    "cartstatus.setup_wizard",
+)
 #: Every built-in plugin module; they register before any third-party plugin, so theirs win a clash.
 DEFAULT_PLUGINS = CONNECTOR_PLUGINS + COMMAND_PLUGINS
 

@@ -4,7 +4,11 @@ Read defensively, as a hostile file would be written: at most :data:`MAX_BYTES`,
 UTF-8 only, parsed once, nested at most :data:`MAX_DEPTH` levels; aliases may
 add at most :data:`MAX_ALIAS_VALUES` values (an alias bomb is refused before it
 expands); a repeated key, a non-finite number (``.inf``, ``.nan``) or a
-recursive alias is an error with its line. Dates stay text: the schemas check them.
+recursive alias is an error with its line. Dates stay text, written plain, quoted or
+tagged ``!!timestamp``: the schemas check them (``format: date``), so a date is
+accepted however it is written and a bad one is named as written, never as a
+Python value. Values JSON has no type for (``!!binary``, ``!!set``, ``!!omap``,
+``!!pairs``) are refused with their line: no schema could word them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _FLOAT = "tag:yaml.org,2002:float"
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+#: Tags whose values JSON (and so the schemas) has no type for.
+_NOT_JSON = {f"tag:yaml.org,2002:{name}" for name in ("binary", "set", "omap", "pairs")}
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when built
 
 
@@ -70,6 +76,10 @@ class _Loader(_Base):  # type: ignore[valid-type,misc]
             raise _Unreadable(node, str(exc)) from None
 
 
+# An explicit ``!!timestamp`` stays text too, as written.
+_Loader.add_constructor(_TIMESTAMP, lambda loader, node: loader.construct_scalar(node))
+
+
 def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -87,7 +97,13 @@ def _check(path: Path, loader: _Loader, root: yaml.Node) -> dict[int, list[Any]]
     def fail(node: yaml.Node, data_path: list[Any], message: str) -> YamlFileError:
         return YamlFileError(path, _line(node), dotted(data_path), message)
 
+    def not_json(node: yaml.Node, data_path: list[Any]) -> YamlFileError:
+        return fail(node, data_path, f"a !!{node.tag.rpartition(':')[2]} value cannot be used here: "
+                                     "write text, a number, true/false, a list or a mapping")
+
     def scalar(node: yaml.Node, data_path: list[Any]) -> None:
+        if node.tag in _NOT_JSON:
+            raise not_json(node, data_path)
         paths[id(node)] = data_path
         sizes[id(node)] = 1
         if node.tag == _FLOAT and not math.isfinite(loader.construct_object(node)):
@@ -112,6 +128,8 @@ def _check(path: Path, loader: _Loader, root: yaml.Node) -> dict[int, list[Any]]
             continue
         if key in paths:
             raise fail(parent, data_path, "an alias refers to a value that contains it: write the values out")
+        if node.tag in _NOT_JSON:
+            raise not_json(node, data_path)
         if isinstance(node, yaml.ScalarNode):
             scalar(node, data_path)
             continue

@@ -62,7 +62,7 @@ BAD_SETUPS: list[tuple[str, str, str | int | tuple[str, int], str, str]] = [
      "unknown key 'stack_controller'; allowed: controller, matrix, stack, status_events, stores, system"),
     ("UseStatusUpdates not a boolean",
      setup_text(lambda d: d["system"].update(UseStatusUpdates="maybe")), "UseStatusUpdates", "system.UseStatusUpdates",
-     "'maybe' is not of type 'boolean' (expected true or false"),
+     "'maybe' is not true or false (expected true or false"),
     ("unknown status event",
      setup_text(_event(1, event="Order Teleported")), "Order Teleported", "status_events[1].event",
      "'Order Teleported' is not a known status event; expected one of: Order Received"),
@@ -106,7 +106,8 @@ BAD_SETUPS: list[tuple[str, str, str | int | tuple[str, int], str, str]] = [
     ("OSS end date not a date",
      setup_text(lambda d: d["stores"].append({"id": "b", "cart": "papercart", "oss": {
          "url": "https://oss.test", "merchant": "shop-b", "token": "t", "subscription_expires": "2099-02-30"}})),
-     "2099-02-30", "stores[1].oss.subscription_expires", "'2099-02-30' is not a 'date'"),
+     "2099-02-30", "stores[1].oss.subscription_expires",
+     "'2099-02-30' is not valid: expected the subscription's last day, a date YYYY-MM-DD"),
     ("controller concurrency zero",
      setup_text(lambda d: d["controller"].update(concurrency=0)), "concurrency", "controller.concurrency",
      "0 is less than the minimum of 1"),

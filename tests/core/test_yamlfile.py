@@ -22,13 +22,19 @@ def test_a_merge_override_is_located_on_its_own_line(tmp_path: Path) -> None:
 
 
 def test_dates_stay_text_for_the_schema_to_check(tmp_path: Path) -> None:
-    data, _ = read(tmp_path, "a: 2027-11-30\nb: 2027-02-30\n")
-    assert data == {"a": "2027-11-30", "b": "2027-02-30"}
+    data, _ = read(tmp_path, "a: 2027-11-30\nb: 2027-02-30\nc: '2027-11-30'\nd: !!timestamp 2027-11-30\n"
+                             "e: !!timestamp 2027-02-30\nf: 2027-11-30T10:00:00Z\n")
+    assert data == {"a": "2027-11-30", "b": "2027-02-30", "c": "2027-11-30", "d": "2027-11-30", "e": "2027-02-30",
+                    "f": "2027-11-30T10:00:00Z"}
 
 
 @pytest.mark.parametrize(("text", "line", "field", "message"), [
     ("a: 1\nb: " + "9" * 5000 + "\n", 2, "b", "cannot be read as int: Exceeds the limit (4300 digits)"),
-    ("a:\n  b: !!binary 'not base64!'\n", 2, "(syntax)", "not valid YAML: failed to decode base64 data"),
+    # Values JSON has no type for: a schema could only show them as Python does (b'hello', {'a': None}).
+    ("a:\n  b: !!binary 'not base64!'\n", 2, "a.b", "a !!binary value cannot be used here: write text"),
+    ("a: !!binary aGVsbG8=\n", 1, "a", "a !!binary value cannot be used here"),
+    ("a: 1\nb: !!set {x, y}\n", 2, "b", "a !!set value cannot be used here"),
+    ("a: [1, !!omap [x: 1]]\n", 1, "a[1]", "a !!omap value cannot be used here"),
     ("a: 1\n---\nb: 2\n", 2, "(syntax)",
      "not valid YAML: expected a single document in the stream, but found another document"),
     ("a: [1, 2\n", 2, "(syntax)", "not valid YAML"),
