@@ -8,8 +8,8 @@ every secret of the setup file masked. ``cartstatus test`` and ``cartstatus
 setup`` run them.
 
 The OSS's account endpoint, ``GET {oss.url}/api/v1/account`` with the store's
-bearer token, answers 200 ``{"merchant": ..., "subscription_expires":
-"YYYY-MM-DD"}``, 401 for an unknown or revoked token, 402 with the end date
+bearer token, answers 200 ``{"merchant": ..., "expires":
+"YYYY-MM-DD", ...}``, 401 for an unknown or revoked token, 402 with the end date
 (``expires``) for a lapsed subscription.
 """
 
@@ -72,7 +72,7 @@ def account_result(oss: OssSettings, response: httpx.Response, today: dt.date | 
                                        "ask the OSS operator for a new token (cartstatus-oss accounts rotate-token) "
                                        "and put it in the store's oss.token")
     if code == 402:
-        ended = _date(reply.get("expires")) or _date(reply.get("subscription_expires"))
+        ended = _date(reply.get("expires"))
         return ConnectionResult(False, f"the OSS subscription of merchant {merchant} lapsed (ended "
                                        f"{ended or 'on an earlier date'}): renew it with the OSS operator, then set "
                                        "the store's oss.subscription_expires to the new end date")
@@ -82,10 +82,10 @@ def account_result(oss: OssSettings, response: httpx.Response, today: dt.date | 
     if code != 200:
         said = str(reply.get("message") or "").strip()
         return ConnectionResult(False, f"HTTP {code} from the OSS at {oss.url}" + (f": {said}" if said else ""))
-    until = _date(reply.get("subscription_expires"))
+    until = _date(reply.get("expires"))
     if not isinstance(reply.get("merchant"), str) or until is None:
         return ConnectionResult(False, f"the OSS at {oss.url} answered 200 without its account reply (merchant and "
-                                       "subscription_expires): check the store's oss.url")
+                                       "expires): check the store's oss.url")
     if reply["merchant"] != merchant:
         return ConnectionResult(False, f"the token belongs to merchant {reply['merchant']}, not {merchant}: check "
                                        "the store's oss.merchant and oss.token")

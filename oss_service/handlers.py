@@ -202,9 +202,13 @@ class OssApp:
         return reply.for_merchant(account.merchant)
 
     async def get_account(self, request: Request) -> Response:
+        """The token's account: what `cartstatus test` checks ("Test Settings"); a lapsed one answers 402 with
+        its end date, as an update would."""
         account = await self._account(request)
         if isinstance(account, Reply):
             return account.response()
+        if not account.active(self.store.today()):
+            return _lapsed(account).response()
         return JSONResponse(account.as_dict(self.store.today()))
 
     async def get_order(self, request: Request) -> Response:

@@ -82,6 +82,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                                         "responses": {"200": {"description": "merchant and subscription",
                                                               "content": {"application/json": {}}},
                                                       "401": _error("unknown or revoked token"),
+                                                      "402": _error("subscription lapsed (its end date in expires)"),
                                                       "429": _error("too many requests without a valid token")}}},
             "/api/v1/orders/{order_number}": {"get": {
                 "summary": "The store's own order", "security": [{"storeToken": []}],

@@ -112,6 +112,9 @@ class OssConnector(Connector):
             return ConnectionResult(False, outcome_for_transport_error(exc).reason)
         if response.status_code == 401:
             return ConnectionResult(False, "the OSS refused the token (unknown or revoked)")
+        if response.status_code == 402:
+            return ConnectionResult(False, f"merchant {self.merchant}: subscription ended "
+                                           f"{_reply(response).get('expires')}")
         if response.status_code != 200:
             return ConnectionResult(False, f"HTTP {response.status_code} from {self.base_url}")
         info = _reply(response)

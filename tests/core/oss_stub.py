@@ -1,7 +1,7 @@
 """A stand-in for the OSS's account endpoint (``GET /api/v1/account``), as ``cartstatus test`` expects it to answer.
 
 The OSS server gains the endpoint itself later; until then this stub is the contract:
-200 ``{"merchant", "subscription_expires"}``, 401 for an unknown or revoked token,
+200 ``{"merchant", "expires"}``, 401 for an unknown or revoked token,
 402 with the end date (``expires``) for a lapsed subscription.
 """
 
@@ -42,7 +42,7 @@ class OssAccounts:
             return JSONResponse({"error": "subscription lapsed", "merchant": account.merchant, "expires": end,
                                  "message": f"the OSS subscription of merchant {account.merchant} ended on {end}"},
                                 status_code=402)
-        return JSONResponse({"merchant": account.merchant, "subscription_expires": account.expires.isoformat()})
+        return JSONResponse({"merchant": account.merchant, "expires": account.expires.isoformat(), "active": True})
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/api/v1/account", self._account, methods=["GET"])])

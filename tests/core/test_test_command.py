@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 from cartstatus.cli import main
 from cartstatus.connectors.seti.simulator import SetiSimulator
+from cartstatus.oss.app import create_app
+from cartstatus.oss.service import OssStore
+from cartstatus.oss.storage import open_oss_database
 from cartstatus.serve import local_socket, serve_in_thread
 from click.testing import CliRunner, Result
 
 from ..conftest import SHOP_PASSWORD
-from .oss_stub import Account, OssAccounts
 
-TOKENS = {"GOOD_TOKEN": "tok-good-8f2a", "REVOKED_TOKEN": "tok-revoked-77c1", "LAPSED_TOKEN": "tok-lapsed-1b9e",
-          "OTHER_TOKEN": "tok-other-5d3c"}
+#: The environment variables the setup file names, each holding the token the OSS gave that merchant.
+TOKENS: dict[str, str] = {}
 WRONG_PASSWORD = "not-the-Pass-42"
 
 
@@ -33,15 +35,20 @@ def cart_url(cart: SetiSimulator) -> Iterator[str]:
 
 
 @pytest.fixture
-def oss_url() -> Iterator[str]:
-    accounts = OssAccounts({
-        TOKENS["GOOD_TOKEN"]: Account("outlet", dt.date(2099, 12, 31)),
-        TOKENS["REVOKED_TOKEN"]: Account("revoked", dt.date(2099, 12, 31), revoked=True),
-        TOKENS["LAPSED_TOKEN"]: Account("old-shop", dt.date(2020, 1, 31)),
-        TOKENS["OTHER_TOKEN"]: Account("someone-else", dt.date(2099, 12, 31)),
-    })
-    with serve_in_thread(accounts.app()) as url:
-        yield url
+def oss_url(tmp_path: Path) -> Iterator[str]:
+    """The real OSS server, with a good, a revoked, a lapsed and another merchant's account."""
+    store = OssStore(open_oss_database(f"sqlite:///{tmp_path / 'oss.db'}"))
+    for name, merchant, expires in (("GOOD_TOKEN", "outlet", dt.date(2099, 12, 31)),
+                                    ("REVOKED_TOKEN", "revoked", dt.date(2099, 12, 31)),
+                                    ("LAPSED_TOKEN", "old-shop", dt.date(2020, 1, 31)),
+                                    ("OTHER_TOKEN", "someone-else", dt.date(2099, 12, 31))):
+        TOKENS[name] = store.create_account(merchant, expires)[1]
+    store.revoke("revoked")
+    try:
+        with serve_in_thread(create_app(store)) as url:
+            yield url
+    finally:
+        store.engine.dispose()
 
 
 @pytest.fixture

@@ -265,12 +265,15 @@ async def test_a_late_update_does_not_overwrite_a_newer_status(client: httpx.Asy
 
 async def test_account_endpoint_answers_for_the_token(client: httpx.AsyncClient, account: Callable[..., str],
                                                       clock: Clock) -> None:
-    token = account("acme", expires=dt.date(2026, 5, 31))
+    token = account("acme", expires=dt.date(2099, 5, 31))
     info = (await client.get("/api/v1/account", headers=bearer(token))).json()
     assert info["merchant"] == "acme"
-    assert info["expires"] == "2026-05-31"
-    assert info["active"] is False
+    assert info["expires"] == "2099-05-31"
+    assert info["active"] is True
     assert "token" not in info
+    # Lapsed: 402 with the end date, as an update would get ("Test Settings" says so).
+    lapsed = await client.get("/api/v1/account", headers=bearer(account("old", expires=dt.date(2026, 5, 31))))
+    assert lapsed.status_code == 402 and lapsed.json()["expires"] == "2026-05-31"
 
 
 async def test_health_metrics_and_openapi(client: httpx.AsyncClient, account: Callable[..., str]) -> None:
