@@ -10,13 +10,13 @@ import pytest
 import yaml
 from cartstatus.cli import main
 from cartstatus.connectors.seti.simulator import SetiSimulator
+from cartstatus.oss.app import create_app
+from cartstatus.oss.service import OssStore
+from cartstatus.oss.storage import open_oss_database
 from cartstatus.serve import serve_in_thread
 from click.testing import CliRunner, Result
 
 from ..conftest import SHOP_PASSWORD
-from .oss_stub import Account, OssAccounts
-
-OSS_TOKEN = "tok-wizard-3e1f"
 
 
 @pytest.fixture
@@ -31,10 +31,26 @@ def cart_url(cart: SetiSimulator) -> Iterator[str]:
 
 
 @pytest.fixture
-def oss_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("OSS_TOKEN", OSS_TOKEN)
-    with serve_in_thread(OssAccounts({OSS_TOKEN: Account("outlet", dt.date(2099, 12, 31))}).app()) as url:
-        yield url
+def oss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """The real OSS server with merchant outlet's account: its URL and token (in $OSS_TOKEN)."""
+    store = OssStore(open_oss_database(f"sqlite:///{tmp_path / 'oss.db'}"))
+    _, token = store.create_account("outlet", dt.date(2099, 12, 31))
+    monkeypatch.setenv("OSS_TOKEN", token)
+    try:
+        with serve_in_thread(create_app(store)) as url:
+            yield url, token
+    finally:
+        store.engine.dispose()
+
+
+@pytest.fixture
+def oss_url(oss: tuple[str, str]) -> str:
+    return oss[0]
+
+
+@pytest.fixture
+def oss_token(oss: tuple[str, str]) -> str:
+    return oss[1]
 
 
 def wizard(setup: Path, answers: list[str], *flags: str) -> Result:
@@ -46,7 +62,7 @@ def check(setup: Path) -> Result:
 
 
 def test_the_wizard_writes_a_setup_file_check_accepts_then_edits_it(tmp_path: Path, cart_url: str,
-                                                                    oss_url: str) -> None:
+                                                                    oss_url: str, oss_token: str) -> None:
     setup = tmp_path / "cartstatus.yaml"
     first = wizard(setup, [
         "y",                                   # use status updates
@@ -63,7 +79,7 @@ def test_the_wizard_writes_a_setup_file_check_accepts_then_edits_it(tmp_path: Pa
     data = yaml.safe_load(setup.read_text())
     assert data["stores"] == [{"id": "main", "cart": "seti", "connector": {
         "url": f"{cart_url}/seom.php", "user": "om", "password": {"$env": "SHOP_PASSWORD"}, "code": "main"}}]
-    assert SHOP_PASSWORD not in setup.read_text() and OSS_TOKEN not in setup.read_text()
+    assert SHOP_PASSWORD not in setup.read_text() and oss_token not in setup.read_text()
 
     # Run again: a comment of the merchant's stays, a store whose cart takes no updates goes to the OSS.
     setup.write_text("# our shop's setup, kept by hand too\n" + setup.read_text().replace(
@@ -185,12 +201,12 @@ def test_load_default_events_keeps_the_file_s_comments(tmp_path: Path) -> None:
     assert check(setup).exit_code == 0
 
 
-def test_a_secret_is_written_in_clear_only_when_asked(tmp_path: Path, oss_url: str) -> None:
+def test_a_secret_is_written_in_clear_only_when_asked(tmp_path: Path, oss_url: str, oss_token: str) -> None:
     setup = tmp_path / "cartstatus.yaml"
     result = wizard(setup, [], "--no-input", "--oss-url", oss_url, "--oss-merchant", "outlet",
-                    "--oss-token", f"inline:{OSS_TOKEN}", "--oss-expires", "2099-12-31", "--store", "outlet",
+                    "--oss-token", f"inline:{oss_token}", "--oss-expires", "2099-12-31", "--store", "outlet",
                     "--cart", "americart")
     assert result.exit_code == 0, result.output
     assert "Test Settings, the OSS: OK" in result.output
-    assert yaml.safe_load(setup.read_text())["stores"][0]["oss"]["token"] == OSS_TOKEN
-    assert OSS_TOKEN not in result.output
+    assert yaml.safe_load(setup.read_text())["stores"][0]["oss"]["token"] == oss_token
+    assert oss_token not in result.output
