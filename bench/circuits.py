@@ -27,7 +27,6 @@ import asyncio
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import yaml
 from cartstatus import StackController, StatusEngine, load_config
-from cartstatus.serve import serve_on_fd, start_server_process
+from cartstatus.serve import serve_on_fd, start_server_process, stop_server_process
 from figures import print_headlines
 
 USER, PASSWORD, CODE = "om", "secret", "main"  # the simulator factory's defaults
@@ -118,11 +117,7 @@ def main() -> int:
                     print(f"round {round_no + 1}: {run}: the healthy store drained in {seconds:.2f} s "
                           f"(load average {os.getloadavg()[0]:.2f})", flush=True)
         finally:
-            sim.terminate()
-            try:
-                sim.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sim.kill()
+            stop_server_process(sim)
     alone = statistics.median(times["alone"])
     print_headlines(healthy_alone_s=f"{alone:.2f}",
                     refused_ratio=f"{statistics.median(times['refused']) / alone:.2f}",

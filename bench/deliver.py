@@ -60,7 +60,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +70,7 @@ import httpx
 import yaml
 from cartstatus import StackController, StatusEngine, load_config
 from cartstatus.connectors.seti import SetiConnector, protocol
-from cartstatus.serve import serve_on_fd, start_server_process
+from cartstatus.serve import serve_on_fd, start_server_process, stop_server_process
 from cartstatus.transport import CartTransport
 from figures import print_headlines
 
@@ -224,11 +223,7 @@ def main() -> int:
                     raise SystemExit(f"bench: the simulator accepted {got} updates, expected {4 * len(requests)}")
             engine.db.dispose()
         finally:
-            sim.terminate()
-            try:
-                sim.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sim.kill()
+            stop_server_process(sim)
 
     deliver = statistics.median(delivered)
     bare = statistics.median(sequential)

@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 import yaml
 from cartstatus import StackController, StatusEngine, load_config
-from cartstatus.serve import serve_on_fd, start_server_process
+from cartstatus.serve import serve_on_fd, start_server_process, stop_server_process
 from figures import print_headlines
 from pgserver import ENV, postgres_database
 
@@ -187,11 +187,7 @@ def main() -> int:
                     figures[f"{label}_p50_ms"] = f"{p50:.1f}"
                     figures[f"{label}_p99_ms"] = f"{p99:.1f}"
         finally:
-            sim.terminate()
-            try:
-                sim.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sim.kill()
+            stop_server_process(sim)
     print_headlines(**figures)
     return 0
 

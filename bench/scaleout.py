@@ -37,7 +37,7 @@ import httpx
 import yaml
 from cartstatus import StatusEngine, load_config
 from cartstatus.events import KNOWN_EVENTS
-from cartstatus.serve import serve_on_fd, start_server_process
+from cartstatus.serve import serve_on_fd, start_server_process, stop_server_process
 from figures import print_headlines
 from pgserver import postgres_database
 
@@ -138,11 +138,7 @@ def main() -> int:
                 print(f"{controllers} controller(s): {rates[controllers]:,.0f} updates/s "
                       f"(load average {os.getloadavg()[0]:.2f})", flush=True)
         finally:
-            sim.terminate()
-            try:
-                sim.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sim.kill()
+            stop_server_process(sim)
     print_headlines(one_per_s=f"{rates[1]:.0f}", two_per_s=f"{rates[2]:.0f}",
                     scaleout_ratio=f"{rates[2] / rates[1]:.2f}")
     return 0

@@ -94,3 +94,13 @@ def start_server_process(argv: Sequence[str], probe: str = "/", **popen: Any) ->
     proc.kill()
     proc.wait()
     raise RuntimeError(f"the server {' '.join(argv)} did not answer {url}{probe} within {START_TIMEOUT * 2:g} s")
+
+
+def stop_server_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """End a process :func:`start_server_process` started: asked to stop, killed if it has not within ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
