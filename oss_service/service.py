@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from cartstatus.times import iso_utc as iso
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from .reads import reads_for
 from .storage import accounts, orders, updates, write_transaction
 from .wire import parse_instant
 
@@ -252,23 +252,20 @@ class OrderView:
 class OssStore:
     """The OSS's data, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine, today: Any = dt.date.today, *, readers: int = 4) -> None:
+    def __init__(self, engine: Engine, today: Any = dt.date.today, *, threads: int = 4) -> None:
         self.engine = engine
         self.today = today
-        # The hot reads (lookups, tokens) run on a few threads of their own, each keeping one
-        # connection in autocommit: one round trip per read, no pool checkout, ping or rollback.
-        self.readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="oss-read")
-        self._local = threading.local()
-        self._pinned: list[Any] = []
-        self._pinned_lock = threading.Lock()
-        self._postgres = engine.dialect.name == "postgresql"
-        self._dbapi_errors: tuple[type[Exception], ...] = (engine.dialect.loaded_dbapi.OperationalError,
-                                                           engine.dialect.loaded_dbapi.InterfaceError)
+        # Work that may wait on the database (a failed lookup's count, a page's account) runs on these.
+        self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="oss-db")
+        # The hot reads (lookups, tokens) are done from the event loop without it waiting (reads.py).
+        self.reads = reads_for(engine, self.run)
         # Accounts are never deleted nor renamed: a merchant's id, once read, holds for good.
         self._merchant_ids: dict[str, int] = {}
         self._pyformat = engine.dialect.paramstyle == "pyformat"
         self._sql_cache: dict[str, str] = {}
         self._lookup_sql = {kind: self._sql(_LOOKUP_SQL.format(kind=kind)) for kind in ("email", "zip")}
+        self._merchant_id_sql = self._sql(_MERCHANT_ID)
+        self._account_by_hash_sql = self._sql(_ACCOUNTS_BY_HASH.format(hashes=":h"))
         self._failures_recorded = 0
         # The ingest statements run on the driver's cursor, which raises the driver's own error.
         self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError,
@@ -286,58 +283,18 @@ class OssStore:
         return found
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` on a reader thread, awaited without holding up the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.readers, partial(fn, *args, **kwargs))
+        """``fn(*args, **kwargs)`` on a database thread, awaited without holding up the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.threads, partial(fn, *args, **kwargs))
 
     def close(self) -> None:
-        """Stop the reader threads and give up their connections."""
-        self.readers.shutdown(wait=True)
-        with self._pinned_lock:
-            pinned, self._pinned = self._pinned, []
-        for conn in pinned:
-            conn.invalidate()  # not back to the pool: it is in autocommit
-        self._local = threading.local()
+        """Stop the threads and give up the connections of the reads."""
+        self.threads.shutdown(wait=True)
+        self.reads.close()
 
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.engine.raw_connection()
-            if self._postgres:
-                dbapi = conn.dbapi_connection
-                assert dbapi is not None  # a connection just checked out
-                dbapi.autocommit = True  # a read is its own transaction: no BEGIN, no ROLLBACK
-            self._local.conn = conn
-            with self._pinned_lock:
-                self._pinned.append(conn)
-        return conn
-
-    def _read(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """Rows of one statement, straight through the driver on this thread's own connection.
-
-        A connection the server dropped (a restart) is replaced and the read tried once more.
-        """
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                cur = conn.cursor()
-                try:
-                    cur.execute(sql, params)
-                    return list(cur.fetchall())
-                finally:
-                    cur.close()
-            except self._dbapi_errors:
-                self._local.conn = None
-                with self._pinned_lock:
-                    self._pinned.remove(conn)
-                conn.invalidate()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def merchant_id(self, merchant: str) -> int | None:
+    async def merchant_id(self, merchant: str) -> int | None:
         found = self._merchant_ids.get(merchant)
         if found is None:
-            rows = self._read(self._sql(_MERCHANT_ID), {"merchant": merchant})
+            rows = await self.reads.rows(self._merchant_id_sql, {"merchant": merchant})
             if not rows:
                 return None
             if len(self._merchant_ids) > 100_000:
@@ -412,12 +369,9 @@ class OssStore:
             return self.account(merchant)
         return self._change(merchant, **values)
 
-    def account_for_token(self, token: str) -> Account | None:
-        return self.account_for_hash(hash_token(token))
-
-    def account_for_hash(self, token_hash: str) -> Account | None:
+    async def account_for_hash(self, token_hash: str) -> Account | None:
         """The account whose token has this sha256 (revoked ones too: the caller tells them apart)."""
-        rows = self._read(self._sql(_ACCOUNTS_BY_HASH.format(hashes=":h")), {"h": token_hash})
+        rows = await self.reads.rows(self._account_by_hash_sql, {"h": token_hash})
         return _account_from_tuple(rows[0]) if rows else None
 
     # -- storing updates ---------------------------------------------------
@@ -541,8 +495,9 @@ class OssStore:
 
     # -- reading -----------------------------------------------------------
 
-    def lookup(self, merchant: str, order_number: str, *, email: str | None = None, zip_code: str | None = None,
-               failure_limit: int = LOOKUP_FAILURE_LIMIT, window: float = LOOKUP_FAILURE_WINDOW) -> OrderView | None:
+    async def lookup(self, merchant: str, order_number: str, *, email: str | None = None,
+                     zip_code: str | None = None, failure_limit: int = LOOKUP_FAILURE_LIMIT,
+                     window: float = LOOKUP_FAILURE_WINDOW) -> OrderView | None:
         """The order when the email or ZIP matches; None for every other case alike.
 
         A wrong email, a wrong ZIP, an unknown order and an unknown or revoked
@@ -555,16 +510,16 @@ class OssStore:
             return None
         now = time.time()
         since = now - window
-        account_id = self.merchant_id(merchant) or 0
+        account_id = await self.merchant_id(merchant) or 0
         kind, value = ("email", email) if email else ("zip", zip_code or "")
-        rows = self._read(self._lookup_sql[kind], {
+        rows = await self.reads.rows(self._lookup_sql[kind], {
             "merchant": merchant, "number": order_number, "since": since, "account_id": account_id,
             "digest": lookup_digest(account_id, kind, value)})
         oid, number, status, status_at, revoked_at, failures = rows[0][:6]
         if failures is not None and failures >= failure_limit:
             raise LookupsLocked(merchant, order_number)
         if oid is None or revoked_at is not None:
-            self._lookup_failed(merchant, order_number, now, since)
+            await self.run(self._lookup_failed, merchant, order_number, now, since)  # a write: it may wait
             return None
         history = [HistoryEntry(r[6], r[7], r[8], r[9]) for r in rows if r[6] is not None]
         return _order_view(merchant, number, status, status_at, history, [r[10] for r in rows])

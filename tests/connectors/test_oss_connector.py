@@ -81,7 +81,7 @@ async def test_delivered_then_already_done(connector: OssConnector, store: OssSt
     u = update()
     assert isinstance(await connector.send(u), Delivered)
     assert isinstance(await connector.send(u), AlreadyDone)
-    view = store.lookup("acme", "C1001", zip_code="12345")
+    view = await store.lookup("acme", "C1001", zip_code="12345")
     assert view is not None and view.status == "Shipped"
     assert [(t.carrier, t.number) for t in view.tracking] == [("UPS", "1Z999AA10123456784")]
 

@@ -8,7 +8,7 @@ import random
 import re
 import sqlite3
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -195,18 +195,18 @@ async def test_finding4_a_failed_lookup_reads_the_same_whether_the_order_exists_
         body = update_body(occurred_at=f"2026-06-01T{i // 60:02d}:{i % 60:02d}:00Z", status=f"S{i}")
         await client.post("/api/v1/updates", json=body, headers=bearer(token))
     reads: list[tuple[str, int]] = []
-    real = oss_store._read
+    real = oss_store.reads.rows
 
-    def spy(sql: str, params: dict[str, Any]) -> list[Any]:
-        rows = real(sql, params)
+    async def spy(sql: str, params: Mapping[str, Any]) -> list[Any]:
+        rows = await real(sql, params)
         reads.append((sql, len(rows)))
         return rows
 
-    oss_store.lookup("acme", "1001", zip_code="12345")  # the merchant's id is read once, then remembered
-    monkeypatch.setattr(oss_store, "_read", spy)
-    known = oss_store.lookup("acme", "1001", zip_code="99999")
+    await oss_store.lookup("acme", "1001", zip_code="12345")  # the merchant's id is read once, then remembered
+    monkeypatch.setattr(oss_store.reads, "rows", spy)
+    known = await oss_store.lookup("acme", "1001", zip_code="99999")
     known_reads, reads[:] = list(reads), []
-    unknown = oss_store.lookup("acme", "9999", zip_code="99999")
+    unknown = await oss_store.lookup("acme", "9999", zip_code="99999")
     assert known is None and unknown is None
     assert known_reads == reads  # the same statements, one row each: nothing of the history is read
     assert all(n == 1 for _, n in reads)

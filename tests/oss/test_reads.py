@@ -1,0 +1,89 @@
+"""The event loop's reads: SQLite on the loop unless SQLite says it would wait; PostgreSQL through asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cartstatus.oss.reads import PostgresReads, SqliteReads
+from cartstatus.storage import postgres_url
+
+from ..services import fresh_postgres_database
+
+
+async def test_a_sqlite_read_that_would_wait_is_done_on_a_thread_while_the_loop_goes_on(tmp_path: Path) -> None:
+    # A rollback-journal database: a writer's exclusive lock makes every reader wait (in WAL none does).
+    path = tmp_path / "plain.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE t (x INTEGER)")
+        setup.execute("INSERT INTO t VALUES (7)")
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 10})
+    threads = ThreadPoolExecutor(1)
+
+    async def run(fn: Any) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(threads, fn)
+
+    reads = SqliteReads(engine, run)
+    assert await reads.rows("SELECT x FROM t", {}) == [(7,)] and reads.deferred == 0  # on the loop
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE t SET x = 8")
+    try:
+        read = asyncio.ensure_future(reads.rows("SELECT x FROM t", {}))
+        ticks = 0
+        while not reads.deferred and ticks < 100:
+            await asyncio.sleep(0.01)  # the loop keeps running: this line is reached at all
+            ticks += 1
+        assert reads.deferred == 1  # SQLite said BUSY at once; the read went to a thread to wait there
+        assert not read.done()
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert await read == [(8,)]
+    reads.close()
+    threads.shutdown()
+    engine.dispose()
+
+
+async def test_a_sqlite_error_that_is_not_a_lock_is_raised(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+
+    async def run(fn: Any) -> list[Any]:
+        raise AssertionError("not handed to a thread")
+
+    reads = SqliteReads(engine, run)
+    try:
+        await reads.rows("SELECT * FROM missing", {})
+    except sqlite3.OperationalError as exc:
+        assert "no such table" in str(exc)
+    else:
+        raise AssertionError("no error")
+    finally:
+        reads.close()
+        engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_reads_share_a_few_connections_and_survive_a_dropped_one() -> None:
+    with fresh_postgres_database() as url:
+        reads = PostgresReads(url, size=2)
+        try:
+            got = await asyncio.gather(*(reads.rows("SELECT %(n)s::int, pg_backend_pid()", {"n": n})
+                                         for n in range(20)))
+            assert [r[0][0] for r in got] == list(range(20))
+            assert len({r[0][1] for r in got}) == 2  # twenty reads at once, on two connections
+            # The server ends both connections (as a restart would): the next reads open new ones.
+            admin = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                for pid in {r[0][1] for r in got}:
+                    conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.dispose()
+            again = await asyncio.gather(*(reads.rows("SELECT 1", {}) for _ in range(4)))
+            assert again == [[(1,)]] * 4
+        finally:
+            reads.close()
