@@ -88,8 +88,12 @@ class OssApp:
         self._openapi: bytes | None = None
         self._css = pages.css()
 
+    async def aclose(self) -> None:
+        """At the server's shutdown: what is queued is written, then the connections and threads are given up."""
+        await self.writer.aclose()
+        self.close()
+
     def close(self) -> None:
-        self.writer.close()
         self.store.close()
 
     # -- who is calling ----------------------------------------------------

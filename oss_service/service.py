@@ -23,7 +23,7 @@ from cartstatus.times import iso_utc as iso
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from .reads import reads_for
+from .loop_database import Plan, Step, loop_database, run_plan
 from .storage import accounts, orders, updates, write_transaction
 from .wire import parse_instant
 
@@ -257,8 +257,8 @@ class OssStore:
         self.today = today
         # Work that may wait on the database (a failed lookup's count, a page's account) runs on these.
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="oss-db")
-        # The hot reads (lookups, tokens) are done from the event loop without it waiting (reads.py).
-        self.reads = reads_for(engine, self.run)
+        # Hot reads (lookups, tokens) and group commits, from the event loop without it waiting.
+        self.db = loop_database(engine, self.run)
         # Accounts are never deleted nor renamed: a merchant's id, once read, holds for good.
         self._merchant_ids: dict[str, int] = {}
         self._pyformat = engine.dialect.paramstyle == "pyformat"
@@ -287,14 +287,14 @@ class OssStore:
         return await asyncio.get_running_loop().run_in_executor(self.threads, partial(fn, *args, **kwargs))
 
     def close(self) -> None:
-        """Stop the threads and give up the connections of the reads."""
+        """Stop the threads and give up the event loop's connections."""
         self.threads.shutdown(wait=True)
-        self.reads.close()
+        self.db.close()
 
     async def merchant_id(self, merchant: str) -> int | None:
         found = self._merchant_ids.get(merchant)
         if found is None:
-            rows = await self.reads.rows(self._merchant_id_sql, {"merchant": merchant})
+            rows = await self.db.rows(self._merchant_id_sql, {"merchant": merchant})
             if not rows:
                 return None
             if len(self._merchant_ids) > 100_000:
@@ -371,7 +371,7 @@ class OssStore:
 
     async def account_for_hash(self, token_hash: str) -> Account | None:
         """The account whose token has this sha256 (revoked ones too: the caller tells them apart)."""
-        rows = await self.reads.rows(self._account_by_hash_sql, {"h": token_hash})
+        rows = await self.db.rows(self._account_by_hash_sql, {"h": token_hash})
         return _account_from_tuple(rows[0]) if rows else None
 
     # -- storing updates ---------------------------------------------------
@@ -386,40 +386,40 @@ class OssStore:
         now, and reading it answers replay or conflict.
         """
         try:
-            with write_transaction(self.engine) as conn:
-                return self._ingest_in(conn, jobs)
+            return run_plan(self.engine, self.ingest_plan(jobs))
         except self.integrity_errors:
             if len(jobs) > 1:
                 raise
-            with write_transaction(self.engine) as conn:
-                return self._ingest_in(conn, jobs)
+            return run_plan(self.engine, self.ingest_plan(jobs))
 
-    def _ingest_in(self, conn: Connection, jobs: Sequence[IngestJob]) -> list[IngestResult]:
-        cur = conn.connection.cursor()  # the driver's cursor, inside SQLAlchemy's transaction
+    async def ingest_from_loop(self, jobs: Sequence[IngestJob]) -> list[IngestResult]:
+        """:meth:`ingest`, awaited from the event loop, which never waits on the database for it (loop_database)."""
         try:
-            return self.ingest_statements(cur, jobs)
-        finally:
-            cur.close()
+            return await self.db.transaction(self.ingest_plan(jobs))
+        except self.integrity_errors:
+            if len(jobs) > 1:
+                raise
+            return await self.db.transaction(self.ingest_plan(jobs))
 
-    def ingest_statements(self, cur: Any, jobs: Sequence[IngestJob]) -> list[IngestResult]:
-        """The statements that store ``jobs``, on a driver cursor inside an open write transaction.
+    def ingest_plan(self, jobs: Sequence[IngestJob]) -> Plan[list[IngestResult]]:
+        """The statements that store ``jobs``, one transaction's worth, each step given the rows of the last.
 
-        The caller commits (and only then may answer OK) or rolls back. An
-        IntegrityError means another writer stored the same key or order at the
-        same instant: roll back and use :meth:`ingest`, which retries job by job.
+        Written once, run by :func:`run_plan` on a thread or from the event loop
+        (loop_database). The runner commits (and only then may the OSS answer OK)
+        or rolls back. An IntegrityError means another writer stored the same key
+        or order at the same instant: the caller tries that job once more.
         """
         # A handful of statements per batch, whatever its size: statements are
         # built once (module level) and rows go in with executemany.
         now = time.time()
         today = self.today()
 
-        def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> list[Any]:
+        def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> Step:
             marks, more = _placeholders(prefix, values)
-            cur.execute(self._sql(template.format(**{prefix: marks})), {**params, **more})
-            return list(cur.fetchall())
+            return Step(self._sql(template.format(**{prefix: marks})), {**params, **more})
 
-        found_accounts = {r[9]: _account_from_tuple(r)
-                          for r in fetch(_ACCOUNTS_BY_HASH, "hashes", sorted({j.token_hash for j in jobs}))}
+        rows = yield fetch(_ACCOUNTS_BY_HASH, "hashes", sorted({j.token_hash for j in jobs}))
+        found_accounts = {r[9]: _account_from_tuple(r) for r in rows}
         results: list[IngestResult | None] = [None] * len(jobs)
         accepted: dict[int, list[tuple[int, IngestJob]]] = {}
         by_id: dict[int, Account] = {}
@@ -440,8 +440,10 @@ class OssStore:
             account = by_id[account_id]
             keys = sorted({j.body["idempotency_key"] for _, j in group})
             numbers = sorted({j.body["order_number"] for _, j in group})
-            seen = {r[0]: r[1] for r in fetch(_KEYS_SEEN, "keys", keys, account_id=account_id)}
-            known = {r[0]: [r[1], r[2]] for r in fetch(_ORDERS_FOUND, "numbers", numbers, account_id=account_id)}
+            rows = yield fetch(_KEYS_SEEN, "keys", keys, account_id=account_id)
+            seen = {r[0]: r[1] for r in rows}
+            rows = yield fetch(_ORDERS_FOUND, "numbers", numbers, account_id=account_id)
+            known = {r[0]: [r[1], r[2]] for r in rows}
             changes: dict[str, dict[str, Any]] = {}
             for i, job in group:
                 body = job.body
@@ -478,19 +480,19 @@ class OssStore:
             edits = [{"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
                      for n, c in changes.items() if n in known]
             if fresh:
-                cur.executemany(self._sql(_ORDER_INSERT), [
+                yield Step(self._sql(_ORDER_INSERT), [
                     {"account_id": account_id, "order_number": n, "now": now,
-                     **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh])
-                known.update({r[0]: [r[1], r[2]]
-                              for r in fetch(_ORDERS_FOUND, "numbers", fresh, account_id=account_id)})
+                     **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh], many=True)
+                rows = yield fetch(_ORDERS_FOUND, "numbers", fresh, account_id=account_id)
+                known.update({r[0]: [r[1], r[2]] for r in rows})
             if edits:
-                cur.executemany(self._sql(_ORDER_UPDATE), edits)
+                yield Step(self._sql(_ORDER_UPDATE), edits, many=True)
             for row in new_updates:
                 if row["account_id"] == account_id:
                     row["order_id"] = known[row["order_number"]][0]
         if new_updates:
-            cur.executemany(self._sql(_UPDATE_INSERT), [{k: v for k, v in row.items() if k != "order_number"}
-                                                        for row in new_updates])
+            yield Step(self._sql(_UPDATE_INSERT), [{k: v for k, v in row.items() if k != "order_number"}
+                                                   for row in new_updates], many=True)
         return [r if r is not None else IngestResult("unauthorized") for r in results]
 
     # -- reading -----------------------------------------------------------
@@ -512,7 +514,7 @@ class OssStore:
         since = now - window
         account_id = await self.merchant_id(merchant) or 0
         kind, value = ("email", email) if email else ("zip", zip_code or "")
-        rows = await self.reads.rows(self._lookup_sql[kind], {
+        rows = await self.db.rows(self._lookup_sql[kind], {
             "merchant": merchant, "number": order_number, "since": since, "account_id": account_id,
             "digest": lookup_digest(account_id, kind, value)})
         oid, number, status, status_at, revoked_at, failures = rows[0][:6]

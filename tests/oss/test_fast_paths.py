@@ -72,15 +72,15 @@ async def test_an_update_is_answered_ok_only_once_committed(oss_app: Starlette, 
                                                             oss_store: OssStore,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     token = account()
-    real = oss_store.ingest
+    real = oss_store.ingest_from_loop
 
-    def commit_fails(jobs: Any) -> Any:
+    async def commit_fails(jobs: Any) -> Any:
         # As a full or failing disk makes the COMMIT fail: the transaction is rolled back.
         with oss_store.engine.begin() as conn:
             conn.exec_driver_sql("SELECT 1")
         raise sqlite3.OperationalError("disk I/O error")
 
-    oss_store.ingest = commit_fails  # type: ignore[method-assign]
+    oss_store.ingest_from_loop = commit_fails  # type: ignore[method-assign]
     body = update_body()
     transport = httpx.ASGITransport(app=oss_app, raise_app_exceptions=False)
     caplog.set_level(logging.INFO, logger="cartstatus.oss")
@@ -90,7 +90,7 @@ async def test_an_update_is_answered_ok_only_once_committed(oss_app: Starlette, 
         assert failed.json()["message"] == "Internal Server Error"
         assert failed.headers["x-content-type-options"] == "nosniff"
         assert count(oss_store, updates) == 0  # rolled back: nothing half-stored
-        oss_store.ingest = real  # type: ignore[method-assign]
+        oss_store.ingest_from_loop = real  # type: ignore[method-assign]
         again = await c.post("/api/v1/updates", json=body, headers=bearer(token))
     assert again.status_code == 200 and "idempotent-replayed" not in again.headers
     assert count(oss_store, updates) == 1

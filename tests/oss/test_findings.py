@@ -96,8 +96,8 @@ async def test_finding2_a_body_that_cannot_be_stored_is_refused_by_validation(
     assert r.status_code == 422, r.text
 
 
-def test_finding2_a_failed_group_commit_fails_only_its_culprit(oss_store: OssStore,
-                                                               account: Callable[..., str]) -> None:
+async def test_finding2_a_failed_group_commit_fails_only_its_culprit(oss_store: OssStore,
+                                                                     account: Callable[..., str]) -> None:
     good, bad = account("acme"), account("bolt")
     jobs = [IngestJob(hash_token(good), b, body_digest(b))
             for b in (update_body(order_number=f"A{i}") for i in range(5))]
@@ -106,7 +106,7 @@ def test_finding2_a_failed_group_commit_fails_only_its_culprit(oss_store: OssSto
     jobs.insert(2, IngestJob(hash_token(bad), poison, body_digest(poison)))
     from cartstatus.oss.writer import BatchWriter
 
-    results = BatchWriter(oss_store).write_batch(jobs)
+    results = await BatchWriter(oss_store).write_batch(jobs)
     assert isinstance(results[2], Exception)
     assert [r.kind for i, r in enumerate(results) if i != 2] == ["stored"] * 5  # type: ignore[union-attr]
     with oss_store.engine.connect() as conn:
@@ -195,7 +195,7 @@ async def test_finding4_a_failed_lookup_reads_the_same_whether_the_order_exists_
         body = update_body(occurred_at=f"2026-06-01T{i // 60:02d}:{i % 60:02d}:00Z", status=f"S{i}")
         await client.post("/api/v1/updates", json=body, headers=bearer(token))
     reads: list[tuple[str, int]] = []
-    real = oss_store.reads.rows
+    real = oss_store.db.rows
 
     async def spy(sql: str, params: Mapping[str, Any]) -> list[Any]:
         rows = await real(sql, params)
@@ -203,7 +203,7 @@ async def test_finding4_a_failed_lookup_reads_the_same_whether_the_order_exists_
         return rows
 
     await oss_store.lookup("acme", "1001", zip_code="12345")  # the merchant's id is read once, then remembered
-    monkeypatch.setattr(oss_store.reads, "rows", spy)
+    monkeypatch.setattr(oss_store.db, "rows", spy)
     known = await oss_store.lookup("acme", "1001", zip_code="99999")
     known_reads, reads[:] = list(reads), []
     unknown = await oss_store.lookup("acme", "9999", zip_code="99999")

@@ -1,4 +1,4 @@
-"""The event loop's reads: SQLite on the loop unless SQLite says it would wait; PostgreSQL through asyncio."""
+"""The OSS database from the event loop: SQLite reads on the loop unless they would wait; PostgreSQL via asyncio."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cartstatus.oss.reads import PostgresReads, SqliteReads
+from cartstatus.oss.loop_database import PostgresFromLoop, SqliteFromLoop, Step
 from cartstatus.storage import postgres_url
 
 from ..services import fresh_postgres_database
@@ -28,7 +28,7 @@ async def test_a_sqlite_read_that_would_wait_is_done_on_a_thread_while_the_loop_
     async def run(fn: Any) -> list[Any]:
         return await asyncio.get_running_loop().run_in_executor(threads, fn)
 
-    reads = SqliteReads(engine, run)
+    reads = SqliteFromLoop(engine, run)
     assert await reads.rows("SELECT x FROM t", {}) == [(7,)] and reads.deferred == 0  # on the loop
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -56,7 +56,7 @@ async def test_a_sqlite_error_that_is_not_a_lock_is_raised(tmp_path: Path) -> No
     async def run(fn: Any) -> list[Any]:
         raise AssertionError("not handed to a thread")
 
-    reads = SqliteReads(engine, run)
+    reads = SqliteFromLoop(engine, run)
     try:
         await reads.rows("SELECT * FROM missing", {})
     except sqlite3.OperationalError as exc:
@@ -71,7 +71,7 @@ async def test_a_sqlite_error_that_is_not_a_lock_is_raised(tmp_path: Path) -> No
 @pytest.mark.postgres
 async def test_postgres_reads_share_a_few_connections_and_survive_a_dropped_one() -> None:
     with fresh_postgres_database() as url:
-        reads = PostgresReads(url, size=2)
+        reads = PostgresFromLoop(url, size=2)
         try:
             got = await asyncio.gather(*(reads.rows("SELECT %(n)s::int, pg_backend_pid()", {"n": n})
                                          for n in range(20)))
@@ -87,3 +87,33 @@ async def test_postgres_reads_share_a_few_connections_and_survive_a_dropped_one(
             assert again == [[(1,)]] * 4
         finally:
             reads.close()
+
+
+def counting_plan(values: list[int]) -> Any:
+    """A plan: insert the values, then read their sum (one step's rows feed the next)."""
+    yield Step("INSERT INTO t (x) VALUES (%(x)s)", [{"x": v} for v in values], many=True)
+    rows = yield Step("SELECT sum(x) FROM t", {})
+    return rows[0][0]
+
+
+@pytest.mark.postgres
+async def test_a_postgres_transaction_commits_rolls_back_and_reconnects() -> None:
+    with fresh_postgres_database() as url:
+        admin = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x integer CHECK (x < 100))"))
+        db = PostgresFromLoop(url)
+        try:
+            assert await db.transaction(counting_plan([1, 2, 3])) == 6
+            with pytest.raises(Exception, match="check"):
+                await db.transaction(counting_plan([4, 500]))  # refused: nothing of it is kept
+            assert await db.rows("SELECT count(*) FROM t", {}) == [(3,)]
+            with admin.connect() as conn:  # the server ends the writer's connection, as a restart would
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            with pytest.raises(Exception):  # noqa: B017 (the driver's error for a lost connection)
+                await db.transaction(counting_plan([7]))
+            assert await db.transaction(counting_plan([7])) == 13  # on a new connection
+        finally:
+            db.close()
+            admin.dispose()
