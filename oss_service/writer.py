@@ -36,7 +36,7 @@ class BatchWriter:
 
     async def submit(self, job: IngestJob) -> IngestResult:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._queue is None:
+        if self._loop is not loop or self._queue is None or self._task is None or self._task.done():
             self._loop, self._queue = loop, asyncio.Queue()
             self._task = loop.create_task(self._run(self._queue), name="oss-group-commit")
         future: asyncio.Future[IngestResult] = loop.create_future()
@@ -55,7 +55,13 @@ class BatchWriter:
                     batch.append(item)
             if not batch:
                 continue
-            results = await self.write_batch([job for job, _ in batch])
+            try:
+                results = await self.write_batch([job for job, _ in batch])
+            except BaseException as exc:  # not an update's fault (cancelled, out of memory): none is left waiting
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("writer stopped"))
+                raise
             self.batches += 1
             self.jobs += len(batch)
             for (_, future), result in zip(batch, results, strict=True):

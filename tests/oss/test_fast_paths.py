@@ -188,3 +188,18 @@ async def test_concurrent_updates_under_the_quick_way_are_each_stored_once(
     assert count(oss_store, updates) == 20
     writer = app.state.oss.writer
     assert writer.jobs == 20 and writer.batches >= 5  # max_batch 4: at least five commits
+
+
+async def test_the_group_commit_starts_again_after_it_stopped(oss_app: Starlette, account: Callable[..., str],
+                                                                oss_store: OssStore) -> None:
+    """A writer task that ended (its loop's shutdown, an error outside any update) is started again when needed."""
+    token = account()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=oss_app), base_url="http://oss.test") as c:
+        assert (await c.post("/api/v1/updates", json=update_body(), headers=bearer(token))).status_code == 200
+        writer = oss_app.state.oss.writer
+        assert writer._task is not None
+        writer._task.cancel()
+        await asyncio.sleep(0)
+        again = await c.post("/api/v1/updates", json=update_body(order_number="1002"), headers=bearer(token))
+    assert again.status_code == 200
+    assert count(oss_store, updates) == 2
