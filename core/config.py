@@ -70,6 +70,12 @@ class OssSettings:
         """A subscription is active through its end date."""
         return (today or dt.date.today()) <= self.subscription_expires
 
+    def connector_settings(self) -> dict[str, Any]:
+        """The ``oss`` connector's settings for this account: to send, and for its connection test (which
+        compares the OSS's end date with this file's)."""
+        return {"url": self.url, "merchant": self.merchant, "token": self.token,
+                "subscription_expires": self.subscription_expires.isoformat()}
+
 
 @dataclass(frozen=True)
 class Store:
