@@ -8,7 +8,8 @@ settings schema and checked, Test Settings run. The OSS account belongs to a
 store (``stores[].oss``): it is saved with the store set up, whatever its cart
 (one that takes updates falls back on it should its connector be missing);
 without a store, with the file's stores that use that account or need one.
-Secrets are written as ``$env``/``$file`` references, in clear only when asked. An existing file is edited, its comments and order kept.
+Secrets are written as ``$env``/``$file`` references, in clear only when
+asked. An existing file is edited, its comments and order kept.
 
 Every question has a flag; a question whose flag is given is not asked, and
 ``--no-input`` asks nothing (a missing answer is an error), for scripts.
