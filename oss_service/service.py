@@ -39,8 +39,8 @@ PAGE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "heigh
 
 
 # The ingest path speaks to the driver directly (executemany, no per-row
-# statement processing): written with :name parameters, turned into %(name)s
-# for PostgreSQL's driver by OssStore._sql.
+# statement processing): written with :name parameters, turned into each
+# driver's style by loop_database.
 _ACCOUNT_COLUMNS = ("id, merchant, display_name, token_hint, expires, revoked_at, created_at, header_html, "
                     "footer_html, token_hash")
 _ACCOUNTS_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_hash IN ({{hashes}})"
@@ -261,26 +261,12 @@ class OssStore:
         self.db = loop_database(engine, self.run)
         # Accounts are never deleted nor renamed: a merchant's id, once read, holds for good.
         self._merchant_ids: dict[str, int] = {}
-        self._pyformat = engine.dialect.paramstyle == "pyformat"
-        self._sql_cache: dict[str, str] = {}
-        self._lookup_sql = {kind: self._sql(_LOOKUP_SQL.format(kind=kind)) for kind in ("email", "zip")}
-        self._merchant_id_sql = self._sql(_MERCHANT_ID)
-        self._account_by_hash_sql = self._sql(_ACCOUNTS_BY_HASH.format(hashes=":h"))
+        self._lookup_sql = {kind: _LOOKUP_SQL.format(kind=kind) for kind in ("email", "zip")}
+        self._account_by_hash_sql = _ACCOUNTS_BY_HASH.format(hashes=":h")
         self._failures_recorded = 0
-        # The ingest statements run on the driver's cursor, which raises the driver's own error.
-        self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError,
-                                                              engine.dialect.loaded_dbapi.IntegrityError)
-
-    def _sql(self, text: str) -> str:
-        """``text`` in the driver's parameter style (sqlite3 takes :name as written)."""
-        if not self._pyformat:
-            return text
-        found = self._sql_cache.get(text)
-        if found is None:
-            if len(self._sql_cache) > 4096:
-                self._sql_cache.clear()
-            found = self._sql_cache[text] = re.sub(r"(?<!:):(\w+)", r"%(\1)s", text)
-        return found
+        # The ingest statements run on the drivers' own connections, which raise the drivers' own errors.
+        self.integrity_errors: tuple[type[Exception], ...] = (
+            IntegrityError, engine.dialect.loaded_dbapi.IntegrityError, *self.db.integrity_errors)
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` on a database thread, awaited without holding up the event loop."""
@@ -294,7 +280,7 @@ class OssStore:
     async def merchant_id(self, merchant: str) -> int | None:
         found = self._merchant_ids.get(merchant)
         if found is None:
-            rows = await self.db.rows(self._merchant_id_sql, {"merchant": merchant})
+            rows = await self.db.rows(_MERCHANT_ID, {"merchant": merchant})
             if not rows:
                 return None
             if len(self._merchant_ids) > 100_000:
@@ -416,7 +402,7 @@ class OssStore:
 
         def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> Step:
             marks, more = _placeholders(prefix, values)
-            return Step(self._sql(template.format(**{prefix: marks})), {**params, **more})
+            return Step(template.format(**{prefix: marks}), {**params, **more})
 
         rows = yield fetch(_ACCOUNTS_BY_HASH, "hashes", sorted({j.token_hash for j in jobs}))
         found_accounts = {r[9]: _account_from_tuple(r) for r in rows}
@@ -480,18 +466,18 @@ class OssStore:
             edits = [{"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
                      for n, c in changes.items() if n in known]
             if fresh:
-                yield Step(self._sql(_ORDER_INSERT), [
+                yield Step(_ORDER_INSERT, [
                     {"account_id": account_id, "order_number": n, "now": now,
                      **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh], many=True)
                 rows = yield fetch(_ORDERS_FOUND, "numbers", fresh, account_id=account_id)
                 known.update({r[0]: [r[1], r[2]] for r in rows})
             if edits:
-                yield Step(self._sql(_ORDER_UPDATE), edits, many=True)
+                yield Step(_ORDER_UPDATE, edits, many=True)
             for row in new_updates:
                 if row["account_id"] == account_id:
                     row["order_id"] = known[row["order_number"]][0]
         if new_updates:
-            yield Step(self._sql(_UPDATE_INSERT), [{k: v for k, v in row.items() if k != "order_number"}
+            yield Step(_UPDATE_INSERT, [{k: v for k, v in row.items() if k != "order_number"}
                                                    for row in new_updates], many=True)
         return [r if r is not None else IngestResult("unauthorized") for r in results]
 
@@ -529,10 +515,10 @@ class OssStore:
     def _lookup_failed(self, merchant: str, order_number: str, now: float, since: float) -> None:
         with write_transaction(self.engine) as conn:
             params = {"merchant": merchant, "number": order_number, "now": now, "since": since}
-            conn.exec_driver_sql(self._sql(_LOOKUP_FAILED), params)
+            conn.execute(sa.text(_LOOKUP_FAILED), params)
             self._failures_recorded += 1
             if self._failures_recorded % 256 == 0:  # now and then, forget the windows that are over
-                conn.exec_driver_sql(self._sql(_LOOKUP_FAILURES_PRUNE), {"since": since})
+                conn.execute(sa.text(_LOOKUP_FAILURES_PRUNE), {"since": since})
 
     def order_for_account(self, account: Account, order_number: str) -> OrderView | None:
         """The store's own order (authenticated by its token): never another account's."""

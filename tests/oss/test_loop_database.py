@@ -73,7 +73,7 @@ async def test_postgres_reads_share_a_few_connections_and_survive_a_dropped_one(
     with fresh_postgres_database() as url:
         reads = PostgresFromLoop(url, size=2)
         try:
-            got = await asyncio.gather(*(reads.rows("SELECT %(n)s::int, pg_backend_pid()", {"n": n})
+            got = await asyncio.gather(*(reads.rows("SELECT :n::int, pg_backend_pid()", {"n": n})
                                          for n in range(20)))
             assert [r[0][0] for r in got] == list(range(20))
             assert len({r[0][1] for r in got}) == 2  # twenty reads at once, on two connections
@@ -91,7 +91,7 @@ async def test_postgres_reads_share_a_few_connections_and_survive_a_dropped_one(
 
 def counting_plan(values: list[int]) -> Any:
     """A plan: insert the values, then read their sum (one step's rows feed the next)."""
-    yield Step("INSERT INTO t (x) VALUES (%(x)s)", [{"x": v} for v in values], many=True)
+    yield Step("INSERT INTO t (x) VALUES (:x)", [{"x": v} for v in values], many=True)
     rows = yield Step("SELECT sum(x) FROM t", {})
     return rows[0][0]
 
