@@ -97,9 +97,11 @@ def test_a_stack_at_revision_0001_is_migrated_keeping_its_rows(tmp_path: Path) -
         stacked = conn.execute(sa.text("SELECT attempts, failing_since FROM stack")).one()
         table_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'stack'")).scalar_one()
         beats_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'controllers'")).scalar_one()
+        history_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'order_history'")).scalar_one()
     assert tuple(row) == ("New", None, None)
     assert tuple(stacked) == (2, None)  # 0003: its run of failures counts from its next failure
     assert "AUTOINCREMENT" in table_sql  # 0004: ids never reused
     assert "circuits" in beats_sql  # 0006: a heartbeat carries its open circuits
-    assert version == "0006"
+    assert "link" in history_sql  # 0007: the page a destination answered with (the OSS's status_url)
+    assert version == "0007"
 
