@@ -47,7 +47,7 @@ def test_rotating_the_secret_revokes_old_links_unless_kept_as_previous() -> None
 
 
 def test_a_short_secret_is_refused_with_what_to_do() -> None:
-    with pytest.raises(ValueError, match="at least 32.*cartstatus-oss link-secret"):
+    with pytest.raises(ValueError, match=r"at least 32.*cartstatus-oss link-secret"):
         StatusLinks("short")
     with pytest.raises(ValueError, match="previous link secret"):
         StatusLinks(SECRET, previous=["short"])
