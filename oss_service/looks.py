@@ -109,7 +109,10 @@ def load_look(engine: Engine, account_id: int) -> PageLook:
 
 def save_look(engine: Engine, account_id: int, *, logo_url: str | None = None, accent: str | None = None,
               steps: Mapping[str, str] | None = None, reset_steps: bool = False) -> PageLook:
-    """Change what is given (already validated; an empty logo or accent clears it) and return the look."""
+    """Change what is given (an empty logo or accent clears it) and return the look; ValueError for a logo
+    URL or colour that is not one (see :func:`valid_logo_url`, :func:`valid_accent`)."""
+    logo_url = valid_logo_url(logo_url) if logo_url else logo_url
+    accent = valid_accent(accent) if accent else accent
     with write_transaction(engine) as conn:
         row = conn.execute(sa.select(page_looks).where(page_looks.c.account_id == account_id)).first()
         values: dict[str, Any] = {"logo_url": row.logo_url, "accent": row.accent,

@@ -78,3 +78,12 @@ def test_a_change_keeps_what_it_does_not_name(oss_store: OssStore) -> None:
                                                      {"printed": "shipped", "on hold": "backordered"})
     cleared = save_look(engine, account.id, logo_url="", accent="", reset_steps=True)
     assert cleared == PageLook()
+
+
+def test_a_look_is_validated_when_saved_too(oss_store: OssStore) -> None:
+    account, _ = oss_store.create_account("acme", TODAY)
+    with pytest.raises(ValueError, match="https"):
+        save_look(oss_store.engine, account.id, logo_url="http://x.example/l.png")
+    with pytest.raises(ValueError, match="not a colour"):
+        save_look(oss_store.engine, account.id, accent="blue")
+    assert save_look(oss_store.engine, account.id, accent="#0A7").accent == "#00aa77"
