@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from cartstatus.oss.i18n import LANGUAGES, accepted, choose_language, format_instant, translations
 
@@ -28,9 +29,9 @@ def test_accepted_ranks_by_weight_then_order() -> None:
 
 
 def _messages() -> set[str]:
-    """Every message the pages show, as pybabel extract finds them (oss_service/locale/babel.cfg)."""
-    method_map = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
-    options = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    """Every message the pages show, as ``pybabel extract -F oss_service/locale/babel.cfg -k N_`` finds them."""
+    with (OSS / "locale" / "babel.cfg").open() as cfg:
+        method_map, options = parse_mapping_cfg(cfg)
     keywords = {**DEFAULT_KEYWORDS, "N_": None}
     return {m[2] for m in extract_from_dir(str(OSS), method_map, options, keywords=keywords) if isinstance(m[2], str)}
 
