@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
@@ -69,6 +69,12 @@ class OssSettings:
     def active(self, today: dt.date | None = None) -> bool:
         """A subscription is active through its end date."""
         return (today or dt.date.today()) <= self.subscription_expires
+
+    def connector_settings(self) -> dict[str, Any]:
+        """The ``oss`` connector's settings for this account: to send, and for its connection test (which
+        compares the OSS's end date with this file's)."""
+        return {"url": self.url, "merchant": self.merchant, "token": self.token,
+                "subscription_expires": self.subscription_expires.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -155,41 +161,12 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
-#: A schema type in the words of someone writing YAML.
-_TYPE_WORDS = {"string": "text", "boolean": "true or false", "integer": "a whole number", "number": "a number",
-               "object": "a mapping (key: value lines)", "array": "a list", "null": "empty"}
-
-
-def as_written(value: Any) -> str:
-    """A value as a setup file writes it, never as Python shows it (``true``, not ``True``)."""
-    if value is None:
-        return "an empty value"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        text = str(value)
-        return text if len(text) <= 40 else text[:40] + "..."
-    if isinstance(value, str):
-        return repr(value if len(value) <= 80 else value[:80] + "...")
-    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else "a value"
-
-
-def _worded(errors: Iterable[jsonschema.ValidationError]) -> Iterator[jsonschema.ValidationError]:
-    """Type errors said in YAML's words: jsonschema's show Python's repr (``None``, ``True``, a dict)."""
-    for err in errors:
-        if err.validator == "type":
-            wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-            words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in wanted)
-            err.message = f"{as_written(err.instance)} is not {words}"
-        yield err
-
-
 def _schema_problems(path: Path, data: Any, locate: Locator) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(
         config_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
     return [Problem(path, locate(data_path), dotted(data_path), message)
-            for data_path, message in explain_all(_worded(validator.iter_errors(data)))]
+            for data_path, message in explain_all(validator.iter_errors(data))]
 
 
 def read_config(path: str | os.PathLike[str] | None, connector_for: ConnectorFor) -> Config:

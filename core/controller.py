@@ -148,8 +148,7 @@ class StackController:
         if record.destination == OSS_CONNECTOR:
             if store.oss is None:
                 raise LookupError(f"store {store.id!r} has no oss: block in the setup file")
-            settings: dict[str, Any] = {"url": store.oss.url, "merchant": store.oss.merchant,
-                                        "token": store.oss.token}
+            settings = store.oss.connector_settings()
         else:
             settings = store.connector
         return cls(settings, transport=self.transport)

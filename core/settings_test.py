@@ -2,21 +2,15 @@
 
 A store whose cart takes updates has its connector's ``test_connection`` run
 against the cart; a store routed to the OSS (or with a lapsed subscription)
-has the OSS asked about its account: does it answer, is the token good, until
-when is the subscription paid. Each test says OK or refused with the reason,
-every secret of the setup file masked. ``cartstatus test`` and ``cartstatus
-setup`` run them.
-
-The OSS's account endpoint, ``GET {oss.url}/api/v1/account`` with the store's
-bearer token, answers 200 ``{"merchant": ..., "expires":
-"YYYY-MM-DD", ...}``, 401 for an unknown or revoked token, 402 with the end date
-(``expires``) for a lapsed subscription.
+has the ``oss`` connector's run, the one check of an OSS account: does the OSS
+answer, is the token good, until when is the subscription paid. Each test says
+OK or refused with the reason, every secret of the setup file masked.
+``cartstatus test`` and ``cartstatus setup`` run them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,14 +18,9 @@ from typing import Any
 import httpx
 
 from .config import Config, OssSettings, Store
-from .connector import ConnectionResult, Connector, outcome_for_transport_error, reason_text
+from .connector import ConnectionResult, Connector, reason_text
 from .plugins import get_connectors
 from .routing import OSS_CONNECTOR, route_for_store
-
-#: The account endpoint of the OSS.
-ACCOUNT_PATH = "/api/v1/account"
-#: Seconds the OSS has to answer.
-OSS_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -45,71 +34,6 @@ class SettingsTest:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _date(value: Any) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def account_result(oss: OssSettings, response: httpx.Response, today: dt.date | None = None) -> ConnectionResult:
-    """What the OSS's answer about the store's account means (see the module's description of the endpoint)."""
-    code = response.status_code
-    reply = _json_object(response)
-    merchant = oss.merchant
-    if code == 401:
-        return ConnectionResult(False, f"the OSS refused the token of merchant {merchant} (unknown or revoked): "
-                                       "ask the OSS operator for a new token (cartstatus-oss accounts rotate-token) "
-                                       "and put it in the store's oss.token")
-    if code == 402:
-        ended = _date(reply.get("expires"))
-        return ConnectionResult(False, f"the OSS subscription of merchant {merchant} lapsed (ended "
-                                       f"{ended or 'on an earlier date'}): renew it with the OSS operator, then set "
-                                       "the store's oss.subscription_expires to the new end date")
-    if code == 404:
-        return ConnectionResult(False, f"{oss.url} has no OSS account endpoint ({ACCOUNT_PATH}, HTTP 404): check "
-                                       "the store's oss.url (the OSS's address), and that the OSS is up to date")
-    if code != 200:
-        said = str(reply.get("message") or "").strip()
-        return ConnectionResult(False, f"HTTP {code} from the OSS at {oss.url}" + (f": {said}" if said else ""))
-    until = _date(reply.get("expires"))
-    if not isinstance(reply.get("merchant"), str) or until is None:
-        return ConnectionResult(False, f"the OSS at {oss.url} answered 200 without its account reply (merchant and "
-                                       "expires): check the store's oss.url")
-    if reply["merchant"] != merchant:
-        return ConnectionResult(False, f"the token belongs to merchant {reply['merchant']}, not {merchant}: check "
-                                       "the store's oss.merchant and oss.token")
-    if until < (today or dt.date.today()):
-        return ConnectionResult(False, f"the OSS subscription of merchant {merchant} lapsed (ended {until}): renew "
-                                       "it with the OSS operator")
-    if until != oss.subscription_expires:
-        # Routing goes by the setup file's date: a wrong one sends too long or stops too soon.
-        return ConnectionResult(False, f"the OSS has merchant {merchant}'s subscription until {until}, the setup "
-                                       f"file says {oss.subscription_expires}: set the store's "
-                                       f"oss.subscription_expires: {until}")
-    return ConnectionResult(True, f"merchant {merchant}, subscription until {until}")
-
-
-async def try_oss(oss: OssSettings, transport: httpx.AsyncBaseTransport | None = None) -> ConnectionResult:
-    """Ask the OSS about the store's account with its token."""
-    headers = {"Authorization": f"Bearer {oss.token.reveal()}", "Accept": "application/json"}
-    async with httpx.AsyncClient(transport=transport, timeout=OSS_TIMEOUT) as client:
-        try:
-            response = await client.get(f"{oss.url}{ACCOUNT_PATH}", headers=headers)
-        except httpx.HTTPError as exc:
-            return ConnectionResult(False, f"the OSS at {oss.url} did not answer: "
-                                           f"{outcome_for_transport_error(exc).reason}")
-    return account_result(oss, response)
 
 
 async def try_connector(cls: type[Connector], settings: dict[str, Any],
@@ -134,6 +58,15 @@ async def try_connector(cls: type[Connector], settings: dict[str, Any],
                                                        f"{type(exc).__name__}: {exc}"))
     finally:
         await connector.aclose()
+
+
+async def try_oss(oss: OssSettings, transport: httpx.AsyncBaseTransport | None = None) -> ConnectionResult:
+    """The OSS account tried by the ``oss`` connector's connection test."""
+    cls = get_connectors().get(OSS_CONNECTOR)
+    if cls is None:
+        return ConnectionResult(False, f"the OSS connector {OSS_CONNECTOR!r} is not installed (see "
+                                       "`cartstatus plugins`)")
+    return await try_connector(cls, oss.connector_settings(), transport)
 
 
 async def _try_store(config: Config, store: Store, transport: httpx.AsyncBaseTransport | None) -> SettingsTest:

@@ -1,11 +1,15 @@
 """``cartstatus setup``: the Store Setup Wizard, asking (or taking from flags) what ``cartstatus.yaml`` needs.
 
 In the original's order: use status updates and the OSS account (with Test
-Settings); the status events with Notify Cart (the defaults offered); then a
-store: its cart found through the shopping-cart matrix (forgiving names), its
-connector's settings asked from the connector's settings schema and checked,
-Test Settings run. Secrets are written as ``$env``/``$file`` references, in
-clear only when asked. An existing file is edited, its comments and order kept.
+Settings); the status events, Notify Cart asked for each (the defaults
+offered); then a store: its cart found through the shopping-cart matrix
+(forgiving names), its connector's settings asked from the connector's
+settings schema and checked, Test Settings run. The OSS account belongs to a
+store (``stores[].oss``): it is saved with the store set up, whatever its cart
+(one that takes updates falls back on it should its connector be missing);
+without a store, with the file's stores that use that account or need one.
+Secrets are written as ``$env``/``$file`` references, in clear only when
+asked. An existing file is edited, its comments and order kept.
 
 Every question has a flag; a question whose flag is given is not asked, and
 ``--no-input`` asks nothing (a missing answer is an error), for scripts.
@@ -26,7 +30,7 @@ import jsonschema
 
 from .config import ConfigError, OssSettings, config_path, config_schema, edit_setup_file
 from .connector import Connector
-from .events import DEFAULT_STATUS_EVENTS
+from .events import DEFAULT_STATUS_EVENTS, match_event, nearest_events
 from .hookspecs import hookimpl
 from .matrix import MatrixError, find_cart
 from .plugins import get_connectors
@@ -195,6 +199,55 @@ def _readable(read: Callable[[], Any]) -> Any:
         return None
 
 
+#: A status event as page 2 lists it: its name (as the file has it), its label, Notify Cart, custom or not.
+_Event = tuple[str, str, bool, bool]
+
+
+def _notify_flags(values: tuple[str, ...], events: list[_Event]) -> dict[str, bool]:
+    """``--notify-cart EVENT=yes|no`` answers, by the listed event each names (case and spacing do not count)."""
+    names = [e[0] for e in events]
+    answers: dict[str, bool] = {}
+    for given, value in _pairs(values, "--notify-cart").items():
+        event = match_event(given, names)
+        if event is None:
+            near = nearest_events(given, names)
+            fail(f"--notify-cart: no status event {given!r} in the list"
+                 + (f"; did you mean {' or '.join(map(repr, near))}?" if near else f"; its events: {', '.join(names)}"),
+                 2)
+        try:
+            answers[event] = click.BOOL.convert(value, None, None)
+        except click.BadParameter:
+            fail(f"--notify-cart {given}=...: yes or no, not {value!r}", 2)
+    return answers
+
+
+def _status_events(asker: _Asker, load: bool, current: list[Any], flags: tuple[str, ...]) -> list[_Event]:
+    """Page 2: the events the file will hold (the defaults loaded, else its own), Notify Cart asked for each:
+    the file's answer is offered, else the original's default."""
+    had = {str(e.get("event")): bool(e.get("notify_cart", False)) for e in current if isinstance(e, dict)}
+    if load:
+        events = [(e, label, had.get(match_event(e, had) or "", notify), False)
+                  for e, label, notify in DEFAULT_STATUS_EVENTS]
+    else:
+        events = [(str(e["event"]), str(e["order_status"]), bool(e.get("notify_cart", False)),
+                   bool(e.get("custom", False))) for e in current if isinstance(e, dict)]
+    answers = _notify_flags(flags, events)
+    if events and asker.interactive and len(answers) < len(events):
+        console.print("Notify Cart: which status events your shoppers see in the cart (or the OSS).", highlight=False)
+    return [(e, label, asker.confirm(answers.get(e), f"  Notify Cart for {e} (sets {label})?", notify), custom)
+            for e, label, notify, custom in events]
+
+
+def _uses_account(store: dict[str, Any], account: dict[str, Any], matrix: Any) -> bool:
+    """A store of the file the OSS account is saved with when no store is set up: one that has this account
+    already (a new token, a renewal), or none while its cart cannot take updates."""
+    had = store.get("oss")
+    if isinstance(had, dict):
+        return (str(had.get("url", "")).rstrip("/"), had.get("merchant")) == (account["url"], account["merchant"])
+    row = matrix.get(str(store.get("cart"))) or matrix.by_name(str(store.get("cart")))
+    return row is not None and row.why_not_native(matrix.installed) is not None
+
+
 @click.command("setup")
 @click.option("--no-input", is_flag=True, help="Ask nothing: every answer comes from the flags (for scripts).")
 @click.option("--use-status-updates/--no-use-status-updates", default=None,
@@ -205,6 +258,8 @@ def _readable(read: Callable[[], Any]) -> Any:
 @click.option("--oss-expires", type=click.DateTime(["%Y-%m-%d"]), help="The OSS subscription's last day (YYYY-MM-DD).")
 @click.option("--default-events/--no-default-events", default=None,
               help="Load the default status events (with Notify Cart as the original set it).")
+@click.option("--notify-cart", "notify", multiple=True, metavar="EVENT=yes|no",
+              help="Notify Cart for one status event (repeat); the others keep the default offered.")
 @click.option("--store", "store_id", help="The store's id (letters, digits, _ . -).")
 @click.option("--cart", help="The store's cart, as you call it (the matrix finds it: `cartstatus matrix check`).")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="A connector setting (repeat).")
@@ -214,14 +269,15 @@ def _readable(read: Callable[[], Any]) -> Any:
 @click.pass_context
 def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool | None, oss_url: str | None,
                   oss_merchant: str | None, oss_token: str | None, oss_expires: dt.datetime | None,
-                  default_events: bool | None, store_id: str | None, cart: str | None, settings: tuple[str, ...],
-                  secrets: tuple[str, ...], run_tests: bool) -> None:
+                  default_events: bool | None, notify: tuple[str, ...], store_id: str | None, cart: str | None,
+                  settings: tuple[str, ...], secrets: tuple[str, ...], run_tests: bool) -> None:
     """The Store Setup Wizard: write or edit the setup file, question by question.
 
     Page 1: use status updates, and the OSS account (Test Settings). Page 2:
-    the status events with Notify Cart ("Load Default Status Events"). Then a
-    store: its cart, its connector's settings, Test Settings. Re-run it to add
-    a store or change one: the file keeps its comments and order.
+    the status events ("Load Default Status Events"), Notify Cart for each.
+    Then a store: its cart, its connector's settings, Test Settings; the OSS
+    account is saved with it. Re-run it to add a store or change one: the file
+    keeps its comments and order.
 
     Exit status: 0 written and every test passed, 1 written but a test was refused, 2 a wrong answer.
     """
@@ -244,11 +300,14 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
     # Page 1: status updates and the OSS account.
     use = asker.confirm(use_status_updates, "Use status updates (send order status changes to carts or the OSS)?",
                         bool(current.get("system", {}).get("UseStatusUpdates", True)))
-    # The file's OSS account (a store's oss:) is offered again.
-    known: dict[str, Any] = next((s["oss"] for s in current.get("stores", []) if isinstance(s.get("oss"), dict)), {})
+    # The file's OSS account is offered again: the named store's own, else the first store's.
+    accounts = [s for s in current.get("stores", []) if isinstance(s.get("oss"), dict)]
+    own = next((s["oss"] for s in accounts if s.get("id") == store_id), None)
+    known: dict[str, Any] = own or (accounts[0]["oss"] if accounts else {})
+    # From flags alone, only the named store's own account is kept: another store's is never copied unasked.
     have_oss = oss_url is not None or (click.confirm(
         "Do you have an Order Status System (OSS) account, for stores whose cart takes no updates?",
-        default=bool(known)) if asker.interactive else bool(known))
+        default=bool(known)) if asker.interactive else own is not None)
     oss_block: dict[str, Any] | None = None
     if have_oss:
         oss_schema = config_schema()["properties"]["stores"]["items"]["properties"]["oss"]["properties"]
@@ -273,6 +332,7 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
     # Page 2: status events.
     load = asker.confirm(default_events, "Load Default Status Events (with Notify Cart as the original set it)?",
                          not current.get("status_events"))
+    events = _status_events(asker, load, current.get("status_events") or [], notify)
 
     # A store.
     store: dict[str, Any] | None = None
@@ -285,6 +345,8 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
         row, matrix = _find_row(asker, cart, base_dir / extra if extra else None)
         store = {"id": sid, "cart": row.key}
         blocked = row.why_not_native(matrix.installed)
+        if oss_block is not None:
+            store["oss"] = oss_block
         if blocked is None:
             cls = get_connectors()[row.connector]
             store["connector"] = _connector_settings(asker, cls, old.get("connector", {}),
@@ -295,18 +357,42 @@ def setup_command(ctx: click.Context, no_input: bool, use_status_updates: bool |
             if resolved is not None:
                 result = asyncio.run(try_connector(cls, resolved))
                 passed &= _report(f"{row.name} ({cls.name})", result.ok, result.detail)
+            if oss_block is not None:
+                console.print(f"  The OSS account is saved with store {sid}: its updates go to the OSS should "
+                              f"connector {cls.name!r} not be installed.", highlight=False)
         elif oss_block is not None:
             console.print(f"  {blocked}: its updates go to the OSS.", highlight=False)
-            store["oss"] = oss_block
         else:
             warn(f"{blocked}, and no OSS account was given: nothing will be sent for store {sid} until it has one "
                  "(run cartstatus setup again with the OSS account)")
+
+    keepers: list[int] = []  # with no store set up: the file's stores the OSS account is saved with
+    if oss_block is not None and store is None:
+        extra = current.get("matrix", {}).get("extra")
+        try:
+            matrix = cart_matrix(base_dir / extra if extra else None)
+        except MatrixError as exc:
+            fail(f"the shopping-cart matrix cannot be used: {exc}", 2)
+        keepers = [i for i, s in enumerate(current.get("stores", [])) if _uses_account(s, oss_block, matrix)]
+        if keepers:
+            ids = ", ".join(str(current["stores"][i].get("id")) for i in keepers)
+            console.print(f"  The OSS account is saved with store {ids}.", highlight=False)
+        else:
+            warn("the OSS account belongs to a store, and no store of the file uses it: it is not saved; run "
+                 "cartstatus setup again and set up the store it is for")
 
     def change(data: Any) -> None:
         data.setdefault("system", {})["UseStatusUpdates"] = use
         if load:
             data["status_events"] = [{"event": e, "order_status": label, "notify_cart": notify}
-                                     for e, label, notify in DEFAULT_STATUS_EVENTS]
+                                     for e, label, notify, _ in events]
+        else:  # the file's own events: Notify Cart changed where answered so, the rest as written
+            for entry, (_, _, notify, _) in zip(data.get("status_events") or [], events, strict=True):
+                if bool(entry.get("notify_cart", False)) != notify:
+                    entry["notify_cart"] = notify
+        for i in keepers:
+            if data["stores"][i].get("oss") != oss_block:  # unchanged, it keeps its own layout
+                data["stores"][i]["oss"] = oss_block
         if store is not None:
             stores = data.setdefault("stores", [])
             at = next((i for i, s in enumerate(stores) if s.get("id") == store["id"]), None)

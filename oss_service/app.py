@@ -93,7 +93,7 @@ def create_app(store: OssStore | None = None, settings: ServerSettings | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        oss.close()
+        await oss.aclose()
         if on_close is not None:
             on_close()
         flush_logs()

@@ -37,8 +37,8 @@ class AccountCache:
         return entry[1]
 
     async def load(self, token_hash: str) -> Account | None:
-        """The account from the database (off the event loop), remembered when there is one."""
-        account = await self.store.run(self.store.account_for_hash, token_hash)
+        """The account from the database (the loop never waits for it), remembered when there is one."""
+        account = await self.store.account_for_hash(token_hash)
         if account is not None and self.ttl > 0:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()

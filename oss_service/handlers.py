@@ -2,7 +2,8 @@
 
 Every store request is authenticated before anything else: the token's
 account is known (and an unknown, revoked or lapsed one refused) before a
-byte of the body is read. Every database call runs off the event loop.
+byte of the body is read. The event loop never waits on the database: hot reads
+are done from it without waiting (reads.py), everything else on a thread.
 """
 
 from __future__ import annotations
@@ -93,8 +94,12 @@ class OssApp:
         self._openapi: bytes | None = None
         self._css = pages.css()
 
+    async def aclose(self) -> None:
+        """At the server's shutdown: what is queued is written, then the connections and threads are given up."""
+        await self.writer.aclose()
+        self.close()
+
     def close(self) -> None:
-        self.writer.close()
         self.store.close()
 
     # -- who is calling ----------------------------------------------------
@@ -274,9 +279,9 @@ class OssApp:
         return too_many(self.settings.lookup_failure_window, "failed lookups of this order")
 
     async def _lookup(self, query: LookupQuery) -> OrderView | None:
-        view = await self.store.run(self.store.lookup, query.merchant, query.order, email=query.email,
-                                    zip_code=query.zip, failure_limit=self.settings.lookup_failures,
-                                    window=self.settings.lookup_failure_window)
+        view = await self.store.lookup(query.merchant, query.order, email=query.email, zip_code=query.zip,
+                                       failure_limit=self.settings.lookup_failures,
+                                       window=self.settings.lookup_failure_window)
         self.metrics.lookup("found" if view else "not_found")
         return view
 

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from cartstatus.times import iso_utc as iso
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from .loop_database import Plan, Step, loop_database, run_plan
 from .storage import accounts, orders, updates, write_transaction
 from .wire import parse_instant
 
@@ -248,23 +248,20 @@ class OrderView:
 class OssStore:
     """The OSS's data, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine, today: Any = dt.date.today, *, readers: int = 4) -> None:
+    def __init__(self, engine: Engine, today: Any = dt.date.today, *, threads: int = 4) -> None:
         self.engine = engine
         self.today = today
-        # The hot reads (lookups, tokens) run on a few threads of their own, each keeping one
-        # connection in autocommit: one round trip per read, no pool checkout, ping or rollback.
-        self.readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="oss-read")
-        self._local = threading.local()
-        self._pinned: list[Any] = []
-        self._pinned_lock = threading.Lock()
-        self._postgres = engine.dialect.name == "postgresql"
-        self._dbapi_errors: tuple[type[Exception], ...] = (engine.dialect.loaded_dbapi.OperationalError,
-                                                           engine.dialect.loaded_dbapi.InterfaceError)
+        # Work that may wait on the database (a failed lookup's count, a page's account) runs on these.
+        self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="oss-db")
+        # Hot reads (lookups, tokens) and group commits, from the event loop without it waiting.
+        self.db = loop_database(engine, self.run)
         # Accounts are never deleted nor renamed: a merchant's id, once read, holds for good.
         self._merchant_ids: dict[str, int] = {}
         self._pyformat = engine.dialect.paramstyle == "pyformat"
         self._sql_cache: dict[str, str] = {}
         self._lookup_sql = {kind: self._sql(_LOOKUP_SQL.format(kind=kind)) for kind in ("email", "zip")}
+        self._merchant_id_sql = self._sql(_MERCHANT_ID)
+        self._account_by_hash_sql = self._sql(_ACCOUNTS_BY_HASH.format(hashes=":h"))
         self._failures_recorded = 0
         # The ingest statements run on the driver's cursor, which raises the driver's own error.
         self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError,
@@ -282,58 +279,18 @@ class OssStore:
         return found
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` on a reader thread, awaited without holding up the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.readers, partial(fn, *args, **kwargs))
+        """``fn(*args, **kwargs)`` on a database thread, awaited without holding up the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.threads, partial(fn, *args, **kwargs))
 
     def close(self) -> None:
-        """Stop the reader threads and give up their connections."""
-        self.readers.shutdown(wait=True)
-        with self._pinned_lock:
-            pinned, self._pinned = self._pinned, []
-        for conn in pinned:
-            conn.invalidate()  # not back to the pool: it is in autocommit
-        self._local = threading.local()
+        """Stop the threads and give up the event loop's connections."""
+        self.threads.shutdown(wait=True)
+        self.db.close()
 
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.engine.raw_connection()
-            if self._postgres:
-                dbapi = conn.dbapi_connection
-                assert dbapi is not None  # a connection just checked out
-                dbapi.autocommit = True  # a read is its own transaction: no BEGIN, no ROLLBACK
-            self._local.conn = conn
-            with self._pinned_lock:
-                self._pinned.append(conn)
-        return conn
-
-    def _read(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """Rows of one statement, straight through the driver on this thread's own connection.
-
-        A connection the server dropped (a restart) is replaced and the read tried once more.
-        """
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                cur = conn.cursor()
-                try:
-                    cur.execute(sql, params)
-                    return list(cur.fetchall())
-                finally:
-                    cur.close()
-            except self._dbapi_errors:
-                self._local.conn = None
-                with self._pinned_lock:
-                    self._pinned.remove(conn)
-                conn.invalidate()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def merchant_id(self, merchant: str) -> int | None:
+    async def merchant_id(self, merchant: str) -> int | None:
         found = self._merchant_ids.get(merchant)
         if found is None:
-            rows = self._read(self._sql(_MERCHANT_ID), {"merchant": merchant})
+            rows = await self.db.rows(self._merchant_id_sql, {"merchant": merchant})
             if not rows:
                 return None
             if len(self._merchant_ids) > 100_000:
@@ -408,12 +365,9 @@ class OssStore:
             return self.account(merchant)
         return self._change(merchant, **values)
 
-    def account_for_token(self, token: str) -> Account | None:
-        return self.account_for_hash(hash_token(token))
-
-    def account_for_hash(self, token_hash: str) -> Account | None:
+    async def account_for_hash(self, token_hash: str) -> Account | None:
         """The account whose token has this sha256 (revoked ones too: the caller tells them apart)."""
-        rows = self._read(self._sql(_ACCOUNTS_BY_HASH.format(hashes=":h")), {"h": token_hash})
+        rows = await self.db.rows(self._account_by_hash_sql, {"h": token_hash})
         return _account_from_tuple(rows[0]) if rows else None
 
     # -- storing updates ---------------------------------------------------
@@ -428,40 +382,40 @@ class OssStore:
         now, and reading it answers replay or conflict.
         """
         try:
-            with write_transaction(self.engine) as conn:
-                return self._ingest_in(conn, jobs)
+            return run_plan(self.engine, self.ingest_plan(jobs))
         except self.integrity_errors:
             if len(jobs) > 1:
                 raise
-            with write_transaction(self.engine) as conn:
-                return self._ingest_in(conn, jobs)
+            return run_plan(self.engine, self.ingest_plan(jobs))
 
-    def _ingest_in(self, conn: Connection, jobs: Sequence[IngestJob]) -> list[IngestResult]:
-        cur = conn.connection.cursor()  # the driver's cursor, inside SQLAlchemy's transaction
+    async def ingest_from_loop(self, jobs: Sequence[IngestJob]) -> list[IngestResult]:
+        """:meth:`ingest`, awaited from the event loop, which never waits on the database for it (loop_database)."""
         try:
-            return self.ingest_statements(cur, jobs)
-        finally:
-            cur.close()
+            return await self.db.transaction(self.ingest_plan(jobs))
+        except self.integrity_errors:
+            if len(jobs) > 1:
+                raise
+            return await self.db.transaction(self.ingest_plan(jobs))
 
-    def ingest_statements(self, cur: Any, jobs: Sequence[IngestJob]) -> list[IngestResult]:
-        """The statements that store ``jobs``, on a driver cursor inside an open write transaction.
+    def ingest_plan(self, jobs: Sequence[IngestJob]) -> Plan[list[IngestResult]]:
+        """The statements that store ``jobs``, one transaction's worth, each step given the rows of the last.
 
-        The caller commits (and only then may answer OK) or rolls back. An
-        IntegrityError means another writer stored the same key or order at the
-        same instant: roll back and use :meth:`ingest`, which retries job by job.
+        Written once, run by :func:`run_plan` on a thread or from the event loop
+        (loop_database). The runner commits (and only then may the OSS answer OK)
+        or rolls back. An IntegrityError means another writer stored the same key
+        or order at the same instant: the caller tries that job once more.
         """
         # A handful of statements per batch, whatever its size: statements are
         # built once (module level) and rows go in with executemany.
         now = time.time()
         today = self.today()
 
-        def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> list[Any]:
+        def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> Step:
             marks, more = _placeholders(prefix, values)
-            cur.execute(self._sql(template.format(**{prefix: marks})), {**params, **more})
-            return list(cur.fetchall())
+            return Step(self._sql(template.format(**{prefix: marks})), {**params, **more})
 
-        found_accounts = {r[9]: _account_from_tuple(r)
-                          for r in fetch(_ACCOUNTS_BY_HASH, "hashes", sorted({j.token_hash for j in jobs}))}
+        rows = yield fetch(_ACCOUNTS_BY_HASH, "hashes", sorted({j.token_hash for j in jobs}))
+        found_accounts = {r[9]: _account_from_tuple(r) for r in rows}
         results: list[IngestResult | None] = [None] * len(jobs)
         accepted: dict[int, list[tuple[int, IngestJob]]] = {}
         by_id: dict[int, Account] = {}
@@ -482,8 +436,10 @@ class OssStore:
             account = by_id[account_id]
             keys = sorted({j.body["idempotency_key"] for _, j in group})
             numbers = sorted({j.body["order_number"] for _, j in group})
-            seen = {r[0]: r[1] for r in fetch(_KEYS_SEEN, "keys", keys, account_id=account_id)}
-            known = {r[0]: [r[1], r[2]] for r in fetch(_ORDERS_FOUND, "numbers", numbers, account_id=account_id)}
+            rows = yield fetch(_KEYS_SEEN, "keys", keys, account_id=account_id)
+            seen = {r[0]: r[1] for r in rows}
+            rows = yield fetch(_ORDERS_FOUND, "numbers", numbers, account_id=account_id)
+            known = {r[0]: [r[1], r[2]] for r in rows}
             changes: dict[str, dict[str, Any]] = {}
             for i, job in group:
                 body = job.body
@@ -520,25 +476,26 @@ class OssStore:
             edits = [{"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
                      for n, c in changes.items() if n in known]
             if fresh:
-                cur.executemany(self._sql(_ORDER_INSERT), [
+                yield Step(self._sql(_ORDER_INSERT), [
                     {"account_id": account_id, "order_number": n, "now": now,
-                     **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh])
-                known.update({r[0]: [r[1], r[2]]
-                              for r in fetch(_ORDERS_FOUND, "numbers", fresh, account_id=account_id)})
+                     **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh], many=True)
+                rows = yield fetch(_ORDERS_FOUND, "numbers", fresh, account_id=account_id)
+                known.update({r[0]: [r[1], r[2]] for r in rows})
             if edits:
-                cur.executemany(self._sql(_ORDER_UPDATE), edits)
+                yield Step(self._sql(_ORDER_UPDATE), edits, many=True)
             for row in new_updates:
                 if row["account_id"] == account_id:
                     row["order_id"] = known[row["order_number"]][0]
         if new_updates:
-            cur.executemany(self._sql(_UPDATE_INSERT), [{k: v for k, v in row.items() if k != "order_number"}
-                                                        for row in new_updates])
+            yield Step(self._sql(_UPDATE_INSERT), [{k: v for k, v in row.items() if k != "order_number"}
+                                                   for row in new_updates], many=True)
         return [r if r is not None else IngestResult("unauthorized") for r in results]
 
     # -- reading -----------------------------------------------------------
 
-    def lookup(self, merchant: str, order_number: str, *, email: str | None = None, zip_code: str | None = None,
-               failure_limit: int = LOOKUP_FAILURE_LIMIT, window: float = LOOKUP_FAILURE_WINDOW) -> OrderView | None:
+    async def lookup(self, merchant: str, order_number: str, *, email: str | None = None,
+                     zip_code: str | None = None, failure_limit: int = LOOKUP_FAILURE_LIMIT,
+                     window: float = LOOKUP_FAILURE_WINDOW) -> OrderView | None:
         """The order when the email or ZIP matches; None for every other case alike.
 
         A wrong email, a wrong ZIP, an unknown order and an unknown or revoked
@@ -551,16 +508,16 @@ class OssStore:
             return None
         now = time.time()
         since = now - window
-        account_id = self.merchant_id(merchant) or 0
+        account_id = await self.merchant_id(merchant) or 0
         kind, value = ("email", email) if email else ("zip", zip_code or "")
-        rows = self._read(self._lookup_sql[kind], {
+        rows = await self.db.rows(self._lookup_sql[kind], {
             "merchant": merchant, "number": order_number, "since": since, "account_id": account_id,
             "digest": lookup_digest(account_id, kind, value)})
         oid, number, status, status_at, revoked_at, failures = rows[0][:6]
         if failures is not None and failures >= failure_limit:
             raise LookupsLocked(merchant, order_number)
         if oid is None or revoked_at is not None:
-            self._lookup_failed(merchant, order_number, now, since)
+            await self.run(self._lookup_failed, merchant, order_number, now, since)  # a write: it may wait
             return None
         history = [HistoryEntry(r[6], r[7], r[8], r[9]) for r in rows if r[6] is not None]
         return _order_view(merchant, number, status, status_at, history, [r[10] for r in rows])

@@ -2,10 +2,16 @@
 
 Used for stores whose cart takes no status updates, while the store's OSS
 subscription is active (the route is decided in :mod:`cartstatus.routing`).
+Its connection test is the one check of an OSS account (``cartstatus test``
+and ``cartstatus setup`` run it): ``GET {url}/api/v1/account`` with the
+store's bearer token answers 200 ``{"merchant": ..., "expires": "YYYY-MM-DD",
+"active": true, ...}``, 401 for an unknown or revoked token, 402 with the end
+date (``expires``) for a lapsed subscription.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
@@ -29,6 +35,19 @@ def _reply(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+#: The OSS's account endpoint: the connection test.
+ACCOUNT_PATH = "/api/v1/account"
+
+
 class OssConnector(Connector):
     """POSTs the published wire format to ``{url}/api/v1/updates`` with the store's bearer token."""
 
@@ -44,6 +63,10 @@ class OssConnector(Connector):
                          "description": "the store's merchant name at the OSS"},
             "token": {"type": "string", "minLength": 1, "secret": True, "description": "the store's OSS token"},
             "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+            # Routing goes by the setup file's date: the connection test says when the OSS's differs.
+            "subscription_expires": {"type": "string", "format": "date",
+                                     "description": "the subscription's last day as the setup file has it "
+                                                    "(YYYY-MM-DD); the connection test compares the OSS's"},
         },
     }
 
@@ -108,21 +131,48 @@ class OssConnector(Connector):
         return fallback if fallback is not None else RetryLater(f"HTTP {code} from the OSS")
 
     async def test_connection(self) -> ConnectionResult:
+        """Does the OSS answer, is the token good, until when is the subscription paid (and is that the date
+        the setup file has)."""
         try:
-            response = await self.client.get(f"{self.base_url}/api/v1/account", headers=self._headers())
+            response = await self.client.get(f"{self.base_url}{ACCOUNT_PATH}", headers=self._headers())
         except httpx.HTTPError as exc:
-            return ConnectionResult(False, outcome_for_transport_error(exc).reason)
-        if response.status_code == 401:
-            return ConnectionResult(False, "the OSS refused the token (unknown or revoked)")
-        if response.status_code == 402:
-            return ConnectionResult(False, f"merchant {self.merchant}: subscription ended "
-                                           f"{_reply(response).get('expires')}")
-        if response.status_code != 200:
-            return ConnectionResult(False, f"HTTP {response.status_code} from {self.base_url}")
-        info = _reply(response)
-        if info.get("merchant") != self.merchant:
-            return ConnectionResult(False, f"the token belongs to merchant {info.get('merchant')}, "
-                                           f"not {self.merchant}")
-        if not info.get("active"):
-            return ConnectionResult(False, f"merchant {self.merchant}: subscription ended {info.get('expires')}")
-        return ConnectionResult(True, f"merchant {self.merchant}, subscription until {info.get('expires')}")
+            return ConnectionResult(False, f"the OSS at {self.base_url} did not answer: "
+                                           f"{outcome_for_transport_error(exc).reason}")
+        return self.account_result(response)
+
+    def account_result(self, response: httpx.Response, today: dt.date | None = None) -> ConnectionResult:
+        """What the OSS's answer about the store's account means (see the module's description of the endpoint)."""
+        code = response.status_code
+        reply = _reply(response)
+        merchant, url = self.merchant, self.base_url
+        if code == 401:
+            return ConnectionResult(False, f"the OSS refused the token of merchant {merchant} (unknown or revoked): "
+                                           "ask the OSS operator for a new token (cartstatus-oss accounts "
+                                           "rotate-token) and put it in the store's oss.token")
+        if code == 402:
+            ended = _date(reply.get("expires"))
+            return ConnectionResult(False, f"the OSS subscription of merchant {merchant} lapsed (ended "
+                                           f"{ended or 'on an earlier date'}): renew it with the OSS operator, then "
+                                           "set the store's oss.subscription_expires to the new end date")
+        if code == 404:
+            return ConnectionResult(False, f"{url} has no OSS account endpoint ({ACCOUNT_PATH}, HTTP 404): check "
+                                           "the store's oss.url (the OSS's address), and that the OSS is up to date")
+        if code != 200:
+            said = str(reply.get("message") or "").strip()
+            return ConnectionResult(False, f"HTTP {code} from the OSS at {url}" + (f": {said}" if said else ""))
+        until = _date(reply.get("expires"))
+        if not isinstance(reply.get("merchant"), str) or until is None:
+            return ConnectionResult(False, f"the OSS at {url} answered 200 without its account reply (merchant "
+                                           "and expires): check the store's oss.url")
+        if reply["merchant"] != merchant:
+            return ConnectionResult(False, f"the token belongs to merchant {reply['merchant']}, not {merchant}: "
+                                           "check the store's oss.merchant and oss.token")
+        if until < (today or dt.date.today()) or reply.get("active") is False:
+            return ConnectionResult(False, f"the OSS subscription of merchant {merchant} lapsed (ended {until}): "
+                                           "renew it with the OSS operator")
+        written = _date(self.settings.get("subscription_expires"))
+        if written is not None and until != written:
+            return ConnectionResult(False, f"the OSS has merchant {merchant}'s subscription until {until}, the "
+                                           f"setup file says {written}: set the store's "
+                                           f"oss.subscription_expires: {until}")
+        return ConnectionResult(True, f"merchant {merchant}, subscription until {until}")

@@ -84,7 +84,7 @@ async def test_delivered_then_already_done(connector: OssConnector, store: OssSt
     # Both carry the order's signed page, for the history (orders show) and the shopper's email.
     assert first.link is not None and first.link.startswith(f"{URL}/status/acme?order=C1001&key=")
     assert again.link == first.link
-    view = store.lookup("acme", "C1001", zip_code="12345")
+    view = await store.lookup("acme", "C1001", zip_code="12345")
     assert view is not None and view.status == "Shipped"
     assert [(t.carrier, t.number) for t in view.tracking] == [("UPS", "1Z999AA10123456784")]
 
@@ -182,16 +182,36 @@ async def test_outcomes_for_replies_the_oss_makes_rarely(transport: httpx.MockTr
 async def test_connection_test(serve: Callable[..., httpx.AsyncBaseTransport], store: OssStore, token: str,
                                clock: Clock) -> None:
     transport = serve()
-    ok = await OssConnector({"url": URL, "merchant": "acme", "token": Secret(token)},
-                            transport=transport).test_connection()
-    assert ok.ok and "2026-12-31" in ok.detail
-    wrong = await OssConnector({"url": URL, "merchant": "bolt", "token": Secret(token)},
-                               transport=transport).test_connection()
-    assert not wrong.ok and "belongs to merchant acme" in wrong.detail
+
+    async def tried(merchant: str = "acme", secret: str = token, **more: str) -> tuple[bool, str]:
+        c = OssConnector({"url": URL, "merchant": merchant, "token": Secret(secret), **more}, transport=transport)
+        result = await c.test_connection()
+        await c.aclose()
+        return result.ok, result.detail
+
+    assert await tried() == (True, "merchant acme, subscription until 2026-12-31")
+    assert await tried(subscription_expires="2026-12-31") == (True, "merchant acme, subscription until 2026-12-31")
+    assert await tried(subscription_expires="2026-06-30") == (
+        False, "the OSS has merchant acme's subscription until 2026-12-31, the setup file says 2026-06-30: set the "
+               "store's oss.subscription_expires: 2026-12-31")
+    ok, detail = await tried("bolt")
+    assert not ok and "the token belongs to merchant acme, not bolt" in detail
+    ok, detail = await tried(secret="nope")
+    assert not ok and "the OSS refused the token of merchant acme (unknown or revoked)" in detail
     clock.today = dt.date(2027, 1, 1)
-    lapsed = await OssConnector({"url": URL, "merchant": "acme", "token": Secret(token)},
-                                transport=transport).test_connection()
-    assert not lapsed.ok and "ended 2026-12-31" in lapsed.detail
-    bad = await OssConnector({"url": URL, "merchant": "acme", "token": Secret("nope")},
-                             transport=transport).test_connection()
-    assert not bad.ok and "refused" in bad.detail
+    ok, detail = await tried()
+    assert not ok and "lapsed (ended 2026-12-31): renew it with the OSS operator" in detail
+
+
+@pytest.mark.parametrize(("transport", "said"), [
+    (replying(404, {"error": "not found"}), "http://oss.test has no OSS account endpoint (/api/v1/account, HTTP 404)"),
+    (replying(500, {"message": "database down"}), "HTTP 500 from the OSS at http://oss.test: database down"),
+    (replying(200, {"hello": "world"}), "answered 200 without its account reply (merchant and expires)"),
+    (replying(200, {"merchant": "acme", "expires": "2020-01-31", "active": True}), "lapsed (ended 2020-01-31)"),
+    (raising(httpx.ConnectError("refused")), "the OSS at http://oss.test did not answer: network error"),
+])
+async def test_connection_test_of_replies_the_oss_makes_rarely(transport: httpx.MockTransport, said: str) -> None:
+    c = OssConnector({"url": URL, "merchant": "acme", "token": Secret("t")}, transport=transport)
+    result = await c.test_connection()
+    await c.aclose()
+    assert not result.ok and said in result.detail

@@ -122,7 +122,7 @@ BAD_SETUPS: list[tuple[str, str, str | int | tuple[str, int], str, str]] = [
      "controller.backoff_base", "10 is more than backoff_cap 5: the first wait cannot be longer than the longest"),
     ("a control character in a status label",
      setup_text(_event(0, order_status="Ship\x00ped")), 'order_status: "Ship', "status_events[0].order_status",
-     "'Ship\\x00ped' is not valid: expected the status label the event sets (1 to 100 characters, no control"),
+     '"Ship\\u0000ped" is not valid: expected the status label the event sets (1 to 100 characters, no control'),
     ("a stack URL whose port is not a number",
      setup_text(lambda d: d["stack"].update(url="postgresql://om:Db-Pa55word@db:five/stack")), "postgresql://",
      "stack.url", "'postgresql://om:********@db:five/stack' is not a database URL cartstatus can use"),

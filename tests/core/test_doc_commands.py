@@ -1,7 +1,8 @@
-"""Every `sh` example of the guides runs, offline, in the order shown, as a merchant would type it.
+"""Every shell example of README.md and docs/ runs, offline, in the order shown, as a merchant would type it.
 
-A block after ``<!-- not run: REASON -->`` is left out (it installs, or needs a real cart or a service);
-a line ending ``# exits N`` must end with status N; any other line must succeed.
+Each document's blocks run as one script in a fresh folder. A block after ``<!-- not run: REASON -->`` is
+left out (it installs, or needs a real cart or a service), and says why; a line ending ``# exits N`` must
+end with status N; any other line must succeed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import pytest
 
 from .conftest import ROOT
 
-GUIDES = [ROOT / "docs" / "merchant-guide.md", ROOT / "docs" / "support-guide.md"]
-BLOCK = re.compile(r"(?P<mark><!-- not run: [^>]*-->\n)?```sh\n(?P<body>.*?)```", re.DOTALL)
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"(?P<mark><!-- not run: (?P<reason>[^>]*?) -->\n)?```(?:sh|bash|shell)\n(?P<body>.*?)```",
+                   re.DOTALL)
+#: The documents with shell examples, each with at least one that runs.
+GUIDES = [doc for doc in DOCS if any(not b["mark"] for b in BLOCK.finditer(doc.read_text(encoding="utf-8")))]
 EXITS = re.compile(r"^(?P<command>.*?)\s+# exits (?P<status>\d+)\s*$")
 
 
@@ -37,10 +41,21 @@ def script(doc: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("doc", GUIDES, ids=[d.name for d in GUIDES])
-def test_the_guide_s_shell_examples_run(doc: Path, tmp_path: Path) -> None:
+def test_every_document_s_shell_examples_are_run_or_say_why_not() -> None:
+    assert {doc.relative_to(ROOT).as_posix() for doc in GUIDES} >= {
+        "README.md", "docs/merchant-guide.md", "docs/support-guide.md", "docs/deploying-oss.md"}
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for block in BLOCK.finditer(text):
+            assert not block["mark"] or len(block["reason"].split()) >= 2, f"{doc.name}: a reason, not {block[0]!r}"
+        # A shell example in another fence (```console, ```shell-session) would never run: none is written so.
+        assert not re.search(r"^```(console|shell-session|zsh)\b", text, re.MULTILINE), doc.name
+
+
+@pytest.mark.parametrize("doc", GUIDES, ids=[d.relative_to(ROOT).as_posix() for d in GUIDES])
+def test_the_document_s_shell_examples_run(doc: Path, tmp_path: Path) -> None:
     text = script(doc)
-    assert text.count("cartstatus ") >= 5, "the guide's examples went missing"
+    assert re.search(r"^cartstatus(-oss)? ", text, re.MULTILINE), "the document's examples went missing"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARTSTATUS_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["HOME"] = str(tmp_path)

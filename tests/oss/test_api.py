@@ -327,6 +327,6 @@ async def test_concurrent_updates_share_commits_and_are_stored_once_each(
     writer = app.state.oss.writer
     assert writer.jobs == 40 and writer.batches < writer.jobs
     for k in range(5):
-        view = oss_store.lookup("acme", f"{2000 + k}", zip_code="12345")
+        view = await oss_store.lookup("acme", f"{2000 + k}", zip_code="12345")
         assert view is not None and view.status == f"S{25 + k}"
         assert [h.status for h in view.history] == [f"S{i}" for i in range(k, 30, 5)]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from cartstatus.oss.cli import main
-from cartstatus.oss.service import OssStore
+from cartstatus.oss.service import Account, OssStore, hash_token
 from cartstatus.oss.storage import open_oss_database
 from click.testing import CliRunner
+
+
+def account_for(store: OssStore, token: str) -> Account | None:
+    return asyncio.run(store.account_for_hash(hash_token(token)))
 
 
 @pytest.fixture
@@ -36,7 +41,7 @@ def test_create_prints_the_token_once_and_stores_only_its_hash(run) -> None:  # 
     listed = run("accounts", "list", "--json").output
     assert token not in listed and json.loads(listed)[0]["merchant"] == "acme"
     store = OssStore(open_oss_database(run.db))
-    assert store.account_for_token(token) is not None
+    assert account_for(store, token) is not None
 
     plain = run("accounts", "create", "bolt", "--expires", "2027-01-31").output
     assert "shown this once" in plain
@@ -50,12 +55,12 @@ def test_renew_revoke_and_rotate(run) -> None:  # type: ignore[no-untyped-def]
     assert json.loads(run("accounts", "renew", "acme", "--expires", "2028-02-29", "--json").output)["expires"] \
         == "2028-02-29"
     run("accounts", "revoke", "acme")
-    assert store.account_for_token(token).revoked  # type: ignore[union-attr]
+    assert account_for(store, token).revoked  # type: ignore[union-attr]
     assert "revoked" in run("accounts", "list").output
     fresh = json.loads(run("accounts", "rotate-token", "acme", "--json").output)["token"]
     assert fresh != token
-    assert store.account_for_token(token) is None
-    account = store.account_for_token(fresh)
+    assert account_for(store, token) is None
+    account = account_for(store, fresh)
     assert account is not None and not account.revoked
 
 

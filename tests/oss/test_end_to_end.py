@@ -94,7 +94,7 @@ async def test_updates_reach_the_oss_and_the_shopper_sees_them(
     # A second status change follows the first one on the shopper's page.
     engine.fire("Order Cancelled", numbers[:1])
     await StackController(engine.config, engine.stack).run(drain=True)
-    view = oss_store.lookup("acme", "C1000", zip_code="12345")
+    view = await oss_store.lookup("acme", "C1000", zip_code="12345")
     assert view is not None and view.status == "Cancelled"
     assert [h.status for h in view.history] == ["Shipped", "Cancelled"]
 

@@ -74,15 +74,15 @@ async def test_an_update_is_answered_ok_only_once_committed(oss_app: Starlette, 
                                                             oss_store: OssStore,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     token = account()
-    real = oss_store.ingest
+    real = oss_store.ingest_from_loop
 
-    def commit_fails(jobs: Any) -> Any:
+    async def commit_fails(jobs: Any) -> Any:
         # As a full or failing disk makes the COMMIT fail: the transaction is rolled back.
         with oss_store.engine.begin() as conn:
             conn.exec_driver_sql("SELECT 1")
         raise sqlite3.OperationalError("disk I/O error")
 
-    oss_store.ingest = commit_fails  # type: ignore[method-assign]
+    oss_store.ingest_from_loop = commit_fails  # type: ignore[method-assign]
     body = update_body()
     transport = httpx.ASGITransport(app=oss_app, raise_app_exceptions=False)
     caplog.set_level(logging.INFO, logger="cartstatus.oss")
@@ -92,7 +92,7 @@ async def test_an_update_is_answered_ok_only_once_committed(oss_app: Starlette, 
         assert failed.json()["message"] == "Internal Server Error"
         assert failed.headers["x-content-type-options"] == "nosniff"
         assert count(oss_store, updates) == 0  # rolled back: nothing half-stored
-        oss_store.ingest = real  # type: ignore[method-assign]
+        oss_store.ingest_from_loop = real  # type: ignore[method-assign]
         again = await c.post("/api/v1/updates", json=body, headers=bearer(token))
     assert again.status_code == 200 and "idempotent-replayed" not in again.headers
     assert count(oss_store, updates) == 1
@@ -190,3 +190,18 @@ async def test_concurrent_updates_under_the_quick_way_are_each_stored_once(
     assert count(oss_store, updates) == 20
     writer = app.state.oss.writer
     assert writer.jobs == 20 and writer.batches >= 5  # max_batch 4: at least five commits
+
+
+async def test_the_group_commit_starts_again_after_it_stopped(oss_app: Starlette, account: Callable[..., str],
+                                                                oss_store: OssStore) -> None:
+    """A writer task that ended (its loop's shutdown, an error outside any update) is started again when needed."""
+    token = account()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=oss_app), base_url="http://oss.test") as c:
+        assert (await c.post("/api/v1/updates", json=update_body(), headers=bearer(token))).status_code == 200
+        writer = oss_app.state.oss.writer
+        assert writer._task is not None
+        writer._task.cancel()
+        await asyncio.sleep(0)
+        again = await c.post("/api/v1/updates", json=update_body(order_number="1002"), headers=bearer(token))
+    assert again.status_code == 200
+    assert count(oss_store, updates) == 2

@@ -8,7 +8,7 @@ import random
 import re
 import sqlite3
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,8 @@ async def test_finding2_a_body_that_cannot_be_stored_is_refused_by_validation(
     assert r.status_code == 422, r.text
 
 
-def test_finding2_a_failed_group_commit_fails_only_its_culprit(oss_store: OssStore,
-                                                               account: Callable[..., str]) -> None:
+async def test_finding2_a_failed_group_commit_fails_only_its_culprit(oss_store: OssStore,
+                                                                     account: Callable[..., str]) -> None:
     good, bad = account("acme"), account("bolt")
     jobs = [IngestJob(hash_token(good), b, body_digest(b))
             for b in (update_body(order_number=f"A{i}") for i in range(5))]
@@ -106,7 +106,7 @@ def test_finding2_a_failed_group_commit_fails_only_its_culprit(oss_store: OssSto
     jobs.insert(2, IngestJob(hash_token(bad), poison, body_digest(poison)))
     from cartstatus.oss.writer import BatchWriter
 
-    results = BatchWriter(oss_store).write_batch(jobs)
+    results = await BatchWriter(oss_store).write_batch(jobs)
     assert isinstance(results[2], Exception)
     assert [r.kind for i, r in enumerate(results) if i != 2] == ["stored"] * 5  # type: ignore[union-attr]
     with oss_store.engine.connect() as conn:
@@ -195,18 +195,18 @@ async def test_finding4_a_failed_lookup_reads_the_same_whether_the_order_exists_
         body = update_body(occurred_at=f"2026-06-01T{i // 60:02d}:{i % 60:02d}:00Z", status=f"S{i}")
         await client.post("/api/v1/updates", json=body, headers=bearer(token))
     reads: list[tuple[str, int]] = []
-    real = oss_store._read
+    real = oss_store.db.rows
 
-    def spy(sql: str, params: dict[str, Any]) -> list[Any]:
-        rows = real(sql, params)
+    async def spy(sql: str, params: Mapping[str, Any]) -> list[Any]:
+        rows = await real(sql, params)
         reads.append((sql, len(rows)))
         return rows
 
-    oss_store.lookup("acme", "1001", zip_code="12345")  # the merchant's id is read once, then remembered
-    monkeypatch.setattr(oss_store, "_read", spy)
-    known = oss_store.lookup("acme", "1001", zip_code="99999")
+    await oss_store.lookup("acme", "1001", zip_code="12345")  # the merchant's id is read once, then remembered
+    monkeypatch.setattr(oss_store.db, "rows", spy)
+    known = await oss_store.lookup("acme", "1001", zip_code="99999")
     known_reads, reads[:] = list(reads), []
-    unknown = oss_store.lookup("acme", "9999", zip_code="99999")
+    unknown = await oss_store.lookup("acme", "9999", zip_code="99999")
     assert known is None and unknown is None
     assert known_reads == reads  # the same statements, one row each: nothing of the history is read
     assert all(n == 1 for _, n in reads)

@@ -1,0 +1,119 @@
+"""The OSS database from the event loop: SQLite reads on the loop unless they would wait; PostgreSQL via asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cartstatus.oss.loop_database import PostgresFromLoop, SqliteFromLoop, Step
+from cartstatus.storage import postgres_url
+
+from ..services import fresh_postgres_database
+
+
+async def test_a_sqlite_read_that_would_wait_is_done_on_a_thread_while_the_loop_goes_on(tmp_path: Path) -> None:
+    # A rollback-journal database: a writer's exclusive lock makes every reader wait (in WAL none does).
+    path = tmp_path / "plain.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE t (x INTEGER)")
+        setup.execute("INSERT INTO t VALUES (7)")
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 10})
+    threads = ThreadPoolExecutor(1)
+
+    async def run(fn: Any) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(threads, fn)
+
+    reads = SqliteFromLoop(engine, run)
+    assert await reads.rows("SELECT x FROM t", {}) == [(7,)] and reads.deferred == 0  # on the loop
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE t SET x = 8")
+    try:
+        read = asyncio.ensure_future(reads.rows("SELECT x FROM t", {}))
+        ticks = 0
+        while not reads.deferred and ticks < 100:
+            await asyncio.sleep(0.01)  # the loop keeps running: this line is reached at all
+            ticks += 1
+        assert reads.deferred == 1  # SQLite said BUSY at once; the read went to a thread to wait there
+        assert not read.done()
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert await read == [(8,)]
+    reads.close()
+    threads.shutdown()
+    engine.dispose()
+
+
+async def test_a_sqlite_error_that_is_not_a_lock_is_raised(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+
+    async def run(fn: Any) -> list[Any]:
+        raise AssertionError("not handed to a thread")
+
+    reads = SqliteFromLoop(engine, run)
+    try:
+        await reads.rows("SELECT * FROM missing", {})
+    except sqlite3.OperationalError as exc:
+        assert "no such table" in str(exc)
+    else:
+        raise AssertionError("no error")
+    finally:
+        reads.close()
+        engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_reads_share_a_few_connections_and_survive_a_dropped_one() -> None:
+    with fresh_postgres_database() as url:
+        reads = PostgresFromLoop(url, size=2)
+        try:
+            got = await asyncio.gather(*(reads.rows("SELECT %(n)s::int, pg_backend_pid()", {"n": n})
+                                         for n in range(20)))
+            assert [r[0][0] for r in got] == list(range(20))
+            assert len({r[0][1] for r in got}) == 2  # twenty reads at once, on two connections
+            # The server ends both connections (as a restart would): the next reads open new ones.
+            admin = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                for pid in {r[0][1] for r in got}:
+                    conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.dispose()
+            again = await asyncio.gather(*(reads.rows("SELECT 1", {}) for _ in range(4)))
+            assert again == [[(1,)]] * 4
+        finally:
+            reads.close()
+
+
+def counting_plan(values: list[int]) -> Any:
+    """A plan: insert the values, then read their sum (one step's rows feed the next)."""
+    yield Step("INSERT INTO t (x) VALUES (%(x)s)", [{"x": v} for v in values], many=True)
+    rows = yield Step("SELECT sum(x) FROM t", {})
+    return rows[0][0]
+
+
+@pytest.mark.postgres
+async def test_a_postgres_transaction_commits_rolls_back_and_reconnects() -> None:
+    with fresh_postgres_database() as url:
+        admin = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x integer CHECK (x < 100))"))
+        db = PostgresFromLoop(url)
+        try:
+            assert await db.transaction(counting_plan([1, 2, 3])) == 6
+            with pytest.raises(Exception, match="check"):
+                await db.transaction(counting_plan([4, 500]))  # refused: nothing of it is kept
+            assert await db.rows("SELECT count(*) FROM t", {}) == [(3,)]
+            with admin.connect() as conn:  # the server ends the writer's connection, as a restart would
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            with pytest.raises(Exception):  # noqa: B017 (the driver's error for a lost connection)
+                await db.transaction(counting_plan([7]))
+            assert await db.transaction(counting_plan([7])) == 13  # on a new connection
+        finally:
+            db.close()
+            admin.dispose()
