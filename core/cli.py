@@ -266,6 +266,8 @@ def orders_show(ctx: Context, order: str, store: str | None, as_json: bool) -> N
         became = "; ".join(v for v in (h["outcome"], h["detail"]) if v)
         table.add_row(*(escape(h[k] or "") for k in ("at", "event", "from", "to", "route", "reason")), escape(became))
     console.print(table)
+    if info["status_url"]:
+        console.print(f"status page: {info['status_url']}", markup=False, highlight=False, soft_wrap=True)
     if info["pending"]:
         for p in info["pending"]:
             error = f" - {p['last_error']}" if p["last_error"] else ""

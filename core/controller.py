@@ -40,6 +40,8 @@ HEARTBEAT_SECONDS = HEARTBEAT_STALE_SECONDS / 3
 #: statements, an fsync): every 50 ms it was about half the settling CPU per
 #: update at a few hundred updates a second.
 SETTLE_SECONDS = 0.2
+#: The longest link of a success (Delivered.link) the history keeps; a longer one is dropped.
+MAX_LINK_LENGTH = 2000
 
 
 def backoff_delay(attempts: int, settings: ControllerSettings, hint: float | None = None,
@@ -305,9 +307,11 @@ class StackController:
             return RetryLater(self._scrub(record, str(outcome.reason)), delay)
         if isinstance(outcome, Failed):
             return Failed(self._scrub(record, str(outcome.reason)))
-        if isinstance(outcome, SUCCESS):  # its detail is kept in the history: masked, one line
+        if isinstance(outcome, SUCCESS):  # its detail is kept in the history: masked, one line; a link only http(s)
             detail = outcome.detail if isinstance(outcome.detail, str) else str(outcome.detail)
-            return type(outcome)(self._scrub(record, detail)) if detail else outcome
+            link = outcome.link if isinstance(outcome.link, str) and outcome.link.startswith(
+                ("https://", "http://")) and len(outcome.link) <= MAX_LINK_LENGTH else None
+            return type(outcome)(self._scrub(record, detail) if detail else detail, link)
         return RetryLater(self._scrub(record, f"connector {record.destination} returned {type(outcome).__name__}, "
                                               "not an outcome (Delivered, AlreadyDone, RetryLater or Failed)"))
 
@@ -320,13 +324,13 @@ class StackController:
         """
         now = time.time()
         settings = self.settings
-        delete: list[tuple[StackRecord, str]] = []
+        delete: list[tuple[StackRecord, str, str | None]] = []
         reschedule: list[tuple[StackRecord, float, str]] = []
         park: list[tuple[StackRecord, str]] = []
         parked_reason: dict[int, str] = {}
         for record, outcome in done:
             if isinstance(outcome, SUCCESS):
-                delete.append((record, outcome_detail(outcome)))
+                delete.append((record, outcome_detail(outcome), outcome.link))
             elif isinstance(outcome, RetryLater):
                 since = record.failing_since if record.failing_since is not None else now
                 if settings.max_attempts and record.attempts >= settings.max_attempts:
@@ -344,13 +348,13 @@ class StackController:
         stale = self.stack.settle(delete, reschedule, park, now)
         applied = [(r, o, parked_reason.get(r.id)) for r, o in done if r.id not in stale]
         metrics = self.metrics
-        for counter, records in ((metrics.delivered, [r for r, _ in delete]),
+        for counter, records in ((metrics.delivered, [r for r, _, _ in delete]),
                                  (metrics.retried, [r for r, _, _ in reschedule]),
                                  (metrics.parked, [r for r, _ in park])):
             counts = collections.Counter((r.store_id, r.destination) for r in records if r.id not in stale)
             for (store_id, destination), count in counts.items():
                 counter.labels(store_id, destination).inc(count)
-        self.stats.delivered += sum(1 for r, _ in delete if r.id not in stale)
+        self.stats.delivered += sum(1 for r, _, _ in delete if r.id not in stale)
         self.stats.rescheduled += sum(1 for r, _, _ in reschedule if r.id not in stale)
         self.stats.parked += sum(1 for r, _ in park if r.id not in stale)
         self.stats.stale += len(stale)

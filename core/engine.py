@@ -276,8 +276,10 @@ class StatusEngine:
             "history": [{"at": iso_utc(h.at), "event": h.event, "from": h.from_status, "to": h.to_status,
                          "route": h.route, "destination": h.destination, "reason": h.reason,
                          "idempotency_key": h.idempotency_key,
-                         "outcome": h.outcome, "detail": h.detail,
+                         "outcome": h.outcome, "detail": h.detail, "link": h.link,
                          "settled_at": iso_utc(h.settled_at) if h.settled_at else None}
                         for h in history],
             "pending": [p.as_dict(now) for p in pending],
+            # The newest page about the order a destination answered with (the OSS's status page).
+            "status_url": next((h.link for h in reversed(history) if h.link), None),
         }

@@ -11,9 +11,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Delivered:
-    """The cart or OSS answered with its success reply: the record leaves the stack."""
+    """The cart or OSS answered with its success reply: the record leaves the stack.
+
+    ``link``: a page about the order the destination answered with (the OSS's signed
+    ``status_url``), kept in the history for ``orders show``, emails and carts.
+    """
 
     detail: str = ""
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,7 @@ class AlreadyDone:
     """The cart already had this change (a repeat delivery): the record leaves the stack."""
 
     detail: str = ""
+    link: str | None = None
 
 
 @dataclass(frozen=True)

@@ -317,7 +317,8 @@ def _history_settled() -> ClauseElement:
     """Mark the change's history row delivered, before its record leaves the stack."""
     key = sa.select(stack.c.idempotency_key).where(_held()).scalar_subquery()
     return (order_history.update().where(order_history.c.idempotency_key == key)
-            .values(settled_at=sa.bindparam("now"), outcome="delivered", detail=sa.bindparam("detail")))
+            .values(settled_at=sa.bindparam("now"), outcome="delivered", detail=sa.bindparam("detail"),
+                    link=sa.bindparam("link")))
 
 
 def _overtaken(ids: Sequence[int] | None) -> sa.Select[Any]:
@@ -479,7 +480,7 @@ class Stack:
 
     def settle(
         self,
-        delete: Iterable[StackRecord | tuple[StackRecord, str]] = (),
+        delete: Iterable[StackRecord | tuple[StackRecord, str] | tuple[StackRecord, str, str | None]] = (),
         reschedule: Iterable[tuple[StackRecord, float, str]] = (),
         park: Iterable[tuple[StackRecord, str]] = (),
         now: float | None = None,
@@ -487,7 +488,8 @@ class Stack:
         """Apply a batch of outcomes in one transaction; returns the ids that were stale.
 
         ``delete`` holds records the cart took, each alone or with the detail of
-        its outcome (what the cart said beyond OK), which the change's history keeps.
+        its outcome (what the cart said beyond OK) and its link (a page about the
+        order, e.g. the OSS's status_url), which the change's history keeps.
 
         Only the holder of a record's current lease settles it (its claim's fencing
         token): a record whose lease ran out and was claimed again is left to its
@@ -495,18 +497,20 @@ class Stack:
         reschedule or park it, nor unblock the next update of its order.
         """
         now = time.time() if now is None else now
-        delivered = [d if isinstance(d, tuple) else (d, "") for d in delete]
+        delivered: list[tuple[StackRecord, str, str | None]] = [
+            (d, "", None) if not isinstance(d, tuple) else (d[0], d[1], d[2] if len(d) > 2 else None)
+            for d in delete]
         reschedule, park = list(reschedule), list(park)
         if not (delivered or reschedule or park):
             return set()
-        every = [*(r for r, _ in delivered), *(r for r, _, _ in reschedule), *(r for r, _ in park)]
+        every = [*(r for r, _, _ in delivered), *(r for r, _, _ in reschedule), *(r for r, _ in park)]
         with transaction(self.engine) as cur:
             held = self._holding(cur, every)
             self._prepared("history.settled", _history_settled).executemany(
-                cur, [{"rid": r.id, "token": r.lease_token, "now": now, "detail": detail or None}
-                      for r, detail in delivered if r.id in held])
+                cur, [{"rid": r.id, "token": r.lease_token, "now": now, "detail": detail or None, "link": link}
+                      for r, detail, link in delivered if r.id in held])
             self._prepared("stack.delete", _delete).executemany(
-                cur, [{"rid": r.id, "token": r.lease_token} for r, _ in delivered if r.id in held])
+                cur, [{"rid": r.id, "token": r.lease_token} for r, _, _ in delivered if r.id in held])
             self._prepared("stack.reschedule", _reschedule).executemany(
                 cur, [{"rid": r.id, "token": r.lease_token, "at": at, "err": err, "now": now}
                       for r, at, err in reschedule if r.id in held])

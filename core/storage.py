@@ -49,6 +49,8 @@ order_history = sa.Table(
     sa.Column("outcome", sa.Text),  # delivered: ... | purged: <last error>
     # What the cart said beyond OK when it took the update (an outcome's detail; migration 0005).
     sa.Column("detail", sa.Text),
+    # A page about the order the destination answered with: the OSS's signed status_url (migration 0007).
+    sa.Column("link", sa.Text),
 )
 sa.Index("ix_history_order", order_history.c.order_id, order_history.c.id)
 sa.Index("ix_history_key", order_history.c.idempotency_key)

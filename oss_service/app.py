@@ -106,6 +106,7 @@ def create_app(store: OssStore | None = None, settings: ServerSettings | None = 
         Route("/api/v1/orders/{order_number}", oss.get_order, methods=["GET"]),
         Route("/status/{merchant}", oss.status_page, methods=["GET", "POST"]),
         Route("/status/{merchant}/snippet", oss.status_snippet, methods=["GET"]),
+        Route("/status/{merchant}/look.css", oss.status_look, methods=["GET"]),
         Route("/healthz", oss.healthz, methods=["GET"]),
         Route("/metrics", oss.metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", oss.openapi, methods=["GET"]),

@@ -15,7 +15,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from .links import PREVIOUS_SECRET_ENV, SECRET_ENV, check_secret, new_secret
 from .logs import LOG_LEVEL_ENV
+from .looks import PageLook, save_look, valid_accent, valid_logo_url
+from .progress import PLACES, parse_step
 from .service import Account, AccountError, OssStore
 from .storage import DB_ENV, DEFAULT_DB, current_revision, head_revision, migrate, open_oss_database
 
@@ -99,16 +102,36 @@ def main() -> None:
 @click.option("--forwarded-allow-ips", default="", show_default="none",
               help="Proxies (comma-separated addresses) whose X-Forwarded-For gives the client address; "
                    "none by default: the address that connected is the client's.")
+@click.option("--link-secret", envvar=SECRET_ENV, show_envvar=True, metavar="SECRET",
+              help="Signs the order links updates are answered with (status_url); at least 32 characters, from "
+                   "`cartstatus-oss link-secret`. Changing it revokes the links made with it. Without it, a "
+                   "random one lasts until the server stops.")
+@click.option("--previous-link-secret", envvar=PREVIOUS_SECRET_ENV, show_envvar=True, metavar="SECRET",
+              help="The link secret before the last change: its links still open (never used to sign).")
+@click.option("--public-url", metavar="URL",
+              help="The address shoppers reach the OSS at, for the links (default: the address each update "
+                   "was sent to).")
 @click.option("--no-migrate", is_flag=True, help="Do not apply database migrations at start.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 def serve(db: str, host: str, port: int, workers: int, max_body: int, ingest_rate: float, lookup_rate: float,
-          forwarded_allow_ips: str, no_migrate: bool, log_level: str) -> None:
+          forwarded_allow_ips: str, link_secret: str | None, previous_link_secret: str | None,
+          public_url: str | None, no_migrate: bool, log_level: str) -> None:
     """Run the OSS server (uvicorn), after applying migrations."""
     import uvicorn
 
     from .settings import ServerSettings
 
+    if link_secret:
+        _valid("--link-secret", check_secret, link_secret)
+    else:
+        link_secret = new_secret()
+        err_console.print(f"[yellow]warning:[/] no --link-secret (env {SECRET_ENV}): the order links made now "
+                          "stop working when the server stops; make one with `cartstatus-oss link-secret`")
+    if previous_link_secret:
+        _valid("--previous-link-secret", check_secret, previous_link_secret)
+    if public_url and not public_url.startswith(("https://", "http://")):
+        fail(f"--public-url: {public_url!r} is not an http(s) address, e.g. https://status.example.com")
     if workers > 1 and db.startswith("sqlite"):
         err_console.print("[yellow]warning:[/] several workers on SQLite share one writer lock; "
                           "PostgreSQL suits more than one worker")
@@ -116,7 +139,10 @@ def serve(db: str, host: str, port: int, workers: int, max_body: int, ingest_rat
         store = _store(db)
         store.engine.dispose()
     settings = ServerSettings(db_url=db, max_body=max_body, ingest_rate=ingest_rate,
-                              ingest_burst=max(1.0, ingest_rate * 4), lookup_rate_per_minute=lookup_rate)
+                              ingest_burst=max(1.0, ingest_rate * 4), lookup_rate_per_minute=lookup_rate,
+                              link_secret=link_secret,
+                              previous_link_secrets=(previous_link_secret,) if previous_link_secret else (),
+                              public_url=public_url.rstrip("/") if public_url else None)
     settings.to_env()
     # The application factory sets up the log (stderr, lines in batches: oss_service/logs.py) in each worker.
     os.environ[LOG_LEVEL_ENV] = log_level
@@ -126,6 +152,12 @@ def serve(db: str, host: str, port: int, workers: int, max_body: int, ingest_rat
                 access_log=False, proxy_headers=bool(forwarded_allow_ips),
                 forwarded_allow_ips=forwarded_allow_ips or None,
                 server_header=False, log_level=log_level)
+
+
+@main.command("link-secret")
+def link_secret_command() -> None:
+    """Print a new random link secret, for `serve --link-secret` (env CARTSTATUS_OSS_LINK_SECRET)."""
+    click.echo(new_secret())
 
 
 @main.command("migrate")
@@ -149,7 +181,7 @@ def migrate_command(db: str) -> None:
 
 @main.group()
 def accounts() -> None:
-    """Store accounts: create, list, renew, revoke, rotate-token, page, snippet."""
+    """Store accounts: create, list, renew, revoke, rotate-token, update, snippet."""
 
 
 def _print_token(account: Account, token: str, as_json: bool, action: str) -> None:
@@ -227,25 +259,57 @@ def accounts_rotate(merchant: str, db: str, as_json: bool) -> None:
     _print_token(account, token, as_json, "Rotated the token of")
 
 
-@accounts.command("page")
+def _valid(option: str, check: Callable[[str], T], value: str) -> T:
+    """``check(value)``, or the error line naming the option."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
+
+
+@accounts.command("update")
 @click.argument("merchant")
+@click.option("--display-name", help="The store's name as shoppers see it.")
+@click.option("--logo-url", metavar="URL", help="The store's logo, an https:// image URL ('' removes it).")
+@click.option("--accent", metavar="COLOUR", help="The accent colour of the page, #rgb or #rrggbb ('' for the default).")
+@click.option("--step", "steps", multiple=True, metavar="LABEL=PLACE",
+              help=f"Place a status label on the progress path; PLACE is one of {', '.join(PLACES)}. May repeat.")
+@click.option("--reset-steps", is_flag=True, help="Forget the labels placed with --step (the defaults apply).")
 @click.option("--header", "header", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="HTML file shown above the shopper page (sanitised: no scripts or styles).")
 @click.option("--footer", "footer", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="HTML file shown below the shopper page (sanitised).")
-@click.option("--name", help="The store's name as shoppers see it.")
 @db_option
-def accounts_page(merchant: str, header: Path | None, footer: Path | None, name: str | None, db: str) -> None:
-    """Set the header, footer and name of MERCHANT's shopper page."""
+@json_option
+def accounts_update(merchant: str, display_name: str | None, logo_url: str | None, accent: str | None,
+                    steps: tuple[str, ...], reset_steps: bool, header: Path | None, footer: Path | None, db: str,
+                    as_json: bool) -> None:
+    """Set how MERCHANT's shopper page looks: name, logo, accent colour, progress steps, header, footer.
+
+    Only what is given changes. A status label the merchant did not place takes
+    its place from cartstatus's default labels, then from its words (deliver,
+    ship, cancel, backorder, ...), else "processing".
+    """
+    logo = _valid("--logo-url", valid_logo_url, logo_url) if logo_url else logo_url
+    colour = _valid("--accent", valid_accent, accent) if accent else accent
+    placed = dict(_valid("--step", parse_step, text) for text in steps)
     try:
-        _store(db).set_page(merchant, header_html=header.read_text(encoding="utf-8") if header else None,
-                            footer_html=footer.read_text(encoding="utf-8") if footer else None,
-                            display_name=name)
-    except AccountError as exc:
-        fail(str(exc))
+        header_html = header.read_text(encoding="utf-8") if header else None
+        footer_html = footer.read_text(encoding="utf-8") if footer else None
     except UnicodeDecodeError:
         fail("the header and footer files must be UTF-8 text")
-    click.echo(f"{merchant}: shopper page updated")
+
+    def change(store: OssStore) -> tuple[Account, PageLook]:
+        account = store.set_page(merchant, header_html=header_html, footer_html=footer_html,
+                                 display_name=display_name)
+        return account, save_look(store.engine, account.id, logo_url=logo, accent=colour, steps=placed,
+                                  reset_steps=reset_steps)
+
+    account, look = _on_store(db, change)
+    if as_json:
+        click.echo(json.dumps({**account.as_dict(), **look.as_dict()}))
+    else:
+        click.echo(f"{merchant}: shopper page updated")
 
 
 @accounts.command("snippet")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import orjson
@@ -22,6 +23,9 @@ from starlette.types import Receive, Scope
 
 from . import pages
 from .auth import AccountCache
+from .i18n import N_
+from .links import StatusLinks, new_secret
+from .looks import PageLook, load_look
 from .metrics import Metrics
 from .openapi import openapi_document
 from .ratelimit import RateLimiter
@@ -85,6 +89,8 @@ class OssApp:
         self.lookup_limit = RateLimiter(settings.lookup_rate_per_minute / 60.0, settings.lookup_burst)
         self.unauthenticated_limit = RateLimiter(settings.unauthenticated_rate_per_minute / 60.0,
                                                  settings.unauthenticated_burst)
+        # Without a configured secret the links last as long as this process (serve always passes one).
+        self.links = StatusLinks(settings.link_secret or new_secret(), settings.previous_link_secrets)
         self._openapi: bytes | None = None
         self._css = pages.css()
 
@@ -146,13 +152,28 @@ class OssApp:
     # they read the scope and answer a Reply, without Starlette's Request,
     # Response and router (see app.OssStarlette).
 
+    def _base_url(self, scope: Scope, host: str | None) -> str:
+        """The OSS's address for links: ``--public-url``, else as this request reached it."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        if host is None:
+            server = scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server else "localhost"
+        return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
+
+    def _accepted(self, body: dict[str, Any], merchant: str, base_url: str) -> dict[str, Any]:
+        """The OK answer with the signed link to the order's page."""
+        return {**body, "status_url": self.links.url(base_url, merchant, body["order_number"])}
+
     async def post_update(self, scope: Scope, receive: Receive) -> Reply:
-        authorization = length = None
+        authorization = length = host = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = authorization or value.decode("latin-1")
             elif name == b"content-length":
                 length = length or value.decode("latin-1")
+            elif name == b"host":
+                host = host or value.decode("latin-1")
         token = _bearer(authorization)
         token_hash = hash_token(token) if token else None
         found = await self.authenticate(token_hash, _client(scope))
@@ -187,9 +208,11 @@ class OssApp:
         result = await self.writer.submit(IngestJob(token_hash, body, body_digest(body)))
         self.metrics.update(result.kind)
         if result.kind == "stored":
-            return json_reply(200, result.body, merchant=account.merchant)
+            return json_reply(200, self._accepted(result.body, account.merchant, self._base_url(scope, host)),
+                              merchant=account.merchant)
         if result.kind == "replayed":
-            return json_reply(200, result.body, REPLAYED, account.merchant)
+            return json_reply(200, self._accepted(result.body, account.merchant, self._base_url(scope, host)),
+                              REPLAYED, account.merchant)
         if result.kind == "unauthorized":  # revoked since it was remembered
             return UNAUTHORIZED
         assert result.account is not None
@@ -272,20 +295,51 @@ class OssApp:
         request.scope.setdefault("state", {})["merchant"] = account.merchant
         return account
 
+    async def _look(self, account: Account) -> PageLook:
+        return await run_in_threadpool(load_look, self.store.engine, account.id)
+
     @staticmethod
     def _no_store(request: Request) -> Response:
-        return pages.message_page(request, "No such store", "There is no order status page at this address.",
+        return pages.message_page(request, N_("No such store"), N_("There is no order status page at this address."),
                                   status_code=404)
 
     async def status_page(self, request: Request) -> Response:
-        """``/status/{merchant}``: the form (GET), or the order it finds (POST); one route, so 405 names both."""
-        return await (self.status_lookup(request) if request.method == "POST" else self.status_form(request))
+        """``/status/{merchant}``: the form (GET), the order a signed link names (GET with ``order`` and
+        ``key``), or the order the form finds (POST); one route, so 405 names both methods."""
+        if request.method == "POST":
+            return await self.status_lookup(request)
+        if "key" in request.query_params:
+            return await self.status_link(request)
+        return await self.status_form(request)
 
     async def status_form(self, request: Request) -> Response:
         account = await self._merchant(request)
         if account is None:
             return self._no_store(request)
-        return pages.lookup_form(request, account)
+        return pages.lookup_form(request, account, await self._look(account))
+
+    async def status_link(self, request: Request) -> Response:
+        """The order of a signed link (``status_url``); a link altered in any way reads as an unknown order."""
+        wait = self.lookup_limit.check(_client(request.scope))
+        if wait is not None:
+            self.metrics.lookup("rate_limited")
+            return self._wait_page(request, wait)
+        account = await self._merchant(request)
+        if account is None:
+            return self._no_store(request)
+        order, key = request.query_params.get("order", ""), request.query_params.get("key", "")
+        view = None
+        if possible_order_number(order) and self.links.valid(account.merchant, order, key):
+            view = await run_in_threadpool(self.store.order_for_account, account, order)
+            self.metrics.lookup("found" if view else "not_found")
+        else:
+            self.metrics.lookup("invalid")
+        look = await self._look(account)
+        headers = {"Cache-Control": "no-store"}
+        if view is None:
+            return pages.lookup_form(request, account, look, message=pages.NOT_FOUND, status_code=404,
+                                     headers=headers)
+        return pages.order_page(request, account, look, view, headers=headers)
 
     async def status_lookup(self, request: Request) -> Response:
         wait = self.lookup_limit.check(_client(request.scope))
@@ -297,7 +351,7 @@ class OssApp:
             return self._no_store(request)
         raw = await self._read_limited(request.headers.get("content-length"), request.receive)
         if raw is None:
-            return pages.message_page(request, "Too large", "The form was too large.", status_code=413)
+            return pages.message_page(request, N_("Too large"), N_("The form was too large."), status_code=413)
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         order = form.get("order", "").strip()[:64]
         query = lookup_query(account.merchant, order, form.get("email"), form.get("zip"))
@@ -311,16 +365,17 @@ class OssApp:
         else:
             self.metrics.lookup("invalid")
         headers = {"Cache-Control": "no-store"}
+        look = await self._look(account)
         if view is None:
-            return pages.lookup_form(request, account, order=order, message=pages.NOT_FOUND, status_code=404,
+            return pages.lookup_form(request, account, look, order=order, message=pages.NOT_FOUND, status_code=404,
                                      headers=headers)
-        return pages.order_page(request, account, view, headers=headers)
+        return pages.order_page(request, account, look, view, headers=headers)
 
     @staticmethod
     def _wait_page(request: Request, wait: float) -> Response:
         seconds = too_many(wait, "lookups").headers[0][1].decode()
-        return pages.message_page(request, "Too many lookups", f"Please wait {seconds} seconds and try again.",
-                                  status_code=429, headers={"Retry-After": seconds})
+        return pages.message_page(request, N_("Too many lookups"), N_("Please wait %(seconds)s seconds and try again."),
+                                  status_code=429, headers={"Retry-After": seconds}, seconds=seconds)
 
     async def status_snippet(self, request: Request) -> Response:
         account = await self._merchant(request)
@@ -328,6 +383,14 @@ class OssApp:
             return self._no_store(request)
         base = f"{request.url.scheme}://{request.url.netloc}"
         return PlainTextResponse(pages.snippet(account, base))
+
+    async def status_look(self, request: Request) -> Response:
+        """``/status/{merchant}/look.css``: the merchant's colours for its pages."""
+        account = await self._merchant(request)
+        if account is None:
+            return self._no_store(request)
+        look = await self._look(account)
+        return Response(look.css(), media_type="text/css", headers={"Cache-Control": "public, max-age=300"})
 
     # -- operations --------------------------------------------------------
 
@@ -354,4 +417,5 @@ class OssApp:
         return Response(self._css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
     async def root(self, request: Request) -> Response:
-        return pages.message_page(request, "Order Status System", "Use the order status link your store gave you.")
+        return pages.message_page(request, N_("Order Status System"),
+                                  N_("Use the order status link your store gave you."))

@@ -20,7 +20,10 @@ def method_label(method: str) -> str:
 def route_label(path: str) -> str:
     """The route a path belongs to, for metrics and logs (never the merchant or order)."""
     if path.startswith("/status/"):
-        return "/status/{merchant}/snippet" if path.endswith("/snippet") else "/status/{merchant}"
+        for tail in ("/snippet", "/look.css"):
+            if path.endswith(tail):
+                return "/status/{merchant}" + tail
+        return "/status/{merchant}"
     if path.startswith("/api/v1/orders/"):
         return "/api/v1/orders/{order_number}"
     return path if path in ROUTES else "other"

@@ -36,9 +36,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                                                "description": "the store's token from `cartstatus-oss accounts`"}},
             "schemas": {
                 "StatusUpdate": update,
-                "Accepted": {"type": "object", "required": ["result", "idempotency_key"], "properties": {
+                "Accepted": {"type": "object", "required": ["result", "idempotency_key", "status_url"],
+                             "properties": {
                     "result": {"const": "OK"}, "idempotency_key": {"type": "string"},
-                    "order_number": {"type": "string"}, "status": {"type": "string"}}},
+                    "order_number": {"type": "string"}, "status": {"type": "string"},
+                    "status_url": {"type": "string", "format": "uri",
+                                   "description": "the order's page for the shopper, a signed link that opens it "
+                                                  "without typing (GET /status/{merchant} with order and key)"}}},
                 "Error": {"type": "object", "required": ["error", "message"], "properties": {
                     "error": {"type": "string"}, "message": {"type": "string"},
                     "field": {"type": "string"}, "errors": {"type": "array"},
@@ -93,8 +97,16 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "429": _error("too many requests without a valid token")}}},
             "/status/{merchant}": {
                 "parameters": [merchant_param],
-                "get": {"summary": "The lookup form (HTML)",
-                        "responses": {"200": _html("the lookup form"), "404": _html("no such store")}},
+                "get": {"summary": "The lookup form, or the order a signed link names (HTML)",
+                        "parameters": [
+                            {"name": "order", "in": "query", "schema": {"type": "string"},
+                             "description": "with key: the order of a status_url"},
+                            {"name": "key", "in": "query", "schema": {"type": "string"},
+                             "description": "the signature of a status_url; with it the page shows the order"}],
+                        "responses": {"200": _html("the lookup form, or the order of a signed link"),
+                                      "404": _html("no such store, or a link that names no order (altered, "
+                                                   "or signed with a secret no longer accepted)"),
+                                      "429": _html("too many lookups; see Retry-After")}},
                 "post": {"summary": "The order's status page (HTML)",
                          "requestBody": {"required": True, "content": {
                              "application/x-www-form-urlencoded": {"schema": form}}},
@@ -106,6 +118,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "summary": "HTML form for the merchant's own site", "parameters": [merchant_param],
                 "responses": {"200": {"description": "the form's HTML",
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              "404": _html("no such store")}}},
+            "/status/{merchant}/look.css": {"get": {
+                "summary": "The merchant's colours for its pages", "parameters": [merchant_param],
+                "responses": {"200": {"description": "CSS custom properties --accent and --on-accent",
+                                      "content": {"text/css": {"schema": {"type": "string"}}}},
                               "404": _html("no such store")}}},
             "/healthz": {"get": {"summary": "Liveness and database check",
                                  "responses": {"200": {"description": "ok"}, "503": {"description": "down"}}}},

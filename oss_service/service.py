@@ -220,10 +220,6 @@ class HistoryEntry:
     at: float
     note: str | None
 
-    @property
-    def at_text(self) -> str:
-        return dt.datetime.fromtimestamp(self.at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
 
 @dataclass(frozen=True)
 class OrderView:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .service import LOOKUP_FAILURE_LIMIT, LOOKUP_FAILURE_WINDOW
 from .storage import db_url
@@ -36,6 +36,11 @@ class ServerSettings:
     account_cache_seconds: float = 5.0
     #: Updates written per transaction at most.
     max_batch: int = 256
+    #: The secret signing the order links (``status_url``), and earlier ones still accepted (:mod:`.links`).
+    link_secret: str = field(default="", repr=False)
+    previous_link_secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: The address shoppers reach the OSS at, for links (else the address each request came to).
+    public_url: str | None = None
 
     def to_env(self) -> None:
         """Hand the settings to the worker processes uvicorn starts (see :meth:`from_env`)."""
@@ -45,4 +50,8 @@ class ServerSettings:
     def from_env(cls) -> ServerSettings:
         """Settings for worker processes started by uvicorn (``serve --workers N``)."""
         raw = os.environ.get(SETTINGS_ENV)
-        return cls(**json.loads(raw)) if raw else cls(db_url=db_url())
+        if not raw:
+            return cls(db_url=db_url())
+        values = json.loads(raw)
+        values["previous_link_secrets"] = tuple(values.get("previous_link_secrets", ()))
+        return cls(**values)

@@ -90,6 +90,17 @@ lookup_failures = sa.Table(
 )
 sa.Index("ix_oss_lookup_failures_window", lookup_failures.c.window_start)
 
+# The merchant's look on the shopper page (migration oss0003), apart from the accounts the hot paths read:
+# a validated https logo URL, an accent colour (#rrggbb) and its own labels' places on the progress path (JSON).
+page_looks = sa.Table(
+    "oss_page_looks",
+    metadata,
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("oss_accounts.id"), primary_key=True),
+    sa.Column("logo_url", sa.String(2000)),
+    sa.Column("accent", sa.String(7)),
+    sa.Column("steps", sa.Text),
+)
+
 
 def db_url(explicit: str | None = None) -> str:
     """``--db``, else ``CARTSTATUS_OSS_DB``, else ``sqlite:///oss.db`` in the working directory."""

@@ -91,16 +91,21 @@ def test_every_package_and_template_is_in_the_wheel_and_renders_from_it(tmp_path
                  for f in (ROOT / folder / "templates").iterdir() if f.is_file()}
     assert {"cartstatus/templates/base.html", "cartstatus/templates/cartstatus.css"} <= templates
     assert sorted(templates - names) == []
+    # The shopper pages' catalogs, compiled from the .po when first used: no build step.
+    assert {"cartstatus/oss/locale/fr/LC_MESSAGES/messages.po", "cartstatus/oss/locale/de/LC_MESSAGES/messages.po"} \
+        <= names
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     script = ("import datetime as dt; from cartstatus.matrix.export import to_html; "
               "from cartstatus.matrix.loader import load_matrix; import cartstatus.oss.pages as pages; "
+              "from cartstatus.oss.i18n import translations; print(translations('fr').gettext('Shipped')); "
               "print(pages.templates.env.get_template('lookup.html').filename); "
               "print(to_html(load_matrix(), set(), dt.date(2026, 1, 2)))")
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    first, page = ran.stdout.split("\n", 1)
+    french, first, page = ran.stdout.split("\n", 2)
+    assert french == "Expédiée"
     assert first.startswith(str(site))  # the installed copy, not the source tree
     assert "exported 2026-01-02" in page and ".matrix th{" in page  # rendered, the stylesheet inlined

@@ -103,9 +103,11 @@ class OssConnector(Connector):
         if code == 200:
             if reply.get("result") != "OK":
                 return RetryLater("the OSS answered 200 without its OK reply")
+            # The order's page for the shopper (a signed link), kept in the order's history.
+            link = reply.get("status_url") if isinstance(reply.get("status_url"), str) else None
             if response.headers.get("idempotent-replayed") == "true":
-                return AlreadyDone(f"the OSS already had update {update.idempotency_key}")
-            return Delivered("OSS OK")
+                return AlreadyDone(f"the OSS already had update {update.idempotency_key}", link)
+            return Delivered("OSS OK", link)
         if code == 401:
             return Failed(f"the OSS refused the token of merchant {self.merchant} (unknown or revoked): ask the "
                           "OSS operator for a new token (cartstatus-oss accounts rotate-token) and put it in the "

@@ -79,8 +79,11 @@ def test_the_connector_is_registered_and_its_token_is_secret() -> None:
 
 async def test_delivered_then_already_done(connector: OssConnector, store: OssStore) -> None:
     u = update()
-    assert isinstance(await connector.send(u), Delivered)
-    assert isinstance(await connector.send(u), AlreadyDone)
+    first, again = await connector.send(u), await connector.send(u)
+    assert isinstance(first, Delivered) and isinstance(again, AlreadyDone)
+    # Both carry the order's signed page, for the history (orders show) and the shopper's email.
+    assert first.link is not None and first.link.startswith(f"{URL}/status/acme?order=C1001&key=")
+    assert again.link == first.link
     view = await store.lookup("acme", "C1001", zip_code="12345")
     assert view is not None and view.status == "Shipped"
     assert [(t.carrier, t.number) for t in view.tracking] == [("UPS", "1Z999AA10123456784")]

@@ -38,6 +38,25 @@ async def test_a_delivered_update_is_recorded_on_the_history(make_engine: Callab
     assert rule6.status == "pass" and f"answered OK at {shipped['settled_at']}" in rule6.detail
 
 
+async def test_the_link_a_destination_answers_with_is_kept_and_the_newest_shown(
+        make_engine: Callable[..., StatusEngine]) -> None:
+    engine = make_engine()
+    (order,) = add_orders(engine, 1)
+    engine.fire("Order Shipped", [order])
+    await drain(engine, Answers({"Shipped": Delivered("OK", "https://oss.example/status/m?order=1&key=a")}))
+    engine.fire("Order Cancelled", [order])
+    await drain(engine, Answers({"Cancelled": Delivered("OK", "https://oss.example/status/m?order=1&key=b")}))
+    engine.fire("Order Shipped", [order])
+    # Not a web address (or too long): the history keeps no link, and the newest link stays the one shown.
+    await drain(engine, Answers({"Shipped": Delivered("OK", "javascript:alert(1)")}))
+    shown = engine.show_order(order)
+    assert [h["link"] for h in shown["history"][-3:]] == [
+        "https://oss.example/status/m?order=1&key=a", "https://oss.example/status/m?order=1&key=b", None]
+    assert shown["status_url"] == "https://oss.example/status/m?order=1&key=b"
+    printed = CliRunner().invoke(main, ["--config", str(engine.config.path), "orders", "show", order])
+    assert "status page: https://oss.example/status/m?order=1&key=b" in printed.output
+
+
 async def test_a_purged_update_is_recorded_and_diagnose_says_it_never_arrived(
     make_engine: Callable[..., StatusEngine],
 ) -> None:
@@ -97,9 +116,11 @@ def test_a_stack_at_revision_0001_is_migrated_keeping_its_rows(tmp_path: Path) -
         stacked = conn.execute(sa.text("SELECT attempts, failing_since FROM stack")).one()
         table_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'stack'")).scalar_one()
         beats_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'controllers'")).scalar_one()
+        history_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'order_history'")).scalar_one()
     assert tuple(row) == ("New", None, None)
     assert tuple(stacked) == (2, None)  # 0003: its run of failures counts from its next failure
     assert "AUTOINCREMENT" in table_sql  # 0004: ids never reused
     assert "circuits" in beats_sql  # 0006: a heartbeat carries its open circuits
-    assert version == "0006"
+    assert "link" in history_sql  # 0007: the page a destination answered with (the OSS's status_url)
+    assert version == "0007"
 

@@ -25,14 +25,15 @@ def count(store: OssStore, table: sa.Table) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
-async def test_an_update_is_stored_and_the_shopper_finds_it(client: httpx.AsyncClient,
+async def test_an_update_is_stored_and_the_shopper_finds_it(client: httpx.AsyncClient, oss_app: Starlette,
                                                             account: Callable[..., str]) -> None:
     token = account("acme")
     body = update_body()
     r = await client.post("/api/v1/updates", json=body, headers=bearer(token))
     assert r.status_code == 200
     assert r.json() == {"result": "OK", "idempotency_key": body["idempotency_key"], "order_number": "1001",
-                        "status": "Shipped"}
+                        "status": "Shipped",
+                        "status_url": oss_app.state.oss.links.url("http://oss.test", "acme", "1001")}
     assert "idempotent-replayed" not in r.headers
 
     for key in ({"email": "PAT@example.com "}, {"zip": "12345-6789"}):

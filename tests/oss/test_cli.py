@@ -86,7 +86,7 @@ def test_page_and_snippet(run, tmp_path: Path) -> None:  # type: ignore[no-untyp
     run("accounts", "create", "acme", "--expires", "2027-01-31")
     header = tmp_path / "header.html"
     header.write_text("<b>Acme</b><script>x()</script>")
-    run("accounts", "page", "acme", "--header", str(header), "--name", "Acme Shop")
+    run("accounts", "update", "acme", "--header", str(header), "--display-name", "Acme Shop")
     account = OssStore(open_oss_database(run.db)).account("acme")
     assert account.header_html == "<b>Acme</b>" and account.name == "Acme Shop"
     snippet = run("accounts", "snippet", "acme", "--base-url", "https://status.example.com/").output
@@ -94,5 +94,5 @@ def test_page_and_snippet(run, tmp_path: Path) -> None:  # type: ignore[no-untyp
 
 
 def test_migrate_reports_the_revision(run) -> None:  # type: ignore[no-untyped-def]
-    assert "from empty to oss0002" in run("migrate").output
-    assert "is at the newest revision (oss0002)" in run("migrate").output
+    assert "from empty to oss0003" in run("migrate").output
+    assert "is at the newest revision (oss0003)" in run("migrate").output

@@ -9,9 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 from cartstatus import StackController, StatusEngine, load_config
+from cartstatus.cli import main as cli_main
 from cartstatus.oss.app import ServerSettings, create_app
 from cartstatus.oss.service import OssStore
 from cartstatus.serve import serve_in_thread
+from click.testing import CliRunner
 
 from ..conftest import add_orders, base_setup
 
@@ -79,6 +81,15 @@ async def test_updates_reach_the_oss_and_the_shopper_sees_them(
         assert [(h["previous_status"], h["status"]) for h in data["history"]] == [("New", "Shipped")]
         wrong = await shopper.post("/status/acme", data={"order": "C1000", "zip": "99999"})
         assert wrong.status_code == 404 and "Shipped" not in wrong.text
+
+        # The OSS answered each update with a signed link to the order's page: recorded, shown, and it opens
+        # the page without typing anything.
+        status_url = engine.show_order(numbers[0])["status_url"]
+        assert status_url.startswith(f"{oss_server}/status/acme?order=C1000&key=")
+        shown = CliRunner().invoke(cli_main, ["--config", str(engine.config.path), "orders", "show", numbers[0]])
+        assert shown.exit_code == 0 and f"status page: {status_url}" in shown.output
+        opened = await shopper.get(status_url)
+        assert opened.status_code == 200 and '<span class="status" id="status">Shipped</span>' in opened.text
 
     # A second status change follows the first one on the shopper's page.
     engine.fire("Order Cancelled", numbers[:1])

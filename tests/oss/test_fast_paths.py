@@ -40,7 +40,8 @@ async def test_hot_answers_carry_the_headers_and_other_methods_are_405(client: h
         assert len(reply.headers["x-request-id"]) == 16
     assert stored.headers["x-request-id"] != found.headers["x-request-id"]
     assert stored.json() == {"result": "OK", "idempotency_key": stored.json()["idempotency_key"],
-                             "order_number": "1001", "status": "Shipped"}
+                             "order_number": "1001", "status": "Shipped", "status_url": stored.json()["status_url"]}
+    assert stored.json()["status_url"].startswith("http://oss.test/status/acme?order=1001&key=")
     assert (await client.get("/api/v1/updates")).status_code == 405
     assert (await client.post("/api/v1/lookup")).status_code == 405
 
@@ -49,9 +50,10 @@ async def test_hot_endpoints_answer_under_a_root_path(oss_app: Starlette, accoun
     token = account()
     transport = httpx.ASGITransport(app=oss_app, root_path="/oss")
     async with httpx.AsyncClient(transport=transport, base_url="http://oss.test") as c:
-        assert (await c.post("/oss/api/v1/updates", json=update_body(), headers=bearer(token))).status_code == 200
+        stored = await c.post("/oss/api/v1/updates", json=update_body(), headers=bearer(token))
         found = await c.get("/oss/api/v1/lookup", params={"merchant": "acme", "order": "1001", "zip": "12345"})
-    assert found.json()["status"] == "Shipped"
+    assert stored.status_code == 200 and found.json()["status"] == "Shipped"
+    assert stored.json()["status_url"].startswith("http://oss.test/oss/status/acme?order=1001&key=")
 
 
 async def test_the_routing_table_answers_the_same_as_the_quick_way(oss_app: Starlette, account: Callable[..., str],

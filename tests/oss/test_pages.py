@@ -39,7 +39,8 @@ async def test_the_result_page_shows_status_history_and_tracking_links(client: h
     assert r.status_code == 200
     assert r.headers["cache-control"] == "no-store"
     assert '<span class="status" id="status">Shipped</span>' in r.text
-    assert "2026-05-30 08:00 UTC" in r.text and "2026-06-01 10:00 UTC" in r.text
+    assert '<time datetime="2026-05-30T08:00:00Z">May 30, 2026 8:00\u202fAM UTC</time>' in r.text
+    assert '<time datetime="2026-06-01T10:00:00Z">Jun 1, 2026 10:00\u202fAM UTC</time>' in r.text
     assert "Left at the &lt;back&gt; door" in r.text
     for carrier, number in [("UPS", "1Z999AA10123456784"), ("USPS", "9400100000000000000000"),
                             ("FedEx", "123456789012"), ("DHL", "1234567890")]:

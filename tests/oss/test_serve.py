@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from cartstatus.oss.cli import main
+from cartstatus.oss.links import StatusLinks, new_secret
 from click.testing import CliRunner
 
 from .conftest import bearer, update_body
@@ -25,8 +27,11 @@ def free_port() -> int:
 def test_serve_migrates_and_answers(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'served.db'}"
     port = free_port()
+    secret = new_secret()
     proc = subprocess.Popen([sys.executable, "-m", "cartstatus.oss.cli", "serve", "--db", db, "--port", str(port),
-                             "--log-level", "info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--log-level", "info", "--public-url", "https://status.example.com/"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "CARTSTATUS_OSS_LINK_SECRET": secret})
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):  # waiting for start-up, not timing anything
@@ -45,6 +50,11 @@ def test_serve_migrates_and_answers(tmp_path: Path) -> None:
         assert "server" not in reply.headers
         page = httpx.post(f"{url}/status/acme", data={"order": "1001", "zip": "12345"})
         assert 'id="status">Shipped<' in page.text
+        # The link is made with the secret from the environment, at the public address.
+        status_url = reply.json()["status_url"]
+        assert status_url == StatusLinks(secret).url("https://status.example.com", "acme", "1001")
+        opened = httpx.get(url + status_url.removeprefix("https://status.example.com"))
+        assert opened.status_code == 200 and 'id="status">Shipped<' in opened.text
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=20)
@@ -52,3 +62,5 @@ def test_serve_migrates_and_answers(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert {(line["path"], line["status"]) for line in lines} >= {("/api/v1/updates", 200), ("/status/acme", 200)}
     assert token not in log and "12345" not in log
+    assert secret not in log and status_url.partition("key=")[2] not in log  # the link's key is never logged
+    assert "no --link-secret" not in log
