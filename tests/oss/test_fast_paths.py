@@ -15,14 +15,15 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from cartstatus.oss.app import ServerSettings
+from cartstatus.oss.app import ServerSettings, create_app
 from cartstatus.oss.handlers import query_dict
 from cartstatus.oss.logs import BufferedLineHandler
 from cartstatus.oss.service import OssStore, iso
-from cartstatus.oss.storage import updates
+from cartstatus.oss.storage import open_oss_database, updates
 from cartstatus.oss.wire import canonical_json
 from starlette.applications import Starlette
 
+from ..services import fresh_postgres_database
 from .conftest import bearer, client_for, update_body
 from .test_api import count
 
@@ -74,15 +75,15 @@ async def test_an_update_is_answered_ok_only_once_committed(oss_app: Starlette, 
                                                             oss_store: OssStore,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     token = account()
-    real = oss_store.ingest_from_loop
+    real = oss_store.ingest
 
-    async def commit_fails(jobs: Any) -> Any:
+    def commit_fails(jobs: Any) -> Any:
         # As a full or failing disk makes the COMMIT fail: the transaction is rolled back.
         with oss_store.engine.begin() as conn:
             conn.exec_driver_sql("SELECT 1")
         raise sqlite3.OperationalError("disk I/O error")
 
-    oss_store.ingest_from_loop = commit_fails  # type: ignore[method-assign]
+    oss_store.ingest = commit_fails  # type: ignore[method-assign]
     body = update_body()
     transport = httpx.ASGITransport(app=oss_app, raise_app_exceptions=False)
     caplog.set_level(logging.INFO, logger="cartstatus.oss")
@@ -92,7 +93,7 @@ async def test_an_update_is_answered_ok_only_once_committed(oss_app: Starlette, 
         assert failed.json()["message"] == "Internal Server Error"
         assert failed.headers["x-content-type-options"] == "nosniff"
         assert count(oss_store, updates) == 0  # rolled back: nothing half-stored
-        oss_store.ingest_from_loop = real  # type: ignore[method-assign]
+        oss_store.ingest = real  # type: ignore[method-assign]
         again = await c.post("/api/v1/updates", json=body, headers=bearer(token))
     assert again.status_code == 200 and "idempotent-replayed" not in again.headers
     assert count(oss_store, updates) == 1
@@ -192,16 +193,25 @@ async def test_concurrent_updates_under_the_quick_way_are_each_stored_once(
     assert writer.jobs == 20 and writer.batches >= 5  # max_batch 4: at least five commits
 
 
-async def test_the_group_commit_starts_again_after_it_stopped(oss_app: Starlette, account: Callable[..., str],
-                                                                oss_store: OssStore) -> None:
-    """A writer task that ended (its loop's shutdown, an error outside any update) is started again when needed."""
-    token = account()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=oss_app), base_url="http://oss.test") as c:
-        assert (await c.post("/api/v1/updates", json=update_body(), headers=bearer(token))).status_code == 200
-        writer = oss_app.state.oss.writer
-        assert writer._task is not None
-        writer._task.cancel()
-        await asyncio.sleep(0)
-        again = await c.post("/api/v1/updates", json=update_body(order_number="1002"), headers=bearer(token))
-    assert again.status_code == 200
-    assert count(oss_store, updates) == 2
+@pytest.mark.postgres
+async def test_the_group_commit_task_starts_again_after_it_stopped() -> None:
+    """On PostgreSQL the batches are written by a task of the event loop: one that ended is started again."""
+    with fresh_postgres_database() as url:
+        engine = open_oss_database(url)
+        store = OssStore(engine)
+        _, token = store.create_account("acme", dt.date(2099, 1, 1))
+        app = create_app(store, ServerSettings(ingest_rate=1000, ingest_burst=1000))
+        try:
+            async with client_for(app) as c:
+                first = await c.post("/api/v1/updates", json=update_body(), headers=bearer(token))
+                assert first.status_code == 200
+                writer = app.state.oss.writer
+                assert writer._task is not None
+                writer._task.cancel()
+                await asyncio.sleep(0)
+                again = await c.post("/api/v1/updates", json=update_body(order_number="1002"), headers=bearer(token))
+            assert again.status_code == 200
+            assert count(store, updates) == 2
+        finally:
+            await app.state.oss.aclose()
+            engine.dispose()
