@@ -318,15 +318,30 @@ class OssApp:
             return self._no_store(request)
         return pages.lookup_form(request, account, await self._look(account))
 
-    async def status_link(self, request: Request) -> Response:
-        """The order of a signed link (``status_url``); a link altered in any way reads as an unknown order."""
+    async def _shopper_account(self, request: Request) -> Account | Response:
+        """The merchant of a shopper's lookup (by form or link), or the answer: too many lookups, no such store."""
         wait = self.lookup_limit.check(_client(request.scope))
         if wait is not None:
             self.metrics.lookup("rate_limited")
             return self._wait_page(request, wait)
         account = await self._merchant(request)
-        if account is None:
-            return self._no_store(request)
+        return self._no_store(request) if account is None else account
+
+    async def _shopper_answer(self, request: Request, account: Account, view: OrderView | None,
+                              order: str = "") -> Response:
+        """The order's page, or the form again with "not found"; never kept by a cache."""
+        look = await self._look(account)
+        headers = {"Cache-Control": "no-store"}
+        if view is None:
+            return pages.lookup_form(request, account, look, order=order, message=pages.NOT_FOUND, status_code=404,
+                                     headers=headers)
+        return pages.order_page(request, account, look, view, headers=headers)
+
+    async def status_link(self, request: Request) -> Response:
+        """The order of a signed link (``status_url``); a link altered in any way reads as an unknown order."""
+        account = await self._shopper_account(request)
+        if not isinstance(account, Account):
+            return account
         order, key = request.query_params.get("order", ""), request.query_params.get("key", "")
         view = None
         if possible_order_number(order) and self.links.valid(account.merchant, order, key):
@@ -334,21 +349,12 @@ class OssApp:
             self.metrics.lookup("found" if view else "not_found")
         else:
             self.metrics.lookup("invalid")
-        look = await self._look(account)
-        headers = {"Cache-Control": "no-store"}
-        if view is None:
-            return pages.lookup_form(request, account, look, message=pages.NOT_FOUND, status_code=404,
-                                     headers=headers)
-        return pages.order_page(request, account, look, view, headers=headers)
+        return await self._shopper_answer(request, account, view)
 
     async def status_lookup(self, request: Request) -> Response:
-        wait = self.lookup_limit.check(_client(request.scope))
-        if wait is not None:
-            self.metrics.lookup("rate_limited")
-            return self._wait_page(request, wait)
-        account = await self._merchant(request)
-        if account is None:
-            return self._no_store(request)
+        account = await self._shopper_account(request)
+        if not isinstance(account, Account):
+            return account
         raw = await self._read_limited(request.headers.get("content-length"), request.receive)
         if raw is None:
             return pages.message_page(request, N_("Too large"), N_("The form was too large."), status_code=413)
@@ -364,12 +370,7 @@ class OssApp:
                 return self._wait_page(request, self.settings.lookup_failure_window)
         else:
             self.metrics.lookup("invalid")
-        headers = {"Cache-Control": "no-store"}
-        look = await self._look(account)
-        if view is None:
-            return pages.lookup_form(request, account, look, order=order, message=pages.NOT_FOUND, status_code=404,
-                                     headers=headers)
-        return pages.order_page(request, account, look, view, headers=headers)
+        return await self._shopper_answer(request, account, view, order)
 
     @staticmethod
     def _wait_page(request: Request, wait: float) -> Response:

@@ -3,8 +3,9 @@
 - **SQLite**: reads on a connection of the loop's own that never waits: in
   WAL mode a read takes no lock a writer holds, and with ``busy_timeout=0`` a
   read that would have to wait (another process in exclusive mode) is refused
-  by SQLite at once and done on a thread instead. Writes run on one writer
-  thread (a commit waits for the disk).
+  by SQLite at once and done on a thread instead. Writes run on a thread (a
+  commit waits for the disk); the group commit has a writer thread of its own
+  (writer.py).
 - **PostgreSQL**: reads and writes through asyncpg's connections, a few per
   event loop (each statement prepared once per connection): the loop waits for
   no reply, and no thread is woken nor the GIL handed over per statement (a
@@ -26,7 +27,6 @@ import re
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -36,7 +36,8 @@ from sqlalchemy.engine import Engine
 from .storage import write_transaction
 
 T = TypeVar("T")
-ThreadRun = Callable[[Callable[[], list[Any]]], Awaitable[list[Any]]]
+#: Runs a function on a database thread, awaited from the loop (``OssStore.run``).
+ThreadRun = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ async def run_plan_async(conn: Any, plan: Plan[T]) -> T:
 
 class LoopDatabase(Protocol):
     async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
-        """The rows of one read statement (in the driver's parameter style)."""
+        """The rows of one read statement (``:name`` parameters)."""
 
     async def transaction(self, plan: Plan[T]) -> T:
         """``plan`` in one write transaction, committed when this returns."""
@@ -135,7 +136,6 @@ class SqliteFromLoop:
     def __init__(self, engine: Engine, run: ThreadRun) -> None:
         self.engine = engine
         self.run = run
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oss-writer")
         self._local = threading.local()  # each event loop's thread has a connection of its own
         self._opened: list[Any] = []
         self._lock = threading.Lock()
@@ -164,7 +164,8 @@ class SqliteFromLoop:
             if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
         self.deferred += 1
-        return await self.run(lambda: self._waiting_read(sql, params))
+        rows: list[Any] = await self.run(self._waiting_read, sql, params)
+        return rows
 
     def _waiting_read(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         conn = self.engine.raw_connection()  # the pool's, with its busy timeout: this one may wait
@@ -178,10 +179,10 @@ class SqliteFromLoop:
     integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sa.exc.IntegrityError)
 
     async def transaction(self, plan: Plan[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run_plan, self.engine, plan)
+        done: T = await self.run(run_plan, self.engine, plan)
+        return done
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
         with self._lock:
             opened, self._opened = self._opened, []
         for conn in opened:

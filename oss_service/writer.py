@@ -152,11 +152,18 @@ class BatchWriter:
     def _finish(self, batch: Sequence[Any], outcomes: Sequence[Outcome]) -> None:
         self.batches += 1
         self.jobs += len(batch)
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()  # the writer task's
+        except RuntimeError:
+            here = None  # the writer thread
         # One wake-up per event loop for the whole batch, not one per request.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[IngestResult], Outcome]]] = {}
         for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((future, outcome))
         for loop, pairs in by_loop.items():
+            if loop is here:
+                _resolve(pairs)
+                continue
             # RuntimeError: the loop has closed, nobody is waiting.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, pairs)

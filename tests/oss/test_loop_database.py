@@ -25,8 +25,8 @@ async def test_a_sqlite_read_that_would_wait_is_done_on_a_thread_while_the_loop_
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 10})
     threads = ThreadPoolExecutor(1)
 
-    async def run(fn: Any) -> list[Any]:
-        return await asyncio.get_running_loop().run_in_executor(threads, fn)
+    async def run(fn: Any, *args: Any) -> list[Any]:  # as OssStore.run
+        return await asyncio.get_running_loop().run_in_executor(threads, fn, *args)
 
     reads = SqliteFromLoop(engine, run)
     assert await reads.rows("SELECT x FROM t", {}) == [(7,)] and reads.deferred == 0  # on the loop
@@ -53,7 +53,7 @@ async def test_a_sqlite_read_that_would_wait_is_done_on_a_thread_while_the_loop_
 async def test_a_sqlite_error_that_is_not_a_lock_is_raised(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
 
-    async def run(fn: Any) -> list[Any]:
+    async def run(fn: Any, *args: Any) -> list[Any]:
         raise AssertionError("not handed to a thread")
 
     reads = SqliteFromLoop(engine, run)
