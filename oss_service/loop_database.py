@@ -191,9 +191,9 @@ class SqliteFromLoop:
 
 
 class PostgresFromLoop:
-    """asyncpg connections: a few per event loop for reads (each statement its own transaction), one for writes."""
+    """asyncpg connections, a few per event loop: a read is a statement of its own, a write a transaction."""
 
-    def __init__(self, url: str | sa.URL, size: int = 4) -> None:
+    def __init__(self, url: str | sa.URL, size: int = 8) -> None:
         import asyncpg
 
         # libpq's URL, not SQLAlchemy's postgresql+psycopg://
@@ -232,20 +232,22 @@ class PostgresFromLoop:
         raise AssertionError("unreachable")
 
     async def transaction(self, plan: Plan[T]) -> T:
+        # A connection of the loop's pool: the batch writer keeps a few transactions in flight, each
+        # waiting for its replies while the others go on (writer.py).
         pool = self._pool()
-        async with pool.write_lock:
-            conn = pool.writer
-            if conn is None or conn.is_closed():
-                conn = pool.writer = await pool.connect()
-            try:
-                return await run_plan_async(conn, plan)
-            except BaseException as exc:
-                if pool.lost(conn, exc) or pool.cancelled():
-                    # The server went away, or the wait was cut mid-statement: the next transaction
-                    # starts on a new connection (the batch writer stores the jobs again one by one).
-                    pool.writer = None
-                    _finish(conn)
-                raise
+        conn = await pool.get()
+        try:
+            done = await run_plan_async(conn, plan)
+        except BaseException as exc:
+            if pool.lost(conn, exc) or pool.cancelled():
+                # The server went away, or the wait was cut mid-statement: a new connection next time
+                # (the batch writer stores the jobs again one by one).
+                pool.drop(conn)
+            else:
+                pool.put(conn)
+            raise
+        pool.put(conn)
+        return done
 
     def close(self) -> None:
         pools, self._pools = self._pools, {}
@@ -267,8 +269,6 @@ class _LoopPool:
         self.open: set[Any] = set()
         self.handed: asyncio.Queue[Any] = asyncio.Queue()  # from put() to a waiting get(); None: try again
         self.waiters = 0
-        self.writer: Any = None
-        self.write_lock = asyncio.Lock()
 
     async def connect(self) -> Any:
         import asyncpg
@@ -321,11 +321,10 @@ class _LoopPool:
             self.handed.put_nowait(None)  # room for a new connection: a waiter opens it
 
     def discard(self) -> None:
-        for conn in [*self.open, self.writer]:
+        for conn in self.open:
             _finish(conn)
         self.open.clear()
         self.idle.clear()
-        self.writer = None
 
 
 def _finish(conn: Any) -> None:

@@ -51,9 +51,13 @@ _ORDERS_FOUND = ("SELECT order_number, id, status_at FROM oss_orders "
 _ORDER_INSERT = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
                  "reference, created_at, updated_at) VALUES (:account_id, :order_number, :new_status, "
                  ":new_status_at, :new_email, :new_zip, :new_reference, :now, :now)")
-# NULL keeps the stored value: an update without an email keeps the order's email.
-_ORDER_UPDATE = ("UPDATE oss_orders SET status = COALESCE(:new_status, status), "
-                 "status_at = COALESCE(:new_status_at, status_at), email_digest = COALESCE(:new_email, email_digest), "
+# NULL keeps the stored value: an update without an email keeps the order's email. The status changes only
+# for a newer one, decided here rather than from what the transaction read: a batch written beside this one
+# (another server process, or another batch in flight) may have stored a newer status since.
+_ORDER_UPDATE = ("UPDATE oss_orders SET "
+                 "status = CASE WHEN :new_status_at >= status_at THEN :new_status ELSE status END, "
+                 "status_at = CASE WHEN :new_status_at >= status_at THEN :new_status_at ELSE status_at END, "
+                 "email_digest = COALESCE(:new_email, email_digest), "
                  "zip_digest = COALESCE(:new_zip, zip_digest), reference = COALESCE(:new_reference, reference), "
                  "updated_at = :now WHERE id = :oid")
 _UPDATE_INSERT = ("INSERT INTO oss_updates (account_id, order_id, idempotency_key, body_digest, status, "
@@ -458,9 +462,11 @@ class OssStore:
                     "note": body.get("note"),
                     "tracking": orjson.dumps(body["tracking"]).decode() if body.get("tracking") else None})
                 results[i] = IngestResult("stored", account, reply)
-            fresh = [n for n in changes if n not in known]
-            edits = [{"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
-                     for n, c in changes.items() if n in known]
+            # In one order (numbers, row ids), so two transactions side by side never wait for each other in a
+            # circle (a deadlock on PostgreSQL).
+            fresh = sorted(n for n in changes if n not in known)
+            edits = sorted(({"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
+                            for n, c in changes.items() if n in known), key=lambda e: e["oid"])
             if fresh:
                 yield Step(_ORDER_INSERT, [
                     {"account_id": account_id, "order_number": n, "now": now,

@@ -10,8 +10,12 @@ never waits for the database doing it:
   without a trip through the event loop between two commits (measured: 10-18%
   more updates a second than a writer task handing each batch to a thread).
 - **PostgreSQL**: a task on the event loop drains it through asyncpg
-  (``OssStore.ingest_from_loop``); a writer thread would wait for the GIL after
-  every round trip.
+  (``OssStore.ingest_from_loop``), with up to ``in_flight`` batches written at
+  once: under load each round trip waits for a turn of the event loop, so one
+  batch at a time left the database idle (a writer thread would wait for the
+  GIL after every round trip instead). Batches written side by side, like
+  those of two server processes, cannot undo each other's order statuses: the
+  newer status wins in the UPDATE itself (service.py).
 
 Either way a batch that fails is written again one job at a time
 (:func:`one_by_one`), so one merchant's bad update never fails another's.
@@ -59,9 +63,11 @@ def one_by_one(jobs: Sequence[IngestJob]) -> Attempts:
 class BatchWriter:
     """Queues each job and answers once its batch is committed; ``batches`` and ``jobs`` count what was written."""
 
-    def __init__(self, store: OssStore, max_batch: int = 256) -> None:
+    def __init__(self, store: OssStore, max_batch: int = 256, in_flight: int = 4) -> None:
         self.store = store
         self.max_batch = max_batch
+        #: PostgreSQL: the most batches written at once, each in a transaction of its own.
+        self.in_flight = in_flight
         self.batches = 0
         self.jobs = 0
         self._on_thread = store.engine.dialect.name == "sqlite"
@@ -136,18 +142,35 @@ class BatchWriter:
     # -- PostgreSQL: the writer task -------------------------------------------
 
     async def _drain_on_loop(self, jobs: asyncio.Queue[Any]) -> None:
-        while True:
-            batch, stop = _take(await jobs.get(), jobs.get_nowait, asyncio.QueueEmpty, self.max_batch)
-            if batch:
-                try:
-                    outcomes = await self.write_batch([job for job, _, _ in batch])
-                except BaseException as exc:  # cancelled, out of memory: no request is left waiting
-                    outcomes = [exc if isinstance(exc, Exception) else RuntimeError("writer stopped")] * len(batch)
-                    self._finish(batch, outcomes)
-                    raise
-                self._finish(batch, outcomes)
-            if stop:
-                return
+        # A few batches in flight: each waits for its replies (a turn of the busy event loop per round trip)
+        # while the others go on. The next batch fills while every slot is taken.
+        slots = asyncio.Semaphore(self.in_flight)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await slots.acquire()
+                batch, stop = _take(await jobs.get(), jobs.get_nowait, asyncio.QueueEmpty, self.max_batch)
+                if batch:
+                    task = asyncio.get_running_loop().create_task(self._write_on_loop(batch, slots))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                else:
+                    slots.release()
+                if stop:
+                    return
+        finally:
+            if running:  # what was taken from the queue is answered, whatever stopped the drain
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _write_on_loop(self, batch: list[Any], slots: asyncio.Semaphore) -> None:
+        try:
+            outcomes = await self.write_batch([job for job, _, _ in batch])
+        except BaseException as exc:  # cancelled, out of memory: no request is left waiting
+            self._finish(batch, [exc if isinstance(exc, Exception) else RuntimeError("writer stopped")] * len(batch))
+            raise
+        finally:
+            slots.release()
+        self._finish(batch, outcomes)
 
     def _finish(self, batch: Sequence[Any], outcomes: Sequence[Outcome]) -> None:
         self.batches += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ from cartstatus import StackController, StatusEngine
 from cartstatus.config import Config
 from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.oss.app import ServerSettings, create_app
+from cartstatus.oss.loop_database import pyformat
 from cartstatus.oss.service import IngestJob, OssStore, hash_token
-from cartstatus.oss.storage import current_revision, head_revision, migrate, open_oss_database, updates
+from cartstatus.oss.storage import current_revision, head_revision, migrate, open_oss_database, orders, updates
 from cartstatus.oss.wire import body_digest
+from cartstatus.oss.writer import BatchWriter
 from cartstatus.storage import open_database
 
 from ..conftest import add_orders
@@ -98,6 +101,66 @@ def test_two_workers_storing_the_same_update_at_once_store_it_once(pg_url: str, 
     assert sorted(kinds) == ["replayed", "stored"]
     with pg_store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(updates)).scalar_one() == 1
+
+
+async def test_a_batch_that_read_an_order_before_a_newer_status_was_committed_does_not_undo_it(
+        pg_store: OssStore) -> None:
+    """Two transactions side by side (two batches in flight, or two server processes): the one that read the
+    order first and writes last carries the older update; the newer status stays."""
+    _, token = pg_store.create_account("acme", dt.date(2026, 12, 31))
+    token_hash = hash_token(token)
+
+    def job(key: str, status: str, at: str) -> IngestJob:
+        body = update_body(idempotency_key=key, order_number="R-7", status=status, occurred_at=at)
+        return IngestJob(token_hash, body, body_digest(body))
+
+    pg_store.ingest([job("k-1", "Printed", "2026-05-01T09:00:00Z")])
+    slow = pg_store.ingest_plan([job("k-2", "Shipped", "2026-05-01T10:00:00Z")])
+    with pg_store.engine.connect() as conn, conn.begin():
+        cur = conn.connection.cursor()
+        step, rows = next(slow), []
+        while True:
+            if step.sql.startswith("UPDATE oss_orders"):
+                # The slow batch has read the order (Printed, 09:00); a newer status is committed meanwhile.
+                assert [r.kind for r in pg_store.ingest([job("k-3", "Delivered", "2026-05-01T11:00:00Z")])] == [
+                    "stored"]
+            if step.many:
+                cur.executemany(pyformat(step.sql), step.params)
+                rows = []
+            else:
+                cur.execute(pyformat(step.sql), step.params)
+                rows = list(cur.fetchall())
+            try:
+                step = slow.send(rows)
+            except StopIteration as done:
+                assert [r.kind for r in done.value] == ["stored"]
+                break
+    with pg_store.engine.connect() as conn:
+        status = conn.execute(sa.select(orders.c.status).where(orders.c.order_number == "R-7")).scalar_one()
+        assert status == "Delivered"
+        assert conn.execute(sa.select(sa.func.count()).select_from(updates)).scalar_one() == 3
+
+
+async def test_a_group_commit_waiting_on_a_lock_does_not_hold_up_the_next(pg_store: OssStore) -> None:
+    """Several batches in flight on PostgreSQL: one that waits (here on a row lock) leaves the writer free."""
+    _, token = pg_store.create_account("acme", dt.date(2026, 12, 31))
+
+    def job(order: str) -> IngestJob:
+        body = update_body(order_number=order)
+        return IngestJob(hash_token(token), body, body_digest(body))
+
+    pg_store.ingest([job("R-1")])
+    writer = BatchWriter(pg_store, in_flight=2)
+    with pg_store.engine.connect() as locker:
+        with locker.begin():
+            locker.execute(sa.select(orders.c.id).where(orders.c.order_number == "R-1").with_for_update())
+            first = asyncio.ensure_future(writer.submit(job("R-1")))
+            await asyncio.sleep(0.5)  # its batch is written, and waits for the row
+            second = await asyncio.wait_for(writer.submit(job("R-2")), 10)
+            assert second.kind == "stored" and not first.done()
+        assert (await asyncio.wait_for(first, 10)).kind == "stored"  # the lock is gone: it goes on
+    await writer.aclose()
+    assert writer.batches == 2
 
 
 async def test_the_stack_claims_and_settles_on_postgres(pg_url: str, config: Config, simulator: SetiSimulator,
