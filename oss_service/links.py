@@ -12,7 +12,6 @@ The key is in the query, which the access log never writes.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ class StatusLinks:
 
     @staticmethod
     def _sign(key: bytes, merchant: str, order_number: str) -> str:
-        mac = hmac.new(key, _PURPOSE + f"{merchant}\n{order_number}".encode(), hashlib.sha256).digest()
+        mac = hmac.digest(key, _PURPOSE + f"{merchant}\n{order_number}".encode(), "sha256")  # one call, in C
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
     def key(self, merchant: str, order_number: str) -> str:

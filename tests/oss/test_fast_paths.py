@@ -130,6 +130,39 @@ def test_the_digested_bytes_are_those_of_earlier_versions(text: str) -> None:
     assert canonical_json(json.loads(json.dumps(body))) == before  # key order does not matter
 
 
+def _bodies() -> list[Any]:
+    """Update bodies valid and refused for each rule of the schema (types, patterns, lengths, formats, keys)."""
+    good = update_body(note="n", reference="R-1", merchant="acme")
+    changed = [
+        {}, {"occurred_at": "2026-06-01T10:00:00+02:00"}, {"occurred_at": "2026-06-01T10:00:00.25Z"},
+        {"tracking": []}, {"tracking": None}, {"note": None}, {"email": None}, {"schema_version": 1},
+        {"occurred_at": "2026-06-01 10:00:00Z"}, {"occurred_at": "2026-06-01T10:00:00"}, {"occurred_at": 5},
+        {"occurred_at": "1969-12-31T23:59:59Z"}, {"occurred_at": "2026-13-01T10:00:00Z"},
+        {"status": ""}, {"status": "x" * 101}, {"status": 1}, {"order_number": "a b"}, {"order_number": "x" * 65},
+        {"idempotency_key": "k"}, {"email": "not an email"}, {"email": "a@" + "b" * 260 + ".com"},
+        {"zip": "1" * 21}, {"note": "x" * 2001}, {"note": "bell\x07"}, {"schema_version": 2},
+        {"merchant": "ACME"}, {"extra": True}, {"tracking": [{"carrier": "UPS"}]},
+        {"tracking": [{"carrier": "UPS", "number": "1", "ship_date": "2026-6-1"}]},
+        {"tracking": [{"carrier": "UPS", "number": "1", "ship_date": "someday"}]},
+        {"tracking": [{"carrier": "UPS", "number": "1", "extra": 1}]}, {"tracking": "UPS"},
+    ]
+    bodies: list[Any] = [{**good, **change} for change in changed]
+    bodies += [{k: v for k, v in good.items() if k != key} for key in good]  # each key left out
+    return [*bodies, [], "body", None, 1]
+
+
+@pytest.mark.parametrize("body", _bodies())
+def test_the_quick_check_and_jsonschema_agree(body: Any) -> None:
+    """jsonschema-rs says yes only to what jsonschema says yes to, and a refused body is told why."""
+    from cartstatus.oss.wire import _quick_check, _validator, validate
+
+    slow = not any(_validator().iter_errors(body))
+    assert _quick_check().is_valid(body) == slow
+    problems = validate(body)
+    if not slow:
+        assert problems and all(p.field and p.message for p in problems)
+
+
 def test_instants_are_written_as_datetime_writes_them() -> None:
     rng = random.Random(5)
     for ts in [0.0, 1.5, 1780308000.0, 1780308000.9999999, 1780308000.4999995, 253402300799.0,
