@@ -24,23 +24,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_migrates_and_answers(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'served.db'}"
-    port = free_port()
-    secret = new_secret()
-    proc = subprocess.Popen([sys.executable, "-m", "cartstatus.oss.cli", "serve", "--db", db, "--port", str(port),
-                             "--log-level", "info", "--public-url", "https://status.example.com/"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "CARTSTATUS_OSS_LINK_SECRET": secret})
-    try:
+def start_serve(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """``cartstatus-oss serve ARGS --port P`` answering /healthz; a port taken meanwhile is tried again with another."""
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "cartstatus.oss.cli", "serve", *args, "--port", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):  # waiting for start-up, not timing anything
             try:
                 if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
+                    return proc, url
             except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                if proc.poll() is not None:
+                    break
                 time.sleep(0.1)
+        _, err = proc.communicate(timeout=20) if proc.poll() is not None else (b"", b"")
+        if b"address already in use" not in err.lower():  # another process took the port after free_port
+            proc.kill()
+            raise AssertionError(f"serve did not start: {err.decode()}")
+    raise AssertionError("serve found no free port in 5 tries")
+
+
+def test_serve_migrates_and_answers(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'served.db'}"
+    secret = new_secret()
+    proc, url = start_serve(["--db", db, "--log-level", "info", "--public-url", "https://status.example.com/"],
+                            env={**os.environ, "CARTSTATUS_OSS_LINK_SECRET": secret})
+    try:
         created = CliRunner().invoke(main, ["accounts", "create", "acme", "--expires", "2099-12-31", "--json",
                                             "--db", db])
         token = json.loads(created.output)["token"]
