@@ -72,6 +72,18 @@ class BufferedLineHandler(logging.StreamHandler[TextIO]):
         super().close()
 
 
+class MessageFormatter(logging.Formatter):
+    """Each record as its message alone (``%(message)s``), and its traceback when it has one, without the
+    template work: the access log's lines are JSON already."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info or record.exc_text or record.stack_info:
+            record.message = text
+            return super().format(record)
+        return text
+
+
 def flush_logs() -> None:
     """Write out what the handlers hold: uvicorn ends on SIGTERM by raising it again, past atexit's flush."""
     seen: set[int] = set()
@@ -96,7 +108,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
     # (the optimisation the logging HOWTO describes; a third of an access-log line's cost).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = BufferedLineHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(MessageFormatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(level.upper())
 

@@ -9,12 +9,15 @@ import json
 import logging
 import random
 import sqlite3
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from cartstatus.oss import access
 from cartstatus.oss.app import ServerSettings, create_app
 from cartstatus.oss.handlers import query_dict
 from cartstatus.oss.logs import BufferedLineHandler
@@ -169,6 +172,37 @@ def test_instants_are_written_as_datetime_writes_them() -> None:
                *(rng.uniform(0, 4e9) for _ in range(2000))]:
         expected = dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         assert iso(ts) == expected, ts
+
+
+def test_an_access_record_is_the_record_logging_would_have_made() -> None:
+    """AccessRecord copies what every access line shares: any formatter a host sets reads what it would read."""
+    from cartstatus.oss.access import AccessRecord, access_log
+
+    before = time.time()
+    made = access_log.makeRecord(access_log.name, logging.INFO, access.__file__, 0, "line", (), None)
+    record = AccessRecord("line", made.created)
+    assert vars(record).keys() == vars(made).keys()
+    for name, value in vars(made).items():
+        if name != "relativeCreated":
+            assert getattr(record, name) == value, name
+    assert record.relativeCreated == pytest.approx(made.relativeCreated, abs=1)
+    assert AccessRecord("other", time.time()).created >= before
+    host = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(module)s:%(lineno)d %(process)d %(message)s")
+    assert host.format(record) == host.format(made)
+
+
+def test_the_server_s_formatter_writes_the_message_and_a_traceback_when_there_is_one() -> None:
+    from cartstatus.oss.logs import MessageFormatter
+
+    formatter = MessageFormatter("%(message)s")
+    plain = logging.makeLogRecord({"msg": "stored %d", "args": (3,)})
+    assert formatter.format(plain) == logging.Formatter("%(message)s").format(plain) == "stored 3"
+    try:
+        raise ValueError("disk full")
+    except ValueError:
+        failed = logging.makeLogRecord({"msg": "a batch failed", "exc_info": sys.exc_info()})
+    text = formatter.format(failed)
+    assert text.startswith("a batch failed\nTraceback") and "ValueError: disk full" in text
 
 
 def test_log_lines_are_written_in_batches_and_none_is_lost() -> None:
