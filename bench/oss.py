@@ -64,7 +64,7 @@ def serve_bare(fd: int) -> None:
 
 
 def serve_oss(db: str, log_path: str, fd: int) -> None:
-    from cartstatus.oss.app import ServerSettings, create_app
+    from cartstatus.oss.app import ServerSettings, create_app, set_aside_what_loading_made
     from cartstatus.oss.logs import configure_logging
     from cartstatus.oss.service import OssStore
     from cartstatus.oss.storage import open_oss_database
@@ -74,10 +74,12 @@ def serve_oss(db: str, log_path: str, fd: int) -> None:
                               lookup_burst=1e9)
 
     def factory() -> Any:
-        # The access log is on and set up as `cartstatus-oss serve` sets it up (after uvicorn's own
-        # logging, in the factory), written to a file instead of stderr.
+        # Set up as `cartstatus-oss serve` sets it up (app_from_env): the access log on, after uvicorn's own
+        # logging, in the factory, written to a file instead of stderr; what loading made set aside from gc.
         configure_logging("info", open(log_path, "a", encoding="utf-8"))  # noqa: SIM115 (open while serving)
-        return create_app(OssStore(open_oss_database(db)), settings)
+        app = create_app(OssStore(open_oss_database(db)), settings)
+        set_aside_what_loading_made()  # as app_from_env does
+        return app
 
     serve_on_fd(factory, fd, factory=True)
 

@@ -75,3 +75,25 @@ def test_serve_migrates_and_answers(tmp_path: Path) -> None:
     assert token not in log and "12345" not in log
     assert secret not in log and status_url.partition("key=")[2] not in log  # the link's key is never logged
     assert "no --link-secret" not in log
+
+
+def test_a_server_process_sets_aside_what_loading_made_from_garbage_collection(tmp_path: Path) -> None:
+    """app_from_env (each of `serve`'s processes) freezes what loading made: a full collection under load then
+    scans only what serving made. In a process of its own, so this one's collector is left as it is."""
+    db = f"sqlite:///{tmp_path / 'gc.db'}"
+    script = (
+        "import gc, json\n"
+        "from cartstatus.oss.settings import ServerSettings\n"
+        "from cartstatus.oss.storage import open_oss_database\n"
+        f"open_oss_database({db!r}).dispose()\n"
+        f"ServerSettings(db_url={db!r}).to_env()\n"
+        "before = gc.get_freeze_count()\n"
+        "from cartstatus.oss.app import app_from_env\n"
+        "app_from_env()\n"
+        "print(json.dumps([before, gc.get_freeze_count(), len(gc.get_objects())]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before, frozen, still_watched = json.loads(done.stdout)
+    assert before == 0 and frozen > 50_000  # the libraries' objects
+    assert still_watched < frozen / 100
