@@ -134,9 +134,9 @@ def set_aside_what_loading_made() -> None:
     routes, the schemas) is set aside from garbage collection (``gc.freeze``).
 
     A full collection then looks only at what serving made since. Measured under
-    load (bench/oss.py): one took 71 ms over the loaded objects, a pause of every
-    request in flight (the p99 of a group commit went from 10 to 75 ms when it
-    fell in one); none has since passed 12 ms.
+    load (bench/oss.py's server): one took 71-84 ms over the ~92,000 loaded
+    objects, a pause of every request in flight; the longest group commit went
+    from 75-118 ms to 12-17 ms.
     """
     gc.collect()  # what is garbage already is not kept for good
     gc.freeze()
