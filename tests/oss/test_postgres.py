@@ -14,8 +14,8 @@ from cartstatus import StackController, StatusEngine
 from cartstatus.config import Config
 from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.oss.app import ServerSettings, create_app
-from cartstatus.oss.loop_database import pyformat
-from cartstatus.oss.service import IngestJob, OssStore, hash_token
+from cartstatus.oss.loop_database import Plan, run_plan
+from cartstatus.oss.service import IngestJob, IngestResult, OssStore, hash_token
 from cartstatus.oss.storage import current_revision, head_revision, migrate, open_oss_database, orders, updates
 from cartstatus.oss.wire import body_digest
 from cartstatus.oss.writer import BatchWriter
@@ -115,26 +115,22 @@ async def test_a_batch_that_read_an_order_before_a_newer_status_was_committed_do
         return IngestJob(token_hash, body, body_digest(body))
 
     pg_store.ingest([job("k-1", "Printed", "2026-05-01T09:00:00Z")])
-    slow = pg_store.ingest_plan([job("k-2", "Shipped", "2026-05-01T10:00:00Z")])
-    with pg_store.engine.connect() as conn, conn.begin():
-        cur = conn.connection.cursor()
-        step, rows = next(slow), []
+    def newer_committed_before_the_update(plan: Plan[list[IngestResult]]) -> Plan[list[IngestResult]]:
+        """``plan`` as run_plan runs it, with a newer status committed elsewhere once the plan has read the order
+        (Printed, 09:00) and before it updates it."""
+        step = next(plan)
         while True:
             if step.sql.startswith("UPDATE oss_orders"):
-                # The slow batch has read the order (Printed, 09:00); a newer status is committed meanwhile.
-                assert [r.kind for r in pg_store.ingest([job("k-3", "Delivered", "2026-05-01T11:00:00Z")])] == [
-                    "stored"]
-            if step.many:
-                cur.executemany(pyformat(step.sql), step.params)
-                rows = []
-            else:
-                cur.execute(pyformat(step.sql), step.params)
-                rows = list(cur.fetchall())
+                newer = pg_store.ingest([job("k-3", "Delivered", "2026-05-01T11:00:00Z")])
+                assert [r.kind for r in newer] == ["stored"]
+            rows = yield step
             try:
-                step = slow.send(rows)
+                step = plan.send(rows)
             except StopIteration as done:
-                assert [r.kind for r in done.value] == ["stored"]
-                break
+                return done.value
+
+    slow = pg_store.ingest_plan([job("k-2", "Shipped", "2026-05-01T10:00:00Z")])
+    assert [r.kind for r in run_plan(pg_store.engine, newer_committed_before_the_update(slow))] == ["stored"]
     with pg_store.engine.connect() as conn:
         status = conn.execute(sa.select(orders.c.status).where(orders.c.order_number == "R-7")).scalar_one()
         assert status == "Delivered"
