@@ -268,6 +268,7 @@ def seed(db: str) -> str:
     """An account and the orders the lookups find; returns the store's token."""
     import datetime as dt
 
+    import sqlalchemy as sa
     from cartstatus.oss.service import IngestJob, OssStore, hash_token
     from cartstatus.oss.storage import open_oss_database
     from cartstatus.oss.wire import body_digest
@@ -284,6 +285,10 @@ def seed(db: str) -> str:
         jobs.append(IngestJob(hash_token(token), body, body_digest(body)))
     for i in range(0, len(jobs), 500):
         store.ingest(jobs[i:i + 500])
+    with engine.begin() as conn:
+        # Statistics, as a running OSS has them (PostgreSQL's autovacuum): without them PostgreSQL plans the
+        # ingest's reads as if the tables were empty, and keeps those plans for its prepared statements.
+        conn.execute(sa.text("ANALYZE"))
     engine.dispose()
     return token
 

@@ -13,8 +13,8 @@
   not psycopg's asyncio mode: measured in the OSS server, a lookup cost 20%
   less CPU with it (bench/oss.py; psycopg stays for SQLAlchemy and migrations).
 
-Statements are written with ``:name`` parameters and turned into each driver's
-style here. A write is a *plan*: a generator of :class:`Step` that is sent the
+Statements are written with ``:name`` parameters, a list as ``= ANY(:name)``,
+and turned into each driver's style here. A write is a *plan*: a generator of :class:`Step` that is sent the
 rows of each step it yields, so one piece of code says what a transaction does
 and a sync or an async runner does it.
 """
@@ -75,20 +75,43 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAMED.sub(number, sql), tuple(names)
 
 
+_ANY = re.compile(r"= ANY\(:(\w+)\)")
+
+
+def in_list(sql: str, params: Any) -> tuple[str, Any]:
+    """A statement for SQLite, which has no arrays: each ``= ANY(:name)`` of a list as ``IN (:name_0, ...)``."""
+    if "ANY(" not in sql:
+        return sql, params
+    spelled = dict(params)
+
+    def values(match: re.Match[str]) -> str:
+        name = match.group(1)
+        names = [f"{name}_{i}" for i in range(len(spelled[name]))]
+        spelled.update(zip(names, spelled.pop(name), strict=True))
+        return f"IN ({', '.join(f':{n}' for n in names)})"
+
+    return _ANY.sub(values, sql), spelled
+
+
+def _pyformat_statement(sql: str, params: Any) -> tuple[str, Any]:
+    return pyformat(sql), params  # psycopg takes a list for ``= ANY(...)`` as an array
+
+
 def run_plan(engine: Engine, plan: Plan[T]) -> T:
     """``plan`` in one write transaction on ``engine``, here and now (committed when it returns)."""
-    style = pyformat if engine.dialect.paramstyle == "pyformat" else str
+    spell = _pyformat_statement if engine.dialect.paramstyle == "pyformat" else in_list
     with write_transaction(engine) as conn:
         cur = conn.connection.cursor()  # the driver's cursor, inside SQLAlchemy's transaction
         try:
             rows: list[Any] = []
             step = next(plan)
             while True:
+                sql, params = spell(step.sql, step.params)
                 if step.many:
-                    cur.executemany(style(step.sql), step.params)
+                    cur.executemany(sql, params)
                     rows = []
                 else:
-                    cur.execute(style(step.sql), step.params)
+                    cur.execute(sql, params)
                     rows = list(cur.fetchall())
                 step = plan.send(rows)
         except StopIteration as done:
@@ -153,6 +176,7 @@ class SqliteFromLoop:
         return conn
 
     async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        sql, params = in_list(sql, params)
         try:
             cur = self._loop_connection().cursor()
             try:

@@ -43,11 +43,14 @@ PAGE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "heigh
 # driver's style by loop_database.
 _ACCOUNT_COLUMNS = ("id, merchant, display_name, token_hint, expires, revoked_at, created_at, header_html, "
                     "footer_html, token_hash")
-_ACCOUNTS_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_hash IN ({{hashes}})"
+# A list parameter is written ``= ANY(:name)``: one statement text whatever the batch's size, prepared once
+# per connection on PostgreSQL (an ``IN`` list of each length was a statement of its own, prepared anew).
+_ACCOUNTS_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_hash = ANY(:hashes)"
+_ACCOUNT_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_hash = :hash"
 _KEYS_SEEN = ("SELECT idempotency_key, body_digest FROM oss_updates "
-              "WHERE account_id = :account_id AND idempotency_key IN ({keys})")
+              "WHERE account_id = :account_id AND idempotency_key = ANY(:keys)")
 _ORDERS_FOUND = ("SELECT order_number, id, status_at FROM oss_orders "
-                 "WHERE account_id = :account_id AND order_number IN ({numbers})")
+                 "WHERE account_id = :account_id AND order_number = ANY(:numbers)")
 _ORDER_INSERT = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
                  "reference, created_at, updated_at) VALUES (:account_id, :order_number, :new_status, "
                  ":new_status_at, :new_email, :new_zip, :new_reference, :now, :now)")
@@ -64,11 +67,6 @@ _UPDATE_INSERT = ("INSERT INTO oss_updates (account_id, order_id, idempotency_ke
                   "previous_status, occurred_at, received_at, note, tracking) VALUES (:account_id, :order_id, "
                   ":idempotency_key, :body_digest, :status, :previous_status, :occurred_at, :received_at, :note, "
                   ":tracking)")
-
-
-def _placeholders(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-    names = [f"{prefix}{i}" for i in range(len(values))]
-    return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
 
 
 # A lookup is one statement: the account (revoked or not), the failures counted
@@ -264,7 +262,6 @@ class OssStore:
         # Accounts are never deleted nor renamed: a merchant's id, once read, holds for good.
         self._merchant_ids: dict[str, int] = {}
         self._lookup_sql = {kind: _LOOKUP_SQL.format(kind=kind) for kind in ("email", "zip")}
-        self._account_by_hash_sql = _ACCOUNTS_BY_HASH.format(hashes=":h")
         self._failures_recorded = 0
         # The ingest statements run on the drivers' own connections, which raise the drivers' own errors.
         self.integrity_errors: tuple[type[Exception], ...] = (
@@ -359,7 +356,7 @@ class OssStore:
 
     async def account_for_hash(self, token_hash: str) -> Account | None:
         """The account whose token has this sha256 (revoked ones too: the caller tells them apart)."""
-        rows = await self.db.rows(self._account_by_hash_sql, {"h": token_hash})
+        rows = await self.db.rows(_ACCOUNT_BY_HASH, {"hash": token_hash})
         return _account_from_tuple(rows[0]) if rows else None
 
     # -- storing updates ---------------------------------------------------
@@ -402,11 +399,7 @@ class OssStore:
         now = time.time()
         today = self.today()
 
-        def fetch(template: str, prefix: str, values: Sequence[Any], **params: Any) -> Step:
-            marks, more = _placeholders(prefix, values)
-            return Step(template.format(**{prefix: marks}), {**params, **more})
-
-        rows = yield fetch(_ACCOUNTS_BY_HASH, "hashes", sorted({j.token_hash for j in jobs}))
+        rows = yield Step(_ACCOUNTS_BY_HASH, {"hashes": sorted({j.token_hash for j in jobs})})
         found_accounts = {r[9]: _account_from_tuple(r) for r in rows}
         results: list[IngestResult | None] = [None] * len(jobs)
         accepted: dict[int, list[tuple[int, IngestJob]]] = {}
@@ -428,9 +421,9 @@ class OssStore:
             account = by_id[account_id]
             keys = sorted({j.body["idempotency_key"] for _, j in group})
             numbers = sorted({j.body["order_number"] for _, j in group})
-            rows = yield fetch(_KEYS_SEEN, "keys", keys, account_id=account_id)
+            rows = yield Step(_KEYS_SEEN, {"keys": keys, "account_id": account_id})
             seen = {r[0]: r[1] for r in rows}
-            rows = yield fetch(_ORDERS_FOUND, "numbers", numbers, account_id=account_id)
+            rows = yield Step(_ORDERS_FOUND, {"numbers": numbers, "account_id": account_id})
             known = {r[0]: [r[1], r[2]] for r in rows}
             changes: dict[str, dict[str, Any]] = {}
             for i, job in group:
@@ -473,7 +466,7 @@ class OssStore:
                 yield Step(_ORDER_INSERT, [
                     {"account_id": account_id, "order_number": n, "now": now,
                      **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh], many=True)
-                rows = yield fetch(_ORDERS_FOUND, "numbers", fresh, account_id=account_id)
+                rows = yield Step(_ORDERS_FOUND, {"numbers": fresh, "account_id": account_id})
                 known.update({r[0]: [r[1], r[2]] for r in rows})
             if edits:
                 yield Step(_ORDER_UPDATE, edits, many=True)

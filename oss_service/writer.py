@@ -13,7 +13,11 @@ never waits for the database doing it:
   (``OssStore.ingest_from_loop``), with up to ``in_flight`` batches written at
   once: under load each round trip waits for a turn of the event loop, so one
   batch at a time left the database idle (a writer thread would wait for the
-  GIL after every round trip instead). Batches written side by side, like
+  GIL after every round trip instead). While one is being written, the next
+  waits ``gather_turns`` turns of the loop for the requests that arrived with
+  its first: taken at once, batches were a few jobs each, and their round
+  trips cost more CPU than the updates (measured: 1,300-1,800 updates a second,
+  against 2,000-2,300 with two turns). Batches written side by side, like
   those of two server processes, cannot undo each other's order statuses: the
   newer status wins in the UPDATE itself (service.py).
 
@@ -63,11 +67,13 @@ def one_by_one(jobs: Sequence[IngestJob]) -> Attempts:
 class BatchWriter:
     """Queues each job and answers once its batch is committed; ``batches`` and ``jobs`` count what was written."""
 
-    def __init__(self, store: OssStore, max_batch: int = 256, in_flight: int = 4) -> None:
+    def __init__(self, store: OssStore, max_batch: int = 256, in_flight: int = 4, gather_turns: int = 2) -> None:
         self.store = store
         self.max_batch = max_batch
         #: PostgreSQL: the most batches written at once, each in a transaction of its own.
         self.in_flight = in_flight
+        #: PostgreSQL: the turns of the event loop a batch waits for more jobs while another is being written.
+        self.gather_turns = gather_turns
         self.batches = 0
         self.jobs = 0
         self._on_thread = store.engine.dialect.name == "sqlite"
@@ -149,7 +155,14 @@ class BatchWriter:
         try:
             while True:
                 await slots.acquire()
-                batch, stop = _take(await jobs.get(), jobs.get_nowait, asyncio.QueueEmpty, self.max_batch)
+                first = await jobs.get()
+                if running and first is not None:
+                    # Another batch is being written, so this one need not leave at once: a turn or two of
+                    # the loop lets the requests that came in together join it, and a few large batches cost
+                    # far less than many small ones.
+                    for _ in range(self.gather_turns):
+                        await asyncio.sleep(0)
+                batch, stop = _take(first, jobs.get_nowait, asyncio.QueueEmpty, self.max_batch)
                 if batch:
                     task = asyncio.get_running_loop().create_task(self._write_on_loop(batch, slots))
                     running.add(task)

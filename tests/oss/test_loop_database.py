@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cartstatus.oss.loop_database import PostgresFromLoop, SqliteFromLoop, Step
+from cartstatus.oss.loop_database import PostgresFromLoop, SqliteFromLoop, Step, in_list, run_plan
 from cartstatus.storage import postgres_url
 
 from ..services import fresh_postgres_database
@@ -117,3 +117,40 @@ async def test_a_postgres_transaction_commits_rolls_back_and_reconnects() -> Non
         finally:
             db.close()
             admin.dispose()
+
+
+def listed_plan(wanted: list[int]) -> Any:
+    """A plan reading the rows whose value is in a list parameter."""
+    rows = yield Step("SELECT x FROM t WHERE x = ANY(:wanted) ORDER BY x", {"wanted": wanted})
+    return [r[0] for r in rows]
+
+
+def test_a_list_parameter_is_an_in_list_on_sqlite(tmp_path: Path) -> None:
+    assert in_list("SELECT x FROM t WHERE x = ANY(:wanted) AND y = :y", {"wanted": [3, 5], "y": 1}) == (
+        "SELECT x FROM t WHERE x IN (:wanted_0, :wanted_1) AND y = :y", {"y": 1, "wanted_0": 3, "wanted_1": 5})
+    assert in_list("SELECT 1 WHERE :a = 1", {"a": 1}) == ("SELECT 1 WHERE :a = 1", {"a": 1})
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'lists.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    run_plan(engine, counting_plan([1, 3, 5, 7]))
+    assert run_plan(engine, listed_plan([3, 7, 9])) == [3, 7]
+    assert run_plan(engine, listed_plan([])) == []
+    engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_list_parameter_is_one_array_on_postgres() -> None:
+    """``= ANY(:name)``: one statement whatever the list's length, from the loop and from a thread alike."""
+    with fresh_postgres_database() as url:
+        engine = sa.create_engine(postgres_url(url))
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x integer)"))
+        run_plan(engine, counting_plan([1, 3, 5, 7]))
+        assert run_plan(engine, listed_plan([3, 7, 9])) == [3, 7]
+        db = PostgresFromLoop(url)
+        try:
+            assert await db.transaction(listed_plan([1, 5])) == [1, 5]
+            assert await db.transaction(listed_plan([])) == []
+        finally:
+            db.close()
+            engine.dispose()

@@ -159,6 +159,35 @@ async def test_a_group_commit_waiting_on_a_lock_does_not_hold_up_the_next(pg_sto
     assert writer.batches == 2
 
 
+@pytest.mark.parametrize(("gather_turns", "batches"), [(2, 2), (0, 3)])
+async def test_while_a_batch_is_written_the_next_gathers_the_updates_that_arrive_with_it(
+        pg_store: OssStore, gather_turns: int, batches: int) -> None:
+    """The next batch waits a turn or two of the loop for what comes in together (with none, each went alone)."""
+    _, token = pg_store.create_account("acme", dt.date(2026, 12, 31))
+
+    def job(order: str) -> IngestJob:
+        body = update_body(order_number=order)
+        return IngestJob(hash_token(token), body, body_digest(body))
+
+    async def a_turn_later(order: str, turns: int) -> IngestResult:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await writer.submit(job(order))
+
+    pg_store.ingest([job("R-1")])
+    writer = BatchWriter(pg_store, in_flight=2, gather_turns=gather_turns)
+    with pg_store.engine.connect() as locker:
+        with locker.begin():
+            locker.execute(sa.select(orders.c.id).where(orders.c.order_number == "R-1").with_for_update())
+            first = asyncio.ensure_future(writer.submit(job("R-1")))
+            await asyncio.sleep(0.5)  # its batch is being written: it waits for the row
+            together = await asyncio.wait_for(asyncio.gather(a_turn_later("R-2", 0), a_turn_later("R-3", 1)), 10)
+            assert [r.kind for r in together] == ["stored", "stored"]
+        assert (await asyncio.wait_for(first, 10)).kind == "stored"
+    await writer.aclose()
+    assert (writer.batches, writer.jobs) == (batches, 3)
+
+
 async def test_the_stack_claims_and_settles_on_postgres(pg_url: str, config: Config, simulator: SetiSimulator,
                                                         sim_transport: httpx.AsyncBaseTransport) -> None:
     db = open_database(pg_url)
