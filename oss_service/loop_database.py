@@ -9,7 +9,11 @@
 - **PostgreSQL**: reads and writes through asyncpg's connections, a few per
   event loop (each statement prepared once per connection): the loop waits for
   no reply, and no thread is woken nor the GIL handed over per statement (a
-  writer thread waited for the GIL after each of its round trips). asyncpg,
+  writer thread waited for the GIL after each of its round trips). Tagged
+  reads (:data:`TAG_COLUMN`, the lookups) made in the same turn of the loop go
+  to the server in one round trip: measured, 9-10 µs of CPU a lookup in
+  batches of 32 against 66-71 µs sent one by one, and the OSS's lookups ran at
+  0.57 of the bare endpoint instead of 0.45 (bench/oss.py). asyncpg,
   not psycopg's asyncio mode: measured in the OSS server, a lookup cost 20%
   less CPU with it (bench/oss.py; psycopg stays for SQLAlchemy and migrations).
 
@@ -75,6 +79,12 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAMED.sub(number, sql), tuple(names)
 
 
+#: A read statement whose first column is ``CAST(:tag AS INTEGER)`` is *tagged*: on PostgreSQL the tagged
+#: reads of one statement made in the same turn of the event loop go to the server together, in one round
+#: trip, and each gets back the rows of its tag (the database fills the parameter in; on SQLite it is 0).
+TAG = "tag"
+TAG_COLUMN = "CAST(:tag AS INTEGER)"
+
 _ANY = re.compile(r"= ANY\(:(\w+)\)")
 
 
@@ -91,6 +101,11 @@ def in_list(sql: str, params: Any) -> tuple[str, Any]:
         return f"IN ({', '.join(f':{n}' for n in names)})"
 
     return _ANY.sub(values, sql), spelled
+
+
+@functools.lru_cache(maxsize=1024)
+def _tagged(sql: str) -> bool:
+    return TAG_COLUMN in sql
 
 
 def _pyformat_statement(sql: str, params: Any) -> tuple[str, Any]:
@@ -140,7 +155,7 @@ async def run_plan_async(conn: Any, plan: Plan[T]) -> T:
 
 class LoopDatabase(Protocol):
     async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
-        """The rows of one read statement (``:name`` parameters)."""
+        """The rows of one read statement (``:name`` parameters; a tagged one's ``:tag`` is filled in here)."""
 
     async def transaction(self, plan: Plan[T]) -> T:
         """``plan`` in one write transaction, committed when this returns."""
@@ -177,6 +192,8 @@ class SqliteFromLoop:
 
     async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         sql, params = in_list(sql, params)
+        if _tagged(sql):
+            params = {**params, TAG: 0}
         try:
             cur = self._loop_connection().cursor()
             try:
@@ -232,6 +249,9 @@ class PostgresFromLoop:
         self.size = size
         self.integrity_errors: tuple[type[Exception], ...] = (asyncpg.IntegrityConstraintViolationError,)
         self._pools: dict[tuple[asyncio.AbstractEventLoop, bool], _LoopPool] = {}
+        # Tagged reads waiting for the end of the loop's turn, by loop and statement; and those being sent.
+        self._waiting: dict[tuple[asyncio.AbstractEventLoop, str], list[_Read]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
 
     def _pool(self, writes: bool = False) -> _LoopPool:
         loop = asyncio.get_running_loop()
@@ -244,12 +264,18 @@ class PostgresFromLoop:
 
     async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         text, names = positional(sql)
+        if TAG in names:
+            return await self._together(text, names, params)
         args = [params[n] for n in names]
+        return await self._read(lambda conn: conn.fetch(text, *args))
+
+    async def _read(self, call: Callable[[Any], Awaitable[list[Any]]]) -> list[Any]:
+        """``call(connection)`` on one of the loop's read connections; once more on a new one if it was lost."""
         pool = self._pool()
         for attempt in (1, 2):
             conn = await pool.get()
             try:
-                found: list[Any] = await conn.fetch(text, *args)
+                found = await call(conn)
             except BaseException as exc:
                 if not pool.lost(conn, exc) and not pool.cancelled():
                     pool.put(conn)  # the statement's own error: the connection is fine
@@ -261,6 +287,46 @@ class PostgresFromLoop:
             pool.put(conn)
             return found
         raise AssertionError("unreachable")
+
+    def _together(self, text: str, names: tuple[str, ...], params: Mapping[str, Any]) -> asyncio.Future[list[Any]]:
+        """A tagged read, sent with the others of its statement made in this turn of the loop."""
+        loop = asyncio.get_running_loop()
+        key = (loop, text)
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            waiting = self._waiting[key] = []
+            loop.call_soon(self._send, key)  # after the rest of this turn, whose reads join it
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        tag = len(waiting)
+        waiting.append(_Read(tag, [tag if n == TAG else params[n] for n in names], future))
+        return future
+
+    def _send(self, key: tuple[asyncio.AbstractEventLoop, str]) -> None:
+        task = key[0].create_task(self._send_together(key[1], self._waiting.pop(key)))
+        self._sending.add(task)  # kept until done (the loop holds tasks weakly)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_together(self, text: str, reads: list[_Read]) -> None:
+        try:
+            # One round trip: asyncpg binds and runs the statement once per read, then syncs once.
+            found = await self._read(lambda conn: conn.fetchmany(text, [r.args for r in reads]))
+        except Exception as exc:
+            if len(reads) == 1:
+                _fail(reads, exc)
+                return
+            # One read's error fails all those sent with it: each is sent again alone, so that only its own
+            # caller gets it.
+            await asyncio.gather(*(self._send_together(text, [r]) for r in reads))
+            return
+        except BaseException as exc:  # cancelled: the server is stopping
+            _fail(reads, exc)
+            raise
+        each: dict[int, list[Any]] = {r.tag: [] for r in reads}
+        for row in found:
+            each[row[0]].append(row)
+        for r in reads:
+            if not r.future.done():  # done: the request went away
+                r.future.set_result(each[r.tag])
 
     async def transaction(self, plan: Plan[T]) -> T:
         # A connection of the loop's writers: the batch writer keeps a few transactions in flight, each
@@ -284,6 +350,24 @@ class PostgresFromLoop:
         pools, self._pools = self._pools, {}
         for pool in pools.values():
             pool.discard()
+
+
+@dataclass(slots=True)
+class _Read:
+    """A tagged read waiting to be sent: its tag, its arguments in the statement's order, and its caller."""
+
+    tag: int
+    args: list[Any]
+    future: asyncio.Future[list[Any]]
+
+
+def _fail(reads: list[_Read], exc: BaseException) -> None:
+    for r in reads:
+        if not r.future.done():
+            if isinstance(exc, asyncio.CancelledError):
+                r.future.cancel()
+            else:
+                r.future.set_exception(exc)
 
 
 class _LoopPool:

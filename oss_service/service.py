@@ -23,7 +23,7 @@ from cartstatus.times import iso_utc as iso
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from .loop_database import Plan, Step, loop_database, run_plan
+from .loop_database import TAG_COLUMN, Plan, Step, loop_database, run_plan
 from .storage import accounts, orders, updates, write_transaction
 from .wire import parse_instant
 
@@ -72,15 +72,16 @@ _UPDATE_INSERT = ("INSERT INTO oss_updates (account_id, order_id, idempotency_ke
 # A lookup is one statement: the account (revoked or not), the failures counted
 # against what was asked, and the order with its history only when the email's or
 # ZIP's digest matches. A failed lookup reads one row of NULLs whether the order
-# exists or how long its history is, so its time tells nothing.
-_LOOKUP_SQL = """
-SELECT o.id, o.order_number, o.status, o.status_at, a.revoked_at,
+# exists or how long its history is, so its time tells nothing. Tagged: on
+# PostgreSQL the lookups made together go to the server together (loop_database).
+_LOOKUP_SQL = f"""
+SELECT {TAG_COLUMN}, o.id, o.order_number, o.status, o.status_at, a.revoked_at,
        (SELECT f.failures FROM oss_lookup_failures f
         WHERE f.merchant = :merchant AND f.order_number = :number AND f.window_start > :since),
        u.status, u.previous_status, u.occurred_at, u.note, u.tracking
 FROM (SELECT 1 AS one) AS asked
 LEFT JOIN oss_accounts a ON a.id = :account_id
-LEFT JOIN oss_orders o ON o.account_id = a.id AND o.order_number = :number AND o.{kind}_digest = :digest
+LEFT JOIN oss_orders o ON o.account_id = a.id AND o.order_number = :number AND o.{{kind}}_digest = :digest
 LEFT JOIN oss_updates u ON u.order_id = o.id
 ORDER BY u.occurred_at, u.id
 """
@@ -500,14 +501,14 @@ class OssStore:
         rows = await self.db.rows(self._lookup_sql[kind], {
             "merchant": merchant, "number": order_number, "since": since, "account_id": account_id,
             "digest": lookup_digest(account_id, kind, value)})
-        oid, number, status, status_at, revoked_at, failures = rows[0][:6]
+        oid, number, status, status_at, revoked_at, failures = rows[0][1:7]
         if failures is not None and failures >= failure_limit:
             raise LookupsLocked(merchant, order_number)
         if oid is None or revoked_at is not None:
             await self.run(self._lookup_failed, merchant, order_number, now, since)  # a write: it may wait
             return None
-        history = [HistoryEntry(r[6], r[7], r[8], r[9]) for r in rows if r[6] is not None]
-        return _order_view(merchant, number, status, status_at, history, [r[10] for r in rows if r[10]])
+        history = [HistoryEntry(r[7], r[8], r[9], r[10]) for r in rows if r[7] is not None]
+        return _order_view(merchant, number, status, status_at, history, [r[11] for r in rows if r[11]])
 
     def _lookup_failed(self, merchant: str, order_number: str, now: float, since: float) -> None:
         with write_transaction(self.engine) as conn:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cartstatus.oss.loop_database import PostgresFromLoop, SqliteFromLoop, Step, in_list, run_plan
+from cartstatus.oss.loop_database import TAG_COLUMN, PostgresFromLoop, SqliteFromLoop, Step, in_list, run_plan
 from cartstatus.storage import postgres_url
 
 from ..services import fresh_postgres_database
@@ -154,3 +154,51 @@ async def test_a_list_parameter_is_one_array_on_postgres() -> None:
         finally:
             db.close()
             engine.dispose()
+
+
+async def test_a_tagged_read_on_sqlite_is_read_as_it_is(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'tagged.db'}")
+    reads = SqliteFromLoop(engine, None)  # type: ignore[arg-type]  # never waits here: no thread needed
+    try:
+        assert await reads.rows(f"SELECT {TAG_COLUMN}, :x * 2", {"x": 21}) == [(0, 42)]
+    finally:
+        reads.close()
+        engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_tagged_reads_made_together_go_to_postgres_together_and_each_gets_its_own_rows() -> None:
+    with fresh_postgres_database() as url:
+        admin = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("CREATE TABLE t (k integer, v integer)"))
+            conn.execute(sa.text("INSERT INTO t SELECT k, v FROM generate_series(0, 9) k, generate_series(0, 9) v "
+                                 "WHERE v < k"))  # k rows for each k: none for 0, nine for 9
+        admin.dispose()
+        db = PostgresFromLoop(url, size=4)
+        try:
+            together = f"SELECT {TAG_COLUMN}, v, pg_backend_pid(), now() FROM t WHERE k = :k ORDER BY v"
+            got = await asyncio.gather(*(db.rows(together, {"k": k}) for k in range(10)))
+            assert [[r[1] for r in rows] for rows in got] == [list(range(k)) for k in range(10)]
+            # One connection and one transaction for all ten: they went in one round trip.
+            assert len({(r[2], r[3]) for rows in got for r in rows}) == 1
+            alone = "SELECT v, pg_backend_pid(), now() FROM t WHERE k = :k ORDER BY v"  # untagged: a trip each
+            spread = await asyncio.gather(*(db.rows(alone, {"k": k}) for k in range(10)))
+            assert len({(r[1], r[2]) for rows in spread for r in rows}) > 1
+
+            # One read's error is its own: the others sent with it are answered.
+            divide = f"SELECT {TAG_COLUMN}, 10 / CAST(:d AS INTEGER)"
+            answers = await asyncio.gather(*(db.rows(divide, {"d": d}) for d in (1, 0, 2)), return_exceptions=True)
+            assert [r[1] for r in answers[0]] == [10] and [r[1] for r in answers[2]] == [5]
+            assert "division by zero" in str(answers[1])
+
+            # A reader that goes away (its request was cancelled) leaves the others their answers.
+            slow = f"SELECT {TAG_COLUMN}, CAST(:n AS INTEGER), pg_sleep(0.2)"
+            reads = [asyncio.ensure_future(db.rows(slow, {"n": n})) for n in range(3)]
+            await asyncio.sleep(0.05)
+            reads[1].cancel()
+            done = await asyncio.gather(*reads, return_exceptions=True)
+            assert isinstance(done[1], asyncio.CancelledError)
+            assert [r[1] for r in done[0]] == [0] and [r[1] for r in done[2]] == [2]
+        finally:
+            db.close()
