@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,22 +51,27 @@ async def test_a_sqlite_read_that_would_wait_is_done_on_a_thread_while_the_loop_
     engine.dispose()
 
 
-async def test_a_sqlite_error_that_is_not_a_lock_is_raised(tmp_path: Path) -> None:
+@pytest.fixture
+def loop_reads(tmp_path: Path) -> Iterator[SqliteFromLoop]:
+    """SQLite reads from the loop that must never be handed to a thread."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
 
     async def run(fn: Any, *args: Any) -> list[Any]:
         raise AssertionError("not handed to a thread")
 
     reads = SqliteFromLoop(engine, run)
+    yield reads
+    reads.close()
+    engine.dispose()
+
+
+async def test_a_sqlite_error_that_is_not_a_lock_is_raised(loop_reads: SqliteFromLoop) -> None:
     try:
-        await reads.rows("SELECT * FROM missing", {})
+        await loop_reads.rows("SELECT * FROM missing", {})
     except sqlite3.OperationalError as exc:
         assert "no such table" in str(exc)
     else:
         raise AssertionError("no error")
-    finally:
-        reads.close()
-        engine.dispose()
 
 
 @pytest.mark.postgres
@@ -156,14 +162,8 @@ async def test_a_list_parameter_is_one_array_on_postgres() -> None:
             engine.dispose()
 
 
-async def test_a_tagged_read_on_sqlite_is_read_as_it_is(tmp_path: Path) -> None:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'tagged.db'}")
-    reads = SqliteFromLoop(engine, None)  # type: ignore[arg-type]  # never waits here: no thread needed
-    try:
-        assert await reads.rows(f"SELECT {TAG_COLUMN}, :x * 2", {"x": 21}) == [(0, 42)]
-    finally:
-        reads.close()
-        engine.dispose()
+async def test_a_tagged_read_on_sqlite_is_read_as_it_is(loop_reads: SqliteFromLoop) -> None:
+    assert await loop_reads.rows(f"SELECT {TAG_COLUMN}, :x * 2", {"x": 21}) == [(0, 42)]
 
 
 @pytest.mark.postgres
@@ -188,7 +188,8 @@ async def test_tagged_reads_made_together_go_to_postgres_together_and_each_gets_
 
             # One read's error is its own: the others sent with it are answered.
             divide = f"SELECT {TAG_COLUMN}, 10 / CAST(:d AS INTEGER)"
-            answers = await asyncio.gather(*(db.rows(divide, {"d": d}) for d in (1, 0, 2)), return_exceptions=True)
+            answers: list[Any] = await asyncio.gather(*(db.rows(divide, {"d": d}) for d in (1, 0, 2)),
+                                                      return_exceptions=True)
             assert [r[1] for r in answers[0]] == [10] and [r[1] for r in answers[2]] == [5]
             assert "division by zero" in str(answers[1])
 
@@ -197,7 +198,7 @@ async def test_tagged_reads_made_together_go_to_postgres_together_and_each_gets_
             reads = [asyncio.ensure_future(db.rows(slow, {"n": n})) for n in range(3)]
             await asyncio.sleep(0.05)
             reads[1].cancel()
-            done = await asyncio.gather(*reads, return_exceptions=True)
+            done: list[Any] = await asyncio.gather(*reads, return_exceptions=True)
             assert isinstance(done[1], asyncio.CancelledError)
             assert [r[1] for r in done[0]] == [0] and [r[1] for r in done[2]] == [2]
         finally:
