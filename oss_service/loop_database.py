@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import operator
 import re
 import sqlite3
 import threading
@@ -112,6 +113,15 @@ def _pyformat_statement(sql: str, params: Any) -> tuple[str, Any]:
     return pyformat(sql), params  # psycopg takes a list for ``= ANY(...)`` as an array
 
 
+@functools.lru_cache(maxsize=1024)
+def arguments(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function that takes ``names``' values from a row of parameters, in their order (an itemgetter, in C)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda params: (params[name],)
+    return operator.itemgetter(*names) if names else (lambda params: ())
+
+
 def run_plan(engine: Engine, plan: Plan[T]) -> T:
     """``plan`` in one write transaction on ``engine``, here and now (committed when it returns)."""
     spell = _pyformat_statement if engine.dialect.paramstyle == "pyformat" else in_list
@@ -143,11 +153,12 @@ async def run_plan_async(conn: Any, plan: Plan[T]) -> T:
             step = next(plan)
             while True:
                 sql, names = positional(step.sql)
+                pick = arguments(names)
                 if step.many:
-                    await conn.executemany(sql, [[p[n] for n in names] for p in step.params])
+                    await conn.executemany(sql, list(map(pick, step.params)))
                     rows = []
                 else:
-                    rows = await conn.fetch(sql, *[step.params[n] for n in names])
+                    rows = await conn.fetch(sql, *pick(step.params))
                 step = plan.send(rows)
         except StopIteration as done:
             return done.value
@@ -266,7 +277,7 @@ class PostgresFromLoop:
         text, names = positional(sql)
         if TAG in names:
             return await self._together(text, names, params)
-        args = [params[n] for n in names]
+        args = arguments(names)(params)
         return await self._read(lambda conn: conn.fetch(text, *args))
 
     async def _read(self, call: Callable[[Any], Awaitable[list[Any]]]) -> list[Any]:

@@ -461,12 +461,12 @@ class OssStore:
             # In one order (numbers, row ids), so two transactions side by side never wait for each other in a
             # circle (a deadlock on PostgreSQL).
             fresh = sorted(n for n in changes if n not in known)
-            edits = sorted(({"oid": known[n][0], "now": now, **{k: v for k, v in c.items() if k != "latest"}}
-                            for n, c in changes.items() if n in known), key=lambda e: e["oid"])
+            # (The drivers take what a statement names from each row and leave the rest, such as "latest".)
+            edits = sorted(({"oid": known[n][0], "now": now, **c} for n, c in changes.items() if n in known),
+                           key=lambda e: e["oid"])
             if fresh:
-                yield Step(_ORDER_INSERT, [
-                    {"account_id": account_id, "order_number": n, "now": now,
-                     **{k: v for k, v in changes[n].items() if k != "latest"}} for n in fresh], many=True)
+                yield Step(_ORDER_INSERT, [{"account_id": account_id, "order_number": n, "now": now, **changes[n]}
+                                           for n in fresh], many=True)
                 rows = yield Step(_ORDERS_FOUND, {"numbers": fresh, "account_id": account_id})
                 known.update({r[0]: [r[1], r[2]] for r in rows})
             if edits:
@@ -475,8 +475,7 @@ class OssStore:
                 if row["account_id"] == account_id:
                     row["order_id"] = known[row["order_number"]][0]
         if new_updates:
-            yield Step(_UPDATE_INSERT, [{k: v for k, v in row.items() if k != "order_number"}
-                                                   for row in new_updates], many=True)
+            yield Step(_UPDATE_INSERT, new_updates, many=True)
         return [r if r is not None else IngestResult("unauthorized") for r in results]
 
     # -- reading -----------------------------------------------------------
