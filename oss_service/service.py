@@ -41,30 +41,36 @@ PAGE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "heigh
 # The ingest path speaks to the driver directly (executemany, no per-row
 # statement processing): written with :name parameters, turned into each
 # driver's style by loop_database.
-_ACCOUNT_COLUMNS = ("id, merchant, display_name, token_hint, expires, revoked_at, created_at, header_html, "
-                    "footer_html, token_hash")
-# A list parameter is written ``= ANY(:name)``: one statement text whatever the batch's size, prepared once
-# per connection on PostgreSQL (an ``IN`` list of each length was a statement of its own, prepared anew).
-_ACCOUNTS_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_hash = ANY(:hashes)"
+_ACCOUNT_FIELDS = ("id", "merchant", "display_name", "token_hint", "expires", "revoked_at", "created_at",
+                   "header_html", "footer_html", "token_hash")
+_ACCOUNT_COLUMNS = ", ".join(_ACCOUNT_FIELDS)
 _ACCOUNT_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_hash = :hash"
-_KEYS_SEEN = ("SELECT idempotency_key, body_digest FROM oss_updates "
-              "WHERE account_id = :account_id AND idempotency_key = ANY(:keys)")
-_ORDERS_FOUND = ("SELECT order_number, id, status_at FROM oss_orders "
-                 "WHERE account_id = :account_id AND order_number = ANY(:numbers)")
-_ORDER_INSERT = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
+# A batch's accounts, each with those of the batch's idempotency keys it has stored (one row of NULLs for none):
+# one round trip, whatever the accounts. A list parameter is written ``= ANY(:name)``: one statement text
+# whatever the batch's size, prepared once per connection on PostgreSQL (an ``IN`` list of each length was a
+# statement of its own, prepared anew).
+_ACCOUNTS_AND_KEYS_SEEN = ("SELECT " + ", ".join(f"a.{c}" for c in _ACCOUNT_FIELDS) + ", u.idempotency_key, "
+                           "u.body_digest FROM oss_accounts a LEFT JOIN oss_updates u ON u.account_id = a.id "
+                           "AND u.idempotency_key = ANY(:keys) WHERE a.token_hash = ANY(:hashes)")
+# An order is written once per batch, created or changed by the one statement. NULL keeps the stored
+# value: an update without an email keeps the order's email. The status changes only for a newer one,
+# decided here rather than from what the transaction read: a batch written beside this one (another
+# server process, or another batch in flight) may have stored a newer status since.
+_ORDER_UPSERT = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
                  "reference, created_at, updated_at) VALUES (:account_id, :order_number, :new_status, "
-                 ":new_status_at, :new_email, :new_zip, :new_reference, :now, :now)")
-# NULL keeps the stored value: an update without an email keeps the order's email. The status changes only
-# for a newer one, decided here rather than from what the transaction read: a batch written beside this one
-# (another server process, or another batch in flight) may have stored a newer status since.
-_ORDER_UPDATE = ("UPDATE oss_orders SET "
-                 "status = CASE WHEN :new_status_at >= status_at THEN :new_status ELSE status END, "
-                 "status_at = CASE WHEN :new_status_at >= status_at THEN :new_status_at ELSE status_at END, "
-                 "email_digest = COALESCE(:new_email, email_digest), "
-                 "zip_digest = COALESCE(:new_zip, zip_digest), reference = COALESCE(:new_reference, reference), "
-                 "updated_at = :now WHERE id = :oid")
+                 ":new_status_at, :new_email, :new_zip, :new_reference, :now, :now) "
+                 "ON CONFLICT (account_id, order_number) DO UPDATE SET "
+                 "status = CASE WHEN excluded.status_at >= oss_orders.status_at "
+                 "THEN excluded.status ELSE oss_orders.status END, "
+                 "status_at = CASE WHEN excluded.status_at >= oss_orders.status_at "
+                 "THEN excluded.status_at ELSE oss_orders.status_at END, "
+                 "email_digest = COALESCE(excluded.email_digest, oss_orders.email_digest), "
+                 "zip_digest = COALESCE(excluded.zip_digest, oss_orders.zip_digest), "
+                 "reference = COALESCE(excluded.reference, oss_orders.reference), updated_at = excluded.updated_at")
+# The order's row id is found by the database, in the same statement: no round trip to read it back.
 _UPDATE_INSERT = ("INSERT INTO oss_updates (account_id, order_id, idempotency_key, body_digest, status, "
-                  "previous_status, occurred_at, received_at, note, tracking) VALUES (:account_id, :order_id, "
+                  "previous_status, occurred_at, received_at, note, tracking) VALUES (:account_id, "
+                  "(SELECT id FROM oss_orders WHERE account_id = :account_id AND order_number = :order_number), "
                   ":idempotency_key, :body_digest, :status, :previous_status, :occurred_at, :received_at, :note, "
                   ":tracking)")
 
@@ -400,8 +406,15 @@ class OssStore:
         now = time.time()
         today = self.today()
 
-        rows = yield Step(_ACCOUNTS_BY_HASH, {"hashes": sorted({j.token_hash for j in jobs})})
+        rows = yield Step(_ACCOUNTS_AND_KEYS_SEEN, {"hashes": sorted({j.token_hash for j in jobs}),
+                                                    "keys": sorted({j.body["idempotency_key"] for j in jobs})})
         found_accounts = {r[9]: _account_from_tuple(r) for r in rows}
+        # Another account's key of the same name is no replay: keys seen are kept per account.
+        keys_seen: dict[int, dict[str, str]] = {}
+        for r in rows:
+            seen_here = keys_seen.setdefault(r[0], {})
+            if r[10] is not None:
+                seen_here[r[10]] = r[11]
         results: list[IngestResult | None] = [None] * len(jobs)
         accepted: dict[int, list[tuple[int, IngestJob]]] = {}
         by_id: dict[int, Account] = {}
@@ -418,14 +431,8 @@ class OssStore:
                 by_id[account.id] = account
 
         new_updates: list[dict[str, Any]] = []
-        for account_id, group in accepted.items():
-            account = by_id[account_id]
-            keys = sorted({j.body["idempotency_key"] for _, j in group})
-            numbers = sorted({j.body["order_number"] for _, j in group})
-            rows = yield Step(_KEYS_SEEN, {"keys": keys, "account_id": account_id})
-            seen = {r[0]: r[1] for r in rows}
-            rows = yield Step(_ORDERS_FOUND, {"numbers": numbers, "account_id": account_id})
-            known = {r[0]: [r[1], r[2]] for r in rows}
+        for account_id in sorted(accepted):
+            account, group, seen = by_id[account_id], accepted[account_id], keys_seen[account_id]
             changes: dict[str, dict[str, Any]] = {}
             for i, job in group:
                 body = job.body
@@ -440,11 +447,12 @@ class OssStore:
                 occurred = parse_instant(body["occurred_at"])
                 number = body["order_number"]
                 change = changes.setdefault(number, {
-                    "new_status": None, "new_status_at": None, "new_email": None, "new_zip": None,
-                    "new_reference": None, "latest": known[number][1] if number in known else float("-inf")})
-                # An update that arrives late does not overwrite a newer status.
-                if occurred >= change["latest"]:
-                    change.update(new_status=body["status"], new_status_at=occurred, latest=occurred)
+                    "account_id": account_id, "order_number": number, "now": now, "new_status": None,
+                    "new_status_at": float("-inf"), "new_email": None, "new_zip": None, "new_reference": None})
+                # The newest of the batch's updates to an order; the database keeps the stored status when
+                # that is newer still (_ORDER_UPSERT).
+                if occurred >= change["new_status_at"]:
+                    change.update(new_status=body["status"], new_status_at=occurred)
                 if body.get("email"):
                     change["new_email"] = lookup_digest(account_id, "email", body["email"])
                 if body.get("zip"):
@@ -458,22 +466,10 @@ class OssStore:
                     "note": body.get("note"),
                     "tracking": orjson.dumps(body["tracking"]).decode() if body.get("tracking") else None})
                 results[i] = IngestResult("stored", account, reply)
-            # In one order (numbers, row ids), so two transactions side by side never wait for each other in a
-            # circle (a deadlock on PostgreSQL).
-            fresh = sorted(n for n in changes if n not in known)
-            # (The drivers take what a statement names from each row and leave the rest, such as "latest".)
-            edits = sorted(({"oid": known[n][0], "now": now, **c} for n, c in changes.items() if n in known),
-                           key=lambda e: e["oid"])
-            if fresh:
-                yield Step(_ORDER_INSERT, [{"account_id": account_id, "order_number": n, "now": now, **changes[n]}
-                                           for n in fresh], many=True)
-                rows = yield Step(_ORDERS_FOUND, {"numbers": fresh, "account_id": account_id})
-                known.update({r[0]: [r[1], r[2]] for r in rows})
-            if edits:
-                yield Step(_ORDER_UPDATE, edits, many=True)
-            for row in new_updates:
-                if row["account_id"] == account_id:
-                    row["order_id"] = known[row["order_number"]][0]
+            if changes:
+                # In one order (accounts, then numbers), so two transactions side by side never wait for each
+                # other in a circle (a deadlock on PostgreSQL).
+                yield Step(_ORDER_UPSERT, [changes[n] for n in sorted(changes)], many=True)
         if new_updates:
             yield Step(_UPDATE_INSERT, new_updates, many=True)
         return [r if r is not None else IngestResult("unauthorized") for r in results]

@@ -116,11 +116,11 @@ async def test_a_batch_that_read_an_order_before_a_newer_status_was_committed_do
 
     pg_store.ingest([job("k-1", "Printed", "2026-05-01T09:00:00Z")])
     def newer_committed_before_the_update(plan: Plan[list[IngestResult]]) -> Plan[list[IngestResult]]:
-        """``plan`` as run_plan runs it, with a newer status committed elsewhere once the plan has read the order
-        (Printed, 09:00) and before it updates it."""
+        """``plan`` as run_plan runs it, with a newer status committed elsewhere once the plan has begun (the
+        order at Printed, 09:00) and before it writes the order."""
         step = next(plan)
         while True:
-            if step.sql.startswith("UPDATE oss_orders"):
+            if step.sql.startswith("INSERT INTO oss_orders"):
                 newer = pg_store.ingest([job("k-3", "Delivered", "2026-05-01T11:00:00Z")])
                 assert [r.kind for r in newer] == ["stored"]
             rows = yield step
