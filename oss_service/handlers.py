@@ -3,7 +3,7 @@
 Every store request is authenticated before anything else: the token's
 account is known (and an unknown, revoked or lapsed one refused) before a
 byte of the body is read. The event loop never waits on the database: hot reads
-are done from it without waiting (reads.py), everything else on a thread.
+are done from it without waiting (loop_database.py), everything else on a thread.
 """
 
 from __future__ import annotations
