@@ -373,9 +373,10 @@ class OssStore:
 
         A batch that fails raises; the writer then stores its jobs one by one
         (:meth:`BatchWriter.write_batch`), so only the culprit fails. A single job
-        that collided with another worker's same key or order at the same
+        that collided with another worker's same idempotency key at the same
         instant is tried once more: the row it collided with is committed
-        now, and reading it answers replay or conflict.
+        now, and reading it answers replay or conflict. (Two workers creating
+        the same order do not collide: the order is an upsert.)
         """
         try:
             return run_plan(self.engine, self.ingest_plan(jobs))
@@ -398,8 +399,8 @@ class OssStore:
 
         Written once, run by :func:`run_plan` on a thread or from the event loop
         (loop_database). The runner commits (and only then may the OSS answer OK)
-        or rolls back. An IntegrityError means another writer stored the same key
-        or order at the same instant: the caller tries that job once more.
+        or rolls back. An IntegrityError means another writer stored the same
+        idempotency key at the same instant: the caller tries that job once more.
         """
         # A handful of statements per batch, whatever its size: statements are
         # built once (module level) and rows go in with executemany.
