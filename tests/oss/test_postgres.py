@@ -79,28 +79,33 @@ async def test_ingest_and_lookup_on_postgres(pg_store: OssStore) -> None:
         app.state.oss.close()
 
 
-def test_two_workers_storing_the_same_update_at_once_store_it_once(pg_url: str, pg_store: OssStore) -> None:
-    """Two server processes (two engines here) racing on one key and one new order."""
+@pytest.mark.parametrize("keys", [("k-same-01", "k-same-01"), ("k-first-1", "k-second1")], ids=["one key", "two keys"])
+def test_two_workers_storing_updates_of_one_new_order_at_once(pg_url: str, pg_store: OssStore,
+                                                                 keys: tuple[str, str]) -> None:
+    """Two server processes (two engines here) racing on one new order: with one key it is stored once and
+    replayed; with two keys both are stored, in one order (the order is an upsert: nobody collides on it)."""
     _, token = pg_store.create_account("acme", dt.date(2026, 12, 31))
-    body = update_body(order_number="R-1")
-    job = IngestJob(hash_token(token), body, body_digest(body))
+    bodies = [update_body(order_number="R-1", idempotency_key=key) for key in keys]
+    jobs = [IngestJob(hash_token(token), body, body_digest(body)) for body in bodies]
     other = OssStore(open_oss_database(pg_url, run_migrations=False), today=pg_store.today)
     barrier = threading.Barrier(2)
     kinds: list[str] = []
 
-    def worker(store: OssStore) -> None:
+    def worker(store: OssStore, job: IngestJob) -> None:
         barrier.wait()
         kinds.extend(r.kind for r in store.ingest([job]))
 
-    threads = [threading.Thread(target=worker, args=(s,)) for s in (pg_store, other)]
+    threads = [threading.Thread(target=worker, args=pair) for pair in zip((pg_store, other), jobs, strict=True)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     other.engine.dispose()
-    assert sorted(kinds) == ["replayed", "stored"]
+    once = keys[0] == keys[1]
+    assert sorted(kinds) == (["replayed", "stored"] if once else ["stored", "stored"])
     with pg_store.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(updates)).scalar_one() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(updates)).scalar_one() == (1 if once else 2)
+        assert conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar_one() == 1
 
 
 async def test_a_batch_that_read_an_order_before_a_newer_status_was_committed_does_not_undo_it(
