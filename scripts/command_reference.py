@@ -19,9 +19,11 @@ WIDTH = 100
 
 HEADER = """# Command reference
 
-Generated from the CLI by `make docs` (scripts/command_reference.py): edit the commands' help, not this file.
-Every command takes the setup file as `cartstatus --config FILE COMMAND` (else `CARTSTATUS_CONFIG`, else
-`./cartstatus.yaml`). Installed plugins may add commands of their own (`cartstatus plugins`).
+Generated from the CLIs by `make docs` (scripts/command_reference.py): edit the commands' help, not this file.
+Two programs: `cartstatus`, the merchant's, and `cartstatus-oss`, the OSS operator's (see
+[deploying the OSS](deploying-oss.md)). Every `cartstatus` command takes the setup file as
+`cartstatus --config FILE COMMAND` (else `CARTSTATUS_CONFIG`, else `./cartstatus.yaml`). Installed plugins may
+add commands of their own (`cartstatus plugins`).
 """
 
 
@@ -41,15 +43,17 @@ def _sections(command: click.Command, parent: click.Context | None, name: str) -
 
 
 def reference() -> str:
-    """The reference as Markdown: the top command, then each command and subcommand in order."""
+    """The reference as Markdown: each program, then each of its commands and subcommands in order."""
     from cartstatus import plugins
     from cartstatus.cli import main
+    from cartstatus.oss.cli import main as oss_main
 
     before = os.environ.get(plugins.LOAD_ENV)
     os.environ[plugins.LOAD_ENV] = ""  # the built-ins only
     plugins.reset_plugins()
     try:
-        return HEADER + "\n" + "\n".join(_sections(main, None, "cartstatus"))
+        sections = _sections(main, None, "cartstatus") + _sections(oss_main, None, "cartstatus-oss")
+        return HEADER + "\n" + "\n".join(sections)
     finally:
         if before is None:
             del os.environ[plugins.LOAD_ENV]

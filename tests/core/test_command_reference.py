@@ -24,6 +24,7 @@ def test_the_command_reference_is_not_stale() -> None:
 def test_the_reference_has_every_command_and_its_options() -> None:
     reference = generator().reference()
     for path in ("cartstatus setup", "cartstatus test", "cartstatus stack retry", "cartstatus matrix check",
-                 "cartstatus diagnose", "cartstatus events load-defaults"):
+                 "cartstatus diagnose", "cartstatus events load-defaults", "cartstatus-oss serve",
+                 "cartstatus-oss accounts create", "cartstatus-oss migrate"):
         assert f"\n## {path}\n" in reference
     assert "--oss-expires" in reference  # options are in it, not only the command names
