@@ -309,7 +309,7 @@ class PostgresFromLoop:
             loop.call_soon(self._send, key)  # after the rest of this turn, whose reads join it
         future: asyncio.Future[list[Any]] = loop.create_future()
         tag = len(waiting)
-        waiting.append(_Read(tag, [tag if n == TAG else params[n] for n in names], future))
+        waiting.append(_Read(tag, arguments(names)({**params, TAG: tag}), future))
         return future
 
     def _send(self, key: tuple[asyncio.AbstractEventLoop, str]) -> None:
@@ -368,7 +368,7 @@ class _Read:
     """A tagged read waiting to be sent: its tag, its arguments in the statement's order, and its caller."""
 
     tag: int
-    args: list[Any]
+    args: tuple[Any, ...]
     future: asyncio.Future[list[Any]]
 
 
