@@ -34,18 +34,22 @@ async def test_a_sqlite_read_that_would_wait_is_done_on_a_thread_while_the_loop_
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     holder.execute("UPDATE t SET x = 8")
+    tagged = f"SELECT {TAG_COLUMN}, x + :n FROM t"
     try:
         read = asyncio.ensure_future(reads.rows("SELECT x FROM t", {}))
+        together = [asyncio.ensure_future(reads.rows(tagged, {"n": n})) for n in range(3)]
         ticks = 0
-        while not reads.deferred and ticks < 100:
+        while reads.deferred < 4 and ticks < 100:
             await asyncio.sleep(0.01)  # the loop keeps running: this line is reached at all
             ticks += 1
-        assert reads.deferred == 1  # SQLite said BUSY at once; the read went to a thread to wait there
-        assert not read.done()
+        # SQLite said BUSY at once; the reads went to a thread to wait there, the tagged ones too.
+        assert reads.deferred == 4
+        assert not read.done() and not any(r.done() for r in together)
     finally:
         holder.execute("COMMIT")
         holder.close()
     assert await read == [(8,)]
+    assert await asyncio.gather(*together) == [[(0, 8)], [(1, 9)], [(2, 10)]]
     reads.close()
     threads.shutdown()
     engine.dispose()
@@ -164,6 +168,38 @@ async def test_a_list_parameter_is_one_array_on_postgres() -> None:
 
 async def test_a_tagged_read_on_sqlite_is_read_as_it_is(loop_reads: SqliteFromLoop) -> None:
     assert await loop_reads.rows(f"SELECT {TAG_COLUMN}, :x * 2", {"x": 21}) == [(0, 42)]
+
+
+async def test_tagged_reads_made_together_on_sqlite_share_one_read_transaction_and_each_gets_its_own_rows(
+        loop_reads: SqliteFromLoop) -> None:
+    said: list[str] = []
+    loop_reads._loop_connection().driver_connection.set_trace_callback(said.append)
+    double = f"SELECT {TAG_COLUMN}, :x * 2"
+    got = await asyncio.gather(*(loop_reads.rows(double, {"x": x}) for x in range(10)))
+    assert [rows for rows in got] == [[(x, x * 2)] for x in range(10)]
+    assert said[0] == "BEGIN" and said[-1] == "COMMIT" and len(said) == 12  # ten reads between them
+
+    # One read's error is its own: the others read with it are answered.
+    said.clear()
+    parse = f"SELECT {TAG_COLUMN}, json_extract(:j, '$.n')"
+    bodies = ('{"n": 1}', "{", '{"n": 2}')
+    answers: list[Any] = await asyncio.gather(*(loop_reads.rows(parse, {"j": j}) for j in bodies),
+                                              return_exceptions=True)
+    assert answers[0] == [(0, 1)] and answers[2] == [(2, 2)]  # each read's tag is its place among them
+    assert isinstance(answers[1], sqlite3.OperationalError) and "malformed JSON" in str(answers[1])
+    assert said.count("BEGIN") == 1 and said[-1] == "COMMIT"
+
+    # A reader that went away before the turn ended (its request was cancelled) leaves the others theirs.
+    reads = [asyncio.ensure_future(loop_reads.rows(double, {"x": x})) for x in range(3)]
+    await asyncio.sleep(0)  # each has asked; they are read at the end of this turn
+    reads[1].cancel()
+    done: list[Any] = await asyncio.gather(*reads, return_exceptions=True)
+    assert done[0] == [(0, 0)] and isinstance(done[1], asyncio.CancelledError) and done[2] == [(2, 4)]
+
+    # A read that is not tagged is read at once, alone, outside any transaction of its own.
+    said.clear()
+    assert await loop_reads.rows("SELECT :x + 1", {"x": 1}) == [(2,)]
+    assert said == ["SELECT 1 + 1"]
 
 
 @pytest.mark.postgres
