@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 #: The methods counted by name; any other a client sends is counted as ``other``.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: The routes counted by name; any other path is counted as ``other``.
 ROUTES = frozenset({"/api/v1/updates", "/api/v1/lookup", "/api/v1/account", "/healthz", "/metrics",
                     "/openapi.json", "/static/oss.css", "/"})
+#: Upper bounds of the latency histogram's buckets, in seconds.
+LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, float("inf"))
 
 
 def method_label(method: str) -> str:
@@ -30,39 +35,59 @@ def route_label(path: str) -> str:
 
 
 class Metrics:
+    """The OSS's counts, kept as plain numbers by the event loop and turned into Prometheus metrics when scraped.
+
+    Measured in the busy server: prometheus_client's labelled counters and
+    histogram took a lock for each of a request's five increments, about 4 µs
+    of a 300 µs request; here a request costs a few dictionary and list updates.
+    Only the event loop's thread counts; a scrape reads copies.
+    """
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("oss_http_requests", "HTTP requests", ["route", "method", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("oss_http_request_duration_seconds", "Time to answer a request", ["route"],
-                                 registry=self.registry,
-                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
-        self.updates = Counter("oss_updates", "Status updates received, by result", ["result"],
-                               registry=self.registry)
-        self.lookups = Counter("oss_lookups", "Shopper lookups, by result", ["result"], registry=self.registry)
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._update_children: dict[str, Any] = {}
-        self._lookup_children: dict[str, Any] = {}
+        self.registry.register(self)
+        self._requests: dict[tuple[str, str, int], int] = {}
+        #: By route: a count for each of LATENCY_BUCKETS (not cumulative), then the sum of the seconds.
+        self._latency: dict[str, list[float]] = {}
+        self._updates: dict[str, int] = {}
+        self._lookups: dict[str, int] = {}
 
     def update(self, result: str) -> None:
-        child = self._update_children.get(result)
-        if child is None:
-            child = self._update_children[result] = self.updates.labels(result)
-        child.inc()
+        """One status update received, by result (stored, replayed, invalid...)."""
+        self._updates[result] = self._updates.get(result, 0) + 1
 
     def lookup(self, result: str) -> None:
-        child = self._lookup_children.get(result)
-        if child is None:
-            child = self._lookup_children[result] = self.lookups.labels(result)
-        child.inc()
+        """One shopper lookup, by result (found, not_found, locked...)."""
+        self._lookups[result] = self._lookups.get(result, 0) + 1
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """One request; ``route`` and ``method`` are labels already (:func:`route_label`, :func:`method_label`)."""
-        # Labelled children are looked up once per combination, not per request.
         key = (route, method, status)
-        pair = self._children.get(key)
-        if pair is None:
-            pair = self._children[key] = (self.requests.labels(route, method, str(status)),
-                                          self.latency.labels(route))
-        pair[0].inc()
-        pair[1].observe(seconds)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        latency = self._latency.get(route)
+        if latency is None:
+            latency = self._latency[route] = [0] * len(LATENCY_BUCKETS) + [0.0]
+        latency[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        latency[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        """The metrics, for the registry (a scrape), in the order first seen, from copies taken at once."""
+        requests = CounterMetricFamily("oss_http_requests", "HTTP requests", labels=["route", "method", "status"])
+        for (route, method, status), count in list(self._requests.items()):
+            requests.add_metric([route, method, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily("oss_http_request_duration_seconds", "Time to answer a request",
+                                        labels=["route"])
+        for route, seconds in [(route, list(seconds)) for route, seconds in list(self._latency.items())]:
+            below, buckets = 0.0, []
+            for bound, in_bucket in zip(LATENCY_BUCKETS, seconds, strict=False):
+                below += in_bucket
+                buckets.append((floatToGoString(bound), below))
+            latency.add_metric([route], buckets, seconds[-1])
+        yield latency
+        for name, documentation, results in (("oss_updates", "Status updates received, by result", self._updates),
+                                             ("oss_lookups", "Shopper lookups, by result", self._lookups)):
+            family = CounterMetricFamily(name, documentation, labels=["result"])
+            for result, count in list(results.items()):
+                family.add_metric([result], count)
+            yield family
