@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import operator
 import re
 import secrets
 import time
@@ -52,13 +53,13 @@ _ACCOUNT_BY_HASH = f"SELECT {_ACCOUNT_COLUMNS} FROM oss_accounts WHERE token_has
 _ACCOUNTS_AND_KEYS_SEEN = ("SELECT " + ", ".join(f"a.{c}" for c in _ACCOUNT_FIELDS) + ", u.idempotency_key, "
                            "u.body_digest FROM oss_accounts a LEFT JOIN oss_updates u ON u.account_id = a.id "
                            "AND u.idempotency_key = ANY(:keys) WHERE a.token_hash = ANY(:hashes)")
-# An order is written once per batch, created or changed by the one statement. NULL keeps the stored
-# value: an update without an email keeps the order's email. The status changes only for a newer one,
-# decided here rather than from what the transaction read: a batch written beside this one (another
-# server process, or another batch in flight) may have stored a newer status since.
+# Each stored update creates or changes its order. NULL keeps the stored value: an update without an email
+# keeps the order's email. The status changes only for a newer one, decided by the statement rather than from
+# what was read: a batch written beside this one (another server process, or another batch in flight) may have
+# stored a newer status since.
 _ORDER_UPSERT = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
-                 "reference, created_at, updated_at) VALUES (:account_id, :order_number, :new_status, "
-                 ":new_status_at, :new_email, :new_zip, :new_reference, :now, :now) "
+                 "reference, created_at, updated_at) VALUES (:account_id, :order_number, :status, :occurred_at, "
+                 ":email_digest, :zip_digest, :reference, :received_at, :received_at) "
                  "ON CONFLICT (account_id, order_number) DO UPDATE SET "
                  "status = CASE WHEN excluded.status_at >= oss_orders.status_at "
                  "THEN excluded.status ELSE oss_orders.status END, "
@@ -67,12 +68,17 @@ _ORDER_UPSERT = ("INSERT INTO oss_orders (account_id, order_number, status, stat
                  "email_digest = COALESCE(excluded.email_digest, oss_orders.email_digest), "
                  "zip_digest = COALESCE(excluded.zip_digest, oss_orders.zip_digest), "
                  "reference = COALESCE(excluded.reference, oss_orders.reference), updated_at = excluded.updated_at")
-# The order's row id is found by the database, in the same statement: no round trip to read it back.
-_UPDATE_INSERT = ("INSERT INTO oss_updates (account_id, order_id, idempotency_key, body_digest, status, "
-                  "previous_status, occurred_at, received_at, note, tracking) VALUES (:account_id, "
-                  "(SELECT id FROM oss_orders WHERE account_id = :account_id AND order_number = :order_number), "
-                  ":idempotency_key, :body_digest, :status, :previous_status, :occurred_at, :received_at, :note, "
-                  ":tracking)")
+_UPDATE_COLUMNS = ("INSERT INTO oss_updates (account_id, order_id, idempotency_key, body_digest, status, "
+                   "previous_status, occurred_at, received_at, note, tracking) ")
+_UPDATE_VALUES = (":idempotency_key, :body_digest, :status, :previous_status, :occurred_at, :received_at, :note, "
+                  ":tracking")
+# SQLite: the update after its order, with the order's row id found in the same statement.
+_UPDATE_INSERT = (_UPDATE_COLUMNS + "VALUES (:account_id, (SELECT id FROM oss_orders WHERE account_id = :account_id "
+                  "AND order_number = :order_number), " + _UPDATE_VALUES + ")")
+# PostgreSQL: the order and its update in one statement (the update takes the id the upsert returns). A batch's
+# writes are then one executemany, which is atomic by itself: no BEGIN and COMMIT round trips (loop_database).
+_ORDER_AND_UPDATE = ("WITH o AS (" + _ORDER_UPSERT + " RETURNING id) " + _UPDATE_COLUMNS
+                     + "SELECT :account_id, o.id, " + _UPDATE_VALUES + " FROM o")
 
 
 # A lookup is one statement: the account (revoked or not), the failures counted
@@ -270,6 +276,8 @@ class OssStore:
         self._merchant_ids: dict[str, int] = {}
         self._lookup_sql = {kind: _LOOKUP_SQL.format(kind=kind) for kind in ("email", "zip")}
         self._failures_recorded = 0
+        # PostgreSQL writes an order and its update in one statement; SQLite has no INSERT in a WITH.
+        self._one_statement_writes = engine.dialect.name == "postgresql"
         # The ingest statements run on the drivers' own connections, which raise the drivers' own errors.
         self.integrity_errors: tuple[type[Exception], ...] = (
             IntegrityError, engine.dialect.loaded_dbapi.IntegrityError, *self.db.integrity_errors)
@@ -395,14 +403,18 @@ class OssStore:
             return await self.db.transaction(self.ingest_plan(jobs))
 
     def ingest_plan(self, jobs: Sequence[IngestJob]) -> Plan[list[IngestResult]]:
-        """The statements that store ``jobs``, one transaction's worth, each step given the rows of the last.
+        """The statements that store ``jobs``, each step given the rows of the last: a read, then the writes.
 
-        Written once, run by :func:`run_plan` on a thread or from the event loop
-        (loop_database). The runner commits (and only then may the OSS answer OK)
-        or rolls back. An IntegrityError means another writer stored the same
-        idempotency key at the same instant: the caller tries that job once more.
+        Written once, run by :func:`run_plan` on a thread (in one transaction) or
+        from the event loop (loop_database: on PostgreSQL the writes are one
+        step, atomic by itself). The runner commits (and only then may the OSS
+        answer OK) or rolls back. An IntegrityError means another writer stored
+        the same idempotency key at the same instant: the caller tries that job
+        once more. Reading before the writes' transaction decides nothing the
+        transaction would have protected: it reads committed rows either way, and
+        a key stored meanwhile breaks the unique key (that IntegrityError).
         """
-        # A handful of statements per batch, whatever its size: statements are
+        # Two or three statements per batch, whatever its size: statements are
         # built once (module level) and rows go in with executemany.
         now = time.time()
         today = self.today()
@@ -431,10 +443,9 @@ class OssStore:
                 accepted.setdefault(account.id, []).append((i, job))
                 by_id[account.id] = account
 
-        new_updates: list[dict[str, Any]] = []
-        for account_id in sorted(accepted):
-            account, group, seen = by_id[account_id], accepted[account_id], keys_seen[account_id]
-            changes: dict[str, dict[str, Any]] = {}
+        stored: list[dict[str, Any]] = []
+        for account_id, group in accepted.items():
+            account, seen = by_id[account_id], keys_seen[account_id]
             for i, job in group:
                 body = job.body
                 key = body["idempotency_key"]
@@ -445,34 +456,25 @@ class OssStore:
                     results[i] = IngestResult("replayed", account, reply) if same else IngestResult("conflict", account)
                     continue
                 seen[key] = job.digest
-                occurred = parse_instant(body["occurred_at"])
-                number = body["order_number"]
-                change = changes.setdefault(number, {
-                    "account_id": account_id, "order_number": number, "now": now, "new_status": None,
-                    "new_status_at": float("-inf"), "new_email": None, "new_zip": None, "new_reference": None})
-                # The newest of the batch's updates to an order; the database keeps the stored status when
-                # that is newer still (_ORDER_UPSERT).
-                if occurred >= change["new_status_at"]:
-                    change.update(new_status=body["status"], new_status_at=occurred)
-                if body.get("email"):
-                    change["new_email"] = lookup_digest(account_id, "email", body["email"])
-                if body.get("zip"):
-                    change["new_zip"] = lookup_digest(account_id, "zip", body["zip"])
-                if body.get("reference"):
-                    change["new_reference"] = body["reference"]
-                new_updates.append({
-                    "account_id": account_id, "order_number": number, "idempotency_key": key,
+                stored.append({
+                    "account_id": account_id, "order_number": body["order_number"], "idempotency_key": key,
                     "body_digest": job.digest, "status": body["status"],
-                    "previous_status": body.get("previous_status"), "occurred_at": occurred, "received_at": now,
-                    "note": body.get("note"),
-                    "tracking": orjson.dumps(body["tracking"]).decode() if body.get("tracking") else None})
+                    "previous_status": body.get("previous_status"),
+                    "occurred_at": parse_instant(body["occurred_at"]), "received_at": now, "note": body.get("note"),
+                    "tracking": orjson.dumps(body["tracking"]).decode() if body.get("tracking") else None,
+                    "email_digest": lookup_digest(account_id, "email", body["email"]) if body.get("email") else None,
+                    "zip_digest": lookup_digest(account_id, "zip", body["zip"]) if body.get("zip") else None,
+                    "reference": body.get("reference")})
                 results[i] = IngestResult("stored", account, reply)
-            if changes:
-                # In one order (accounts, then numbers), so two transactions side by side never wait for each
-                # other in a circle (a deadlock on PostgreSQL).
-                yield Step(_ORDER_UPSERT, [changes[n] for n in sorted(changes)], many=True)
-        if new_updates:
-            yield Step(_UPDATE_INSERT, new_updates, many=True)
+        if stored:
+            # In one order (accounts, then numbers; a batch's updates of one order as they came), so two batches
+            # side by side never wait for each other's orders in a circle (a deadlock on PostgreSQL).
+            stored.sort(key=_order_key)
+            if self._one_statement_writes:
+                yield Step(_ORDER_AND_UPDATE, stored, many=True)
+            else:
+                yield Step(_ORDER_UPSERT, stored, many=True)
+                yield Step(_UPDATE_INSERT, stored, many=True)
         return [r if r is not None else IngestResult("unauthorized") for r in results]
 
     # -- reading -----------------------------------------------------------
@@ -527,6 +529,9 @@ class OssStore:
         return _order_view(merchant, row.order_number, row.status, row.status_at,
                            [HistoryEntry(h.status, h.previous_status, h.occurred_at, h.note) for h in history],
                            [h.tracking for h in history])
+
+
+_order_key = operator.itemgetter("account_id", "order_number")
 
 
 def _order_view(merchant: str, number: str, status: str, status_at: float, history: Sequence[HistoryEntry],

@@ -129,6 +129,36 @@ async def test_a_postgres_transaction_commits_rolls_back_and_reconnects() -> Non
             admin.dispose()
 
 
+def two_reads_plan() -> Any:
+    first = yield Step("SELECT now(), pg_sleep(0.01)", {})
+    second = yield Step("SELECT now()", {})
+    return first[0][0], second[0][0]
+
+
+def writing_twice_plan() -> Any:
+    yield Step("INSERT INTO t (x) VALUES (:x)", [{"x": 20}], many=True)
+    yield Step("INSERT INTO t (x) VALUES (:x)", [{"x": 30}], many=True)
+
+
+@pytest.mark.postgres
+async def test_a_plan_from_the_loop_on_postgres_is_statements_each_its_own_transaction_writing_in_one_step() -> None:
+    """No BEGIN and COMMIT round trips: an executemany is atomic by itself, so a plan writes in one step."""
+    with fresh_postgres_database() as url:
+        admin = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x integer CHECK (x < 100))"))
+        db = PostgresFromLoop(url)
+        try:
+            first, second = await db.transaction(two_reads_plan())
+            assert second > first  # now() is each statement's: no transaction block around them
+            with pytest.raises(ValueError, match="one step"):
+                await db.transaction(writing_twice_plan())
+            assert await db.rows("SELECT x FROM t ORDER BY x", {}) == [(20,)]  # the second never ran
+        finally:
+            db.close()
+            admin.dispose()
+
+
 def listed_plan(wanted: list[int]) -> Any:
     """A plan reading the rows whose value is in a list parameter."""
     rows = yield Step("SELECT x FROM t WHERE x = ANY(:wanted) ORDER BY x", {"wanted": wanted})
