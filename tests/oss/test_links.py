@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
+
 import pytest
 from cartstatus.oss.links import MIN_SECRET_LENGTH, StatusLinks, check_secret, new_secret
 
@@ -15,6 +18,14 @@ def test_a_link_names_the_order_and_carries_its_signature() -> None:
     assert url == f"https://status.example.com/status/acme?order=A-1001%2F2%233&key={links.key('acme', 'A-1001/2#3')}"
     assert links.valid("acme", "A-1001/2#3", links.key("acme", "A-1001/2#3"))
     assert len(links.key("acme", "A-1001")) == 43  # 256 bits, base64url without padding
+
+
+def test_the_key_is_the_documented_hmac_so_links_already_sent_stay_valid() -> None:
+    # HMAC-SHA256 of the purpose line, the merchant and the order number with the secret (links.py): links in
+    # shoppers' mailboxes outlive any change to how the server computes it.
+    mac = hmac.digest(SECRET.encode(), b"cartstatus-oss status link v1\nacme\nA-1001", "sha256")
+    assert StatusLinks(SECRET).key("acme", "A-1001") == base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    assert StatusLinks(OTHER, [SECRET]).valid("acme", "A-1001", base64.urlsafe_b64encode(mac).rstrip(b"=").decode())
 
 
 @pytest.mark.parametrize(("merchant", "order", "alter"), [
