@@ -78,8 +78,8 @@ class Metrics:
         yield requests
         latency = HistogramMetricFamily("oss_http_request_duration_seconds", "Time to answer a request",
                                         labels=["route"])
-        for route, seconds in [(route, list(seconds)) for route, seconds in list(self._latency.items())]:
-            below, buckets = 0.0, []
+        for route, counted in list(self._latency.items()):
+            seconds, below, buckets = list(counted), 0.0, []
             for bound, in_bucket in zip(LATENCY_BUCKETS, seconds, strict=False):
                 below += in_bucket
                 buckets.append((floatToGoString(bound), below))

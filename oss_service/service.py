@@ -464,7 +464,7 @@ class OssStore:
                     "tracking": orjson.dumps(body["tracking"]).decode() if body.get("tracking") else None,
                     "email_digest": lookup_digest(account_id, "email", body["email"]) if body.get("email") else None,
                     "zip_digest": lookup_digest(account_id, "zip", body["zip"]) if body.get("zip") else None,
-                    "reference": body.get("reference")})
+                    "reference": body.get("reference") or None})
                 results[i] = IngestResult("stored", account, reply)
         if stored:
             # In one order (accounts, then numbers; a batch's updates of one order as they came), so two batches

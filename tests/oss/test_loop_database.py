@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -106,27 +107,34 @@ def counting_plan(values: list[int]) -> Any:
     return rows[0][0]
 
 
-@pytest.mark.postgres
-async def test_a_postgres_transaction_commits_rolls_back_and_reconnects() -> None:
+@contextlib.contextmanager
+def postgres_with_a_table() -> Iterator[tuple[PostgresFromLoop, sa.Engine]]:
+    """A fresh PostgreSQL database with ``t (x integer CHECK (x < 100))``: the loop's access and an admin engine."""
     with fresh_postgres_database() as url:
         admin = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text("CREATE TABLE t (x integer CHECK (x < 100))"))
         db = PostgresFromLoop(url)
         try:
-            assert await db.transaction(counting_plan([1, 2, 3])) == 6
-            with pytest.raises(Exception, match="check"):
-                await db.transaction(counting_plan([4, 500]))  # refused: nothing of it is kept
-            assert await db.rows("SELECT count(*) FROM t", {}) == [(3,)]
-            with admin.connect() as conn:  # the server ends the writer's connection, as a restart would
-                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-            with pytest.raises(Exception):  # noqa: B017 (the driver's error for a lost connection)
-                await db.transaction(counting_plan([7]))
-            assert await db.transaction(counting_plan([7])) == 13  # on a new connection
+            yield db, admin
         finally:
             db.close()
             admin.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_postgres_transaction_commits_rolls_back_and_reconnects() -> None:
+    with postgres_with_a_table() as (db, admin):
+        assert await db.transaction(counting_plan([1, 2, 3])) == 6
+        with pytest.raises(Exception, match="check"):
+            await db.transaction(counting_plan([4, 500]))  # refused: nothing of it is kept
+        assert await db.rows("SELECT count(*) FROM t", {}) == [(3,)]
+        with admin.connect() as conn:  # the server ends the writer's connection, as a restart would
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        with pytest.raises(Exception):  # noqa: B017 (the driver's error for a lost connection)
+            await db.transaction(counting_plan([7]))
+        assert await db.transaction(counting_plan([7])) == 13  # on a new connection
 
 
 def two_reads_plan() -> Any:
@@ -143,20 +151,12 @@ def writing_twice_plan() -> Any:
 @pytest.mark.postgres
 async def test_a_plan_from_the_loop_on_postgres_is_statements_each_its_own_transaction_writing_in_one_step() -> None:
     """No BEGIN and COMMIT round trips: an executemany is atomic by itself, so a plan writes in one step."""
-    with fresh_postgres_database() as url:
-        admin = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("CREATE TABLE t (x integer CHECK (x < 100))"))
-        db = PostgresFromLoop(url)
-        try:
-            first, second = await db.transaction(two_reads_plan())
-            assert second > first  # now() is each statement's: no transaction block around them
-            with pytest.raises(ValueError, match="one step"):
-                await db.transaction(writing_twice_plan())
-            assert await db.rows("SELECT x FROM t ORDER BY x", {}) == [(20,)]  # the second never ran
-        finally:
-            db.close()
-            admin.dispose()
+    with postgres_with_a_table() as (db, _):
+        first, second = await db.transaction(two_reads_plan())
+        assert second > first  # now() is each statement's: no transaction block around them
+        with pytest.raises(ValueError, match="one step"):
+            await db.transaction(writing_twice_plan())
+        assert await db.rows("SELECT x FROM t ORDER BY x", {}) == [(20,)]  # the second never ran
 
 
 def listed_plan(wanted: list[int]) -> Any:
