@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cartstatus.oss.loop_database import TAG_COLUMN, PostgresFromLoop, SqliteFromLoop, Step, in_list, run_plan
+from cartstatus.oss.loop_database import TAG_COLUMN, PostgresFromLoop, SqliteFromLoop, Step, in_list, run_plan, share
 from cartstatus.storage import postgres_url
 
 from ..services import fresh_postgres_database
@@ -252,6 +252,17 @@ async def test_tagged_reads_made_together_go_to_postgres_together_and_each_gets_
             spread = await asyncio.gather(*(db.rows(alone, {"k": k}) for k in range(10)))
             assert len({(r[1], r[2]) for rows in spread for r in rows}) > 1
 
+            # Many at once are shared among the connections, a round trip each, so the server reads them side by
+            # side: 32 in four parts of eight, each part one backend and one transaction, each read its own rows.
+            many = await asyncio.gather(*(db.rows(together, {"k": k % 10}) for k in range(32)))
+            assert [[r[1] for r in rows] for rows in many] == [list(range(k % 10)) for k in range(32)]
+            trips: dict[tuple[Any, Any], set[int]] = {}
+            for k, rows in enumerate(many):
+                for r in rows:
+                    trips.setdefault((r[2], r[3]), set()).add(k)
+            assert len(trips) == 4 and len({pid for pid, _ in trips}) == 4
+            assert sorted(min(ks) for ks in trips.values()) == [1, 8, 16, 24]  # in order: reads 0-7, 8-15...
+
             # One read's error is its own: the others sent with it are answered.
             divide = f"SELECT {TAG_COLUMN}, 10 / CAST(:d AS INTEGER)"
             answers: list[Any] = await asyncio.gather(*(db.rows(divide, {"d": d}) for d in (1, 0, 2)),
@@ -269,3 +280,13 @@ async def test_tagged_reads_made_together_go_to_postgres_together_and_each_gets_
             assert [r[1] for r in done[0]] == [0] and [r[1] for r in done[2]] == [2]
         finally:
             db.close()
+
+
+@pytest.mark.parametrize(("count", "most", "sizes"), [
+    (0, 4, [0]), (1, 4, [1]), (15, 4, [15]), (16, 4, [8, 8]), (26, 4, [9, 9, 8]), (32, 4, [8, 8, 8, 8]),
+    (100, 4, [25, 25, 25, 25]), (26, 2, [13, 13]), (33, 2, [17, 16]), (40, 1, [40])])
+def test_work_is_shared_in_parts_of_about_one_size_none_under_the_smallest(count: int, most: int,
+                                                                           sizes: list[int]) -> None:
+    parts = share(list(range(count)), most)
+    assert [len(p) for p in parts] == sizes
+    assert [x for p in parts for x in p] == list(range(count))  # every item once, in order
