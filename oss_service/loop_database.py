@@ -140,9 +140,12 @@ def share(items: Sequence[T], most: int, smallest: int = SHARE_SMALLEST) -> list
     Work made in one turn of the loop goes to PostgreSQL in parts, each a round
     trip on a connection of its own, so that the server does them side by side
     on its cores instead of one after the other in one backend while the loop
-    has nothing to do. Measured on 2 cores (bench/oss.py harness, wrk -c32):
-    lookups 3,050-3,400/s shared among four connections against 2,800-2,970/s
-    in one round trip; ingest about +5% in batches shared between two.
+    has nothing to do. Measured on 2 cores (bench/oss.py's servers, wrk -c32,
+    alternating runs): lookups 2,900-3,300/s shared among four connections,
+    against 2,340-3,370/s (median 2,500) in one round trip; the loop no longer
+    idled (10% before). Not for group commits: a batch written as two
+    transactions side by side cost more CPU in the OSS and in PostgreSQL than
+    it saved (2,060-2,250 updates a second against 2,350-2,700).
     """
     count = max(1, min(most, len(items) // smallest))
     size, larger = divmod(len(items), count)

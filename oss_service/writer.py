@@ -17,9 +17,7 @@ never waits for the database doing it:
   waits ``gather_turns`` turns of the loop for the requests that arrived with
   its first: taken at once, batches were a few jobs each, and their round
   trips cost more CPU than the updates (measured: 1,300-1,800 updates a second,
-  against 2,000-2,300 with two turns). A large batch is written in two parts
-  side by side (``parts``), each a transaction of its own, so the server works
-  on both while the loop waits. Batches written side by side, like
+  against 2,000-2,300 with two turns). Batches written side by side, like
   those of two server processes, cannot undo each other's order statuses: the
   newer status wins in the UPDATE itself (service.py).
 
@@ -37,7 +35,6 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from .loop_database import share
 from .service import IngestJob, IngestResult, OssStore
 
 log = logging.getLogger("cartstatus.oss.writer")
@@ -70,16 +67,13 @@ def one_by_one(jobs: Sequence[IngestJob]) -> Attempts:
 class BatchWriter:
     """Queues each job and answers once its batch is committed; ``batches`` and ``jobs`` count what was written."""
 
-    def __init__(self, store: OssStore, max_batch: int = 256, in_flight: int = 4, gather_turns: int = 2,
-                 parts: int = 2) -> None:
+    def __init__(self, store: OssStore, max_batch: int = 256, in_flight: int = 4, gather_turns: int = 2) -> None:
         self.store = store
         self.max_batch = max_batch
         #: PostgreSQL: the most batches written at once, each in a transaction of its own.
         self.in_flight = in_flight
         #: PostgreSQL: the turns of the event loop a batch waits for more jobs while another is being written.
         self.gather_turns = gather_turns
-        #: PostgreSQL: the transactions a batch is shared among, written at once (loop_database.share).
-        self.parts = parts
         self.batches = 0
         self.jobs = 0
         self._on_thread = store.engine.dialect.name == "sqlite"
@@ -183,8 +177,7 @@ class BatchWriter:
 
     async def _write_on_loop(self, batch: list[Any], slots: asyncio.Semaphore) -> None:
         try:
-            parts = share([job for job, _, _ in batch], self.parts)
-            outcomes = [o for written in await asyncio.gather(*(self.write_batch(p) for p in parts)) for o in written]
+            outcomes = await self.write_batch([job for job, _, _ in batch])
         except BaseException as exc:  # cancelled, out of memory: no request is left waiting
             self._finish(batch, [exc if isinstance(exc, Exception) else RuntimeError("writer stopped")] * len(batch))
             raise

@@ -164,20 +164,6 @@ async def test_a_group_commit_waiting_on_a_lock_does_not_hold_up_the_next(pg_sto
     assert writer.batches == 2
 
 
-async def test_a_large_batch_is_written_in_two_transactions_side_by_side(pg_store: OssStore) -> None:
-    """Twenty updates that come in together are one batch, written as two parts of ten at once."""
-    _, token = pg_store.create_account("acme", dt.date(2026, 12, 31))
-    bodies = [update_body(order_number=f"R-{i}", idempotency_key=f"k-{i:08d}") for i in range(20)]
-    writer = BatchWriter(pg_store)
-    results = await asyncio.gather(*(writer.submit(IngestJob(hash_token(token), b, body_digest(b))) for b in bodies))
-    await writer.aclose()
-    assert [r.kind for r in results] == ["stored"] * 20
-    assert (writer.batches, writer.jobs) == (1, 20)
-    with pg_store.engine.connect() as conn:
-        written = conn.execute(sa.text("SELECT xmin::text, count(*) FROM oss_updates GROUP BY 1")).all()
-    assert sorted(n for _, n in written) == [10, 10]
-
-
 @pytest.mark.parametrize(("gather_turns", "batches"), [(2, 2), (0, 3)])
 async def test_while_a_batch_is_written_the_next_gathers_the_updates_that_arrive_with_it(
         pg_store: OssStore, gather_turns: int, batches: int) -> None:
