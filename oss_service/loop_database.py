@@ -54,11 +54,13 @@ ThreadRun = Callable[..., Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One statement of a plan (``:name`` parameters); ``many``: once per parameter set, no rows read."""
+    """One statement of a plan (``:name`` parameters); ``many``: once per parameter set, no rows read; ``writes``:
+    a single statement that writes (a plan from the loop on PostgreSQL writes in one step, many or not)."""
 
     sql: str
     params: Any
     many: bool = False
+    writes: bool = False
 
 
 #: A write's statements: yields steps, is sent each one's rows, returns its result.
@@ -173,7 +175,7 @@ def run_plan(engine: Engine, plan: Plan[T]) -> T:
                     rows = []
                 else:
                     cur.execute(sql, params)
-                    rows = list(cur.fetchall())
+                    rows = list(cur.fetchall()) if cur.description else []
                 step = plan.send(rows)
         except StopIteration as done:
             return done.value
@@ -197,10 +199,11 @@ async def run_plan_async(conn: Any, plan: Plan[T]) -> T:
         while True:
             sql, names = positional(step.sql)
             pick = arguments(names)
-            if step.many:
+            if step.many or step.writes:
                 if written:
-                    raise ValueError("a plan run from the loop on PostgreSQL writes in one step (one executemany)")
+                    raise ValueError("a plan run from the loop on PostgreSQL writes in one step")
                 written = True
+            if step.many:
                 await conn.executemany(sql, list(map(pick, step.params)))
                 rows = []
             else:

@@ -15,7 +15,7 @@ from cartstatus.config import Config
 from cartstatus.connectors.seti.simulator import SetiSimulator
 from cartstatus.oss.app import ServerSettings, create_app
 from cartstatus.oss.loop_database import Plan, run_plan
-from cartstatus.oss.service import IngestJob, IngestResult, OssStore, hash_token
+from cartstatus.oss.service import IngestJob, IngestResult, OssStore, hash_token, lookup_digest
 from cartstatus.oss.storage import current_revision, head_revision, migrate, open_oss_database, orders, updates
 from cartstatus.oss.wire import body_digest
 from cartstatus.oss.writer import BatchWriter
@@ -140,6 +140,43 @@ async def test_a_batch_that_read_an_order_before_a_newer_status_was_committed_do
         status = conn.execute(sa.select(orders.c.status).where(orders.c.order_number == "R-7")).scalar_one()
         assert status == "Delivered"
         assert conn.execute(sa.select(sa.func.count()).select_from(updates)).scalar_one() == 3
+
+
+@pytest.mark.parametrize("run_from", ["loop", "thread"])
+async def test_a_batch_with_several_updates_of_one_order_leaves_it_as_they_would_one_after_the_other(
+        pg_store: OssStore, run_from: str) -> None:
+    """A batch is one statement on PostgreSQL, each order written once: its updates are folded as the per-update
+    upserts leave it (the newest status, of two as new the later; the last email, ZIP and reference given)."""
+    _, token = pg_store.create_account("acme", dt.date(2026, 12, 31))
+    pg_store.ingest([IngestJob(hash_token(token), b, body_digest(b)) for b in [
+        update_body(order_number="R-2", status="Printed", occurred_at="2026-05-01T08:00:00Z")]])
+
+    def job(**changes: object) -> IngestJob:
+        body = update_body(**{"email": ..., "zip": ..., **changes})
+        return IngestJob(hash_token(token), body, body_digest(body))
+
+    batch = [job(order_number="R-9", status="Printed", occurred_at="2026-05-01T09:00:00Z", email="a@example.com"),
+             job(order_number="R-2", status="Shipped", occurred_at="2026-05-01T07:00:00Z", zip="99999"),
+             job(order_number="R-9", status="Delivered", occurred_at="2026-05-01T11:00:00Z", reference="PO-1"),
+             job(order_number="R-9", status="Returned", occurred_at="2026-05-01T11:00:00Z", zip="12345"),
+             job(order_number="R-9", status="Shipped", occurred_at="2026-05-01T10:00:00Z", email="b@example.com")]
+    if run_from == "loop":
+        results = await pg_store.ingest_from_loop(batch)
+    else:
+        results = pg_store.ingest(batch)
+    assert [r.kind for r in results] == ["stored"] * 5
+    acme = pg_store.account("acme").id
+    with pg_store.engine.connect() as conn:
+        found = {r.order_number: r for r in conn.execute(sa.select(orders))}
+        history = conn.execute(sa.select(updates.c.status, updates.c.order_id).order_by(updates.c.id)).all()
+    nine, two = found["R-9"], found["R-2"]
+    assert (nine.status, nine.status_at) == ("Returned", dt.datetime(2026, 5, 1, 11, tzinfo=dt.UTC).timestamp())
+    assert nine.email_digest == lookup_digest(acme, "email", "b@example.com")
+    assert nine.zip_digest == lookup_digest(acme, "zip", "12345") and nine.reference == "PO-1"
+    assert two.status == "Printed" and two.zip_digest == lookup_digest(acme, "zip", "99999")  # an older update
+    # Stored in order of order number (the batch's lock order), an order's updates as they came.
+    assert [s for s, _ in history] == ["Printed", "Shipped", "Printed", "Delivered", "Returned", "Shipped"]
+    assert [o for _, o in history] == [two.id, two.id, nine.id, nine.id, nine.id, nine.id]
 
 
 async def test_a_group_commit_waiting_on_a_lock_does_not_hold_up_the_next(pg_store: OssStore) -> None:
