@@ -57,17 +57,18 @@ _ACCOUNTS_AND_KEYS_SEEN = ("SELECT " + ", ".join(f"a.{c}" for c in _ACCOUNT_FIEL
 # keeps the order's email. The status changes only for a newer one, decided by the statement rather than from
 # what was read: a batch written beside this one (another server process, or another batch in flight) may have
 # stored a newer status since.
-_ORDER_UPSERT = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
-                 "reference, created_at, updated_at) VALUES (:account_id, :order_number, :status, :occurred_at, "
-                 ":email_digest, :zip_digest, :reference, :received_at, :received_at) "
-                 "ON CONFLICT (account_id, order_number) DO UPDATE SET "
-                 "status = CASE WHEN excluded.status_at >= oss_orders.status_at "
-                 "THEN excluded.status ELSE oss_orders.status END, "
-                 "status_at = CASE WHEN excluded.status_at >= oss_orders.status_at "
-                 "THEN excluded.status_at ELSE oss_orders.status_at END, "
-                 "email_digest = COALESCE(excluded.email_digest, oss_orders.email_digest), "
-                 "zip_digest = COALESCE(excluded.zip_digest, oss_orders.zip_digest), "
-                 "reference = COALESCE(excluded.reference, oss_orders.reference), updated_at = excluded.updated_at")
+_ORDER_COLUMNS = ("INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
+                  "reference, created_at, updated_at) ")
+_ORDER_CONFLICT = ("ON CONFLICT (account_id, order_number) DO UPDATE SET "
+                   "status = CASE WHEN excluded.status_at >= oss_orders.status_at "
+                   "THEN excluded.status ELSE oss_orders.status END, "
+                   "status_at = CASE WHEN excluded.status_at >= oss_orders.status_at "
+                   "THEN excluded.status_at ELSE oss_orders.status_at END, "
+                   "email_digest = COALESCE(excluded.email_digest, oss_orders.email_digest), "
+                   "zip_digest = COALESCE(excluded.zip_digest, oss_orders.zip_digest), "
+                   "reference = COALESCE(excluded.reference, oss_orders.reference), updated_at = excluded.updated_at")
+_ORDER_UPSERT = (_ORDER_COLUMNS + "VALUES (:account_id, :order_number, :status, :occurred_at, :email_digest, "
+                 ":zip_digest, :reference, :received_at, :received_at) " + _ORDER_CONFLICT)
 _UPDATE_COLUMNS = ("INSERT INTO oss_updates (account_id, order_id, idempotency_key, body_digest, status, "
                    "previous_status, occurred_at, received_at, note, tracking) ")
 _UPDATE_VALUES = (":idempotency_key, :body_digest, :status, :previous_status, :occurred_at, :received_at, :note, "
@@ -80,11 +81,10 @@ _UPDATE_INSERT = (_UPDATE_COLUMNS + "VALUES (:account_id, (SELECT id FROM oss_or
 # batch's updates of an order are folded into one row first (_fold_orders); each update takes its order's id
 # from what the upsert returns. Measured: 25-30% less time in PostgreSQL a batch than one statement per update.
 _BATCH_WRITE = (
-    "WITH o AS (INSERT INTO oss_orders (account_id, order_number, status, status_at, email_digest, zip_digest, "
-    "reference, created_at, updated_at) SELECT a, n, st, t, e, z, r, :received_at, :received_at FROM unnest("
+    "WITH o AS (" + _ORDER_COLUMNS + "SELECT a, n, st, t, e, z, r, :received_at, :received_at FROM unnest("
     "CAST(:o_account AS INTEGER[]), CAST(:o_number AS TEXT[]), CAST(:o_status AS TEXT[]), "
     "CAST(:o_at AS FLOAT8[]), CAST(:o_email AS TEXT[]), CAST(:o_zip AS TEXT[]), CAST(:o_reference AS TEXT[])) "
-    "AS x(a, n, st, t, e, z, r) " + _ORDER_UPSERT[_ORDER_UPSERT.index("ON CONFLICT"):]
+    "AS x(a, n, st, t, e, z, r) " + _ORDER_CONFLICT
     + " RETURNING id, account_id, order_number) " + _UPDATE_COLUMNS
     + "SELECT o.account_id, o.id, u.k, u.d, u.st, u.p, u.t, :received_at, u.nt, u.tr FROM unnest("
     "CAST(:u_account AS INTEGER[]), CAST(:u_number AS TEXT[]), CAST(:u_key AS TEXT[]), CAST(:u_digest AS TEXT[]), "
