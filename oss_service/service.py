@@ -76,51 +76,46 @@ _UPDATE_VALUES = (":idempotency_key, :body_digest, :status, :previous_status, :o
 # SQLite: the update after its order, with the order's row id found in the same statement.
 _UPDATE_INSERT = (_UPDATE_COLUMNS + "VALUES (:account_id, (SELECT id FROM oss_orders WHERE account_id = :account_id "
                   "AND order_number = :order_number), " + _UPDATE_VALUES + ")")
-# PostgreSQL: a batch's orders and updates in one statement over arrays, atomic by itself (no BEGIN and COMMIT
-# round trips, loop_database). Each order once (ON CONFLICT cannot change a row twice in one statement): the
-# batch's updates of an order are folded into one row first (_fold_orders); each update takes its order's id
-# from what the upsert returns. Measured: 25-30% less time in PostgreSQL a batch than one statement per update.
+# PostgreSQL: a batch's orders and updates in one statement, atomic by itself (no BEGIN and COMMIT round trips,
+# loop_database). Each order once (ON CONFLICT cannot change a row twice in one statement): the batch's updates
+# of an order are folded into one row first (_fold_orders); each update takes its order's id from what the
+# upsert returns. Measured: 25-30% less time in PostgreSQL a batch than one statement per update. The rows go
+# in as two JSON documents rather than as an array per column: the driver checks and encodes each element of
+# an array on its own, and that cost a fifth of the writer's time (measured: 20-25% less CPU in the server a
+# batch of 24).
 _BATCH_WRITE = (
-    "WITH o AS (" + _ORDER_COLUMNS + "SELECT a, n, st, t, e, z, r, :received_at, :received_at FROM unnest("
-    "CAST(:o_account AS INTEGER[]), CAST(:o_number AS TEXT[]), CAST(:o_status AS TEXT[]), "
-    "CAST(:o_at AS FLOAT8[]), CAST(:o_email AS TEXT[]), CAST(:o_zip AS TEXT[]), CAST(:o_reference AS TEXT[])) "
-    "AS x(a, n, st, t, e, z, r) " + _ORDER_CONFLICT
-    + " RETURNING id, account_id, order_number) " + _UPDATE_COLUMNS
-    + "SELECT o.account_id, o.id, u.k, u.d, u.st, u.p, u.t, :received_at, u.nt, u.tr FROM unnest("
-    "CAST(:u_account AS INTEGER[]), CAST(:u_number AS TEXT[]), CAST(:u_key AS TEXT[]), CAST(:u_digest AS TEXT[]), "
-    "CAST(:u_status AS TEXT[]), CAST(:u_previous AS TEXT[]), CAST(:u_at AS FLOAT8[]), CAST(:u_note AS TEXT[]), "
-    "CAST(:u_tracking AS TEXT[])) WITH ORDINALITY AS u(a, n, k, d, st, p, t, nt, tr, i) "
+    "WITH o AS (" + _ORDER_COLUMNS + "SELECT a, n, st, t, e, z, r, :received_at, :received_at FROM "
+    "json_to_recordset(CAST(:orders AS JSON)) AS x(a INTEGER, n TEXT, st TEXT, t FLOAT8, e TEXT, z TEXT, r TEXT) "
+    + _ORDER_CONFLICT + " RETURNING id, account_id, order_number) " + _UPDATE_COLUMNS
+    + "SELECT o.account_id, o.id, u.k, u.d, u.st, u.p, u.t, :received_at, u.nt, u.tr FROM ROWS FROM ("
+    "json_to_recordset(CAST(:updates AS JSON)) AS (a INTEGER, n TEXT, k TEXT, d TEXT, st TEXT, p TEXT, t FLOAT8, "
+    "nt TEXT, tr TEXT)) WITH ORDINALITY AS u(a, n, k, d, st, p, t, nt, tr, i) "
     "JOIN o ON o.account_id = u.a AND o.order_number = u.n ORDER BY u.i")
 
 
 def _fold_orders(stored: list[dict[str, Any]], now: float) -> dict[str, Any]:
-    """``stored`` (in order) as _BATCH_WRITE's arrays: each order once, as the updates one after the other leave it.
+    """``stored`` (in order) as _BATCH_WRITE's rows: each order once, as the updates one after the other leave it.
 
     The newest status (of two as new, the later), and the last email, ZIP and
     reference given; the database keeps a stored status newer still.
     """
-    folded: dict[tuple[int, str], list[Any]] = {}
+    folded: dict[tuple[int, str], dict[str, Any]] = {}
     for row in stored:
         key = (row["account_id"], row["order_number"])
         order = folded.get(key)
         if order is None:
-            order = folded[key] = [row["status"], row["occurred_at"], None, None, None]
-        elif row["occurred_at"] >= order[1]:
-            order[0], order[1] = row["status"], row["occurred_at"]
-        for i, name in ((2, "email_digest"), (3, "zip_digest"), (4, "reference")):
+            order = folded[key] = {"a": key[0], "n": key[1], "st": row["status"], "t": row["occurred_at"],
+                                   "e": None, "z": None, "r": None}
+        elif row["occurred_at"] >= order["t"]:
+            order["st"], order["t"] = row["status"], row["occurred_at"]
+        for short, name in (("e", "email_digest"), ("z", "zip_digest"), ("r", "reference")):
             if row[name] is not None:
-                order[i] = row[name]
-    keys, values = list(folded), list(folded.values())
-    return {
-        "received_at": now,
-        "o_account": [k[0] for k in keys], "o_number": [k[1] for k in keys],
-        "o_status": [v[0] for v in values], "o_at": [v[1] for v in values], "o_email": [v[2] for v in values],
-        "o_zip": [v[3] for v in values], "o_reference": [v[4] for v in values],
-        **{f"u_{short}": [row[name] for row in stored] for short, name in (
-            ("account", "account_id"), ("number", "order_number"), ("key", "idempotency_key"),
-            ("digest", "body_digest"), ("status", "status"), ("previous", "previous_status"), ("at", "occurred_at"),
-            ("note", "note"), ("tracking", "tracking"))},
-    }
+                order[short] = row[name]
+    updates = [{"a": row["account_id"], "n": row["order_number"], "k": row["idempotency_key"],
+                "d": row["body_digest"], "st": row["status"], "p": row["previous_status"], "t": row["occurred_at"],
+                "nt": row["note"], "tr": row["tracking"]} for row in stored]
+    return {"received_at": now, "orders": orjson.dumps(list(folded.values())).decode(),
+            "updates": orjson.dumps(updates).decode()}
 
 
 # A lookup is one statement: the account (revoked or not), the failures counted
@@ -318,7 +313,7 @@ class OssStore:
         self._merchant_ids: dict[str, int] = {}
         self._lookup_sql = {kind: _LOOKUP_SQL.format(kind=kind) for kind in ("email", "zip")}
         self._failures_recorded = 0
-        # PostgreSQL writes a batch in one statement; SQLite has no INSERT in a WITH, nor arrays.
+        # PostgreSQL writes a batch in one statement; SQLite has no INSERT in a WITH.
         self._one_statement_writes = engine.dialect.name == "postgresql"
         # The ingest statements run on the drivers' own connections, which raise the drivers' own errors.
         self.integrity_errors: tuple[type[Exception], ...] = (
