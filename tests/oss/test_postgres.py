@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 import sqlalchemy as sa
 from cartstatus import StackController, StatusEngine
@@ -177,6 +178,35 @@ async def test_a_batch_with_several_updates_of_one_order_leaves_it_as_they_would
     # Stored in order of order number (the batch's lock order), an order's updates as they came.
     assert [s for s, _ in history] == ["Printed", "Shipped", "Printed", "Delivered", "Returned", "Shipped"]
     assert [o for _, o in history] == [two.id, two.id, nine.id, nine.id, nine.id, nine.id]
+
+
+@pytest.mark.parametrize("run_from", ["loop", "thread"])
+async def test_a_batch_stores_its_text_exactly_as_sent(pg_store: OssStore, run_from: str) -> None:
+    """A batch's rows reach PostgreSQL as JSON documents: quotes, backslashes, non-ASCII text, an instant with a
+    fraction of a second and the tracking list come back exactly as they went in."""
+    _, token = pg_store.create_account("acme", dt.date(2026, 12, 31))
+    tricky = 'say "hi" \\ back\\slash \\u0041 é 漢字 🚚 {"not": "json"}'
+    parcels = [{"carrier": "DHL \"Express\"", "number": "JD\\0001", "ship_date": "2026-06-01"},
+               {"carrier": "Poste", "number": "ÀB-12"}]
+    bodies = [update_body(order_number='R-"1"', status="Ünterwegs", previous_status='a\\b', note=tricky,
+                          occurred_at="2026-06-01T10:00:00.123456+02:00", tracking=parcels, reference="PO \"7\""),
+              update_body(order_number="R-ü", note=None, tracking=None, email=None, zip=None)]
+    batch = [IngestJob(hash_token(token), b, body_digest(b)) for b in bodies]
+    results = await pg_store.ingest_from_loop(batch) if run_from == "loop" else pg_store.ingest(batch)
+    assert [r.kind for r in results] == ["stored", "stored"]
+    with pg_store.engine.connect() as conn:
+        stored = {r.order_number: r for r in conn.execute(
+            sa.select(orders.c.order_number, orders.c.status, orders.c.status_at, orders.c.reference,
+                      updates.c.previous_status, updates.c.note, updates.c.tracking, updates.c.occurred_at,
+                      updates.c.idempotency_key, updates.c.body_digest).join(updates))}
+    first, second = stored['R-"1"'], stored["R-ü"]
+    assert (first.status, first.previous_status, first.note, first.reference) == (
+        "Ünterwegs", "a\\b", tricky, 'PO "7"')
+    assert orjson.loads(first.tracking) == parcels
+    instant = dt.datetime(2026, 6, 1, 8, 0, 0, 123456, tzinfo=dt.UTC).timestamp()
+    assert first.status_at == first.occurred_at == instant
+    assert (first.idempotency_key, first.body_digest) == (bodies[0]["idempotency_key"], batch[0].digest)
+    assert (second.note, second.tracking) == (None, None)
 
 
 async def test_a_group_commit_waiting_on_a_lock_does_not_hold_up_the_next(pg_store: OssStore) -> None:
