@@ -20,24 +20,29 @@ class BufferedLineHandler(logging.StreamHandler[TextIO]):
     (a small thread sees to that), and when the application shuts down
     (:func:`flush_logs`) or logging does. A server that is killed outright
     (SIGKILL) loses at most that interval of access-log lines; nothing else is
-    held back.
+    held back. A record marked ``deferred`` (an access line) is formatted when
+    its batch is written, in a row with the others.
     """
 
     def __init__(self, stream: TextIO | None = None, *, capacity: int = 256, interval: float = 0.25) -> None:
         super().__init__(stream)
         self.capacity = capacity
         self.interval = interval
-        self._lines: list[str] = []
+        self._lines: list[str | logging.LogRecord] = []
         self._closing = threading.Event()
         self._flusher: threading.Thread | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        # Called by Handler.handle with self.lock held.
-        try:
-            self._lines.append(self.format(record))
-        except Exception:
-            self.handleError(record)
-            return
+        # Called by Handler.handle with self.lock held. A deferred record (an access line: its fields do not
+        # change) is formatted with the batch; any other at once, as its arguments could change meanwhile.
+        if getattr(record, "deferred", False):
+            self._lines.append(record)
+        else:
+            try:
+                self._lines.append(self.format(record))
+            except Exception:
+                self.handleError(record)
+                return
         # Closed (logging shut down, or reconfigured by dictConfig): every line goes out at once.
         if len(self._lines) >= self.capacity or record.levelno >= logging.WARNING or self._closing.is_set():
             self._write()
@@ -48,8 +53,11 @@ class BufferedLineHandler(logging.StreamHandler[TextIO]):
     def _write(self) -> None:
         if not self._lines:
             return
-        text = "\n".join(self._lines) + "\n"
+        lines = [line if isinstance(line, str) else self._format_later(line) for line in self._lines]
         self._lines.clear()
+        text = "".join(f"{line}\n" for line in lines if line is not None)
+        if not text:
+            return
         try:
             self.stream.write(text)
             self.stream.flush()
@@ -57,6 +65,13 @@ class BufferedLineHandler(logging.StreamHandler[TextIO]):
             # As logging does for a failing handler: say so on stderr and go on.
             if logging.raiseExceptions and sys.stderr is not None:
                 sys.stderr.write("--- Logging error: a batch of log lines could not be written ---\n")
+
+    def _format_later(self, record: logging.LogRecord) -> str | None:
+        try:
+            return self.format(record)
+        except Exception:
+            self.handleError(record)
+            return None
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]

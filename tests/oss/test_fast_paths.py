@@ -231,6 +231,55 @@ def test_log_lines_are_written_in_batches_and_none_is_lost() -> None:
         log.removeHandler(handler)
 
 
+def test_an_access_line_is_written_out_with_its_batch_and_other_records_at_once() -> None:
+    """Access lines are formatted when their batch is written; any other record when it is logged."""
+    from cartstatus.oss.access import AccessLine, AccessRecord
+    from cartstatus.oss.logs import MessageFormatter
+
+    made: list[str] = []
+
+    class CountedLine(AccessLine):
+        __slots__ = ()
+
+        def __str__(self) -> str:
+            made.append(self.request_id)
+            return super().__str__()
+
+    stream = io.StringIO()
+    handler = BufferedLineHandler(stream, capacity=3, interval=3600)
+    handler.setFormatter(MessageFormatter("%(message)s"))
+    now = 1780308000.25
+    handler.handle(AccessRecord(CountedLine("r1", "POST", '/api/v1/updates"x', "/api/v1/updates", 200, 0.0012345,
+                                            ("10.0.0.7", 5000), "acme", now), now))
+    shared = ["before"]
+    handler.handle(logging.makeLogRecord({"msg": "batch of %s", "args": (shared,), "levelno": logging.INFO}))
+    shared.append("after")  # logged already: its line says what it said then
+    assert made == [] and stream.getvalue() == ""
+    handler.handle(AccessRecord(CountedLine("r2", "GET", "/", "/", 404, 0.5, None, None, now), now))
+    assert made == ["r1", "r2"]  # capacity reached: the batch is written, each access line made then
+    first, second, third = stream.getvalue().splitlines()
+    assert json.loads(first) == {"ts": "2026-06-01T10:00:00.250+00:00", "request_id": "r1", "method": "POST",
+                                 "path": '/api/v1/updates"x', "route": "/api/v1/updates", "status": 200,
+                                 "ms": 1.23, "client": "10.0.0.7", "merchant": "acme"}
+    assert second == "batch of ['before']"
+    assert json.loads(third)["client"] is None and json.loads(third)["merchant"] is None
+    handler.close()
+
+
+def test_an_access_line_that_cannot_be_written_does_not_take_its_batch_with_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cartstatus.oss.access import AccessLine, AccessRecord
+
+    stream = io.StringIO()
+    handler = BufferedLineHandler(stream, capacity=2, interval=3600)
+    broken = AccessLine("r1", "GET", "/", "/", 200, "not seconds", None, None, 0.0)  # type: ignore[arg-type]
+    handler.handle(AccessRecord(broken, 0.0))
+    handler.handle(AccessRecord(AccessLine("r2", "GET", "/", "/", 200, 0.001, None, None, 0.0), 0.0))
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == ["r2"]
+    assert "Logging error" in capsys.readouterr().err  # reported as logging reports a handler's error
+    handler.close()
+
+
 def test_log_lines_go_out_by_themselves_after_the_interval() -> None:
     stream = io.StringIO()
     handler = BufferedLineHandler(stream, capacity=100, interval=0.01)
