@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import hmac
 import operator
 import re
@@ -24,6 +23,7 @@ from cartstatus.times import iso_utc as iso
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from .digests import sha256_hex
 from .loop_database import TAG_COLUMN, Plan, Step, loop_database, run_plan
 from .storage import accounts, orders, updates, write_transaction
 from .wire import parse_instant
@@ -163,7 +163,7 @@ class AccountError(ValueError):
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return sha256_hex(token.encode("utf-8"))
 
 
 def new_token() -> str:
@@ -193,7 +193,7 @@ def normalize_zip(value: str) -> str:
 
 def lookup_digest(account_id: int, kind: str, value: str) -> str:
     norm = normalize_email(value) if kind == "email" else normalize_zip(value)
-    return hashlib.sha256(f"{account_id}:{kind}:{norm}".encode()).hexdigest()
+    return sha256_hex(f"{account_id}:{kind}:{norm}".encode())
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ import jsonschema
 import orjson
 from cartstatus.problems import dotted
 from cartstatus.schema_errors import Wording, explain_all
+
+from .digests import sha256_hex
 
 if TYPE_CHECKING:
     from cartstatus.connector import StatusUpdate
@@ -202,7 +203,7 @@ def canonical_json(body: Any) -> bytes:
 
 def body_digest(body: dict[str, Any]) -> str:
     """A digest of the body's meaning (key order and whitespace do not matter)."""
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return sha256_hex(canonical_json(body))
 
 
 def payload_for(update: StatusUpdate, merchant: str | None = None) -> dict[str, Any]:
