@@ -186,10 +186,10 @@ def run_plan(engine: Engine, plan: Plan[T]) -> T:
 async def run_plan_async(conn: Any, plan: Plan[T]) -> T:
     """``plan`` on an asyncpg connection, each statement its own transaction: a plan writes in one step.
 
-    A statement is atomic, and so is asyncpg's executemany (its rows go with one
-    Sync: one implicit transaction), so a plan whose writes are one step is all or nothing without
-    BEGIN and COMMIT, two round trips fewer (measured in the OSS: 5-9% more
-    updates a second, 15% less PostgreSQL CPU an update). A second writing step
+    A statement is atomic, and so is asyncpg's executemany (its rows go with
+    one Sync: one implicit transaction), so a plan whose writes are one step is
+    all or nothing without BEGIN and COMMIT, two round trips fewer (measured in
+    the OSS: 5-9% more updates a second, 15% less PostgreSQL CPU an update). A second writing step
     could not be undone with the first: it is refused before it runs.
     """
     try:
