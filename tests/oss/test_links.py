@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 
 import pytest
@@ -20,14 +21,35 @@ def test_a_link_names_the_order_and_carries_its_signature() -> None:
     assert len(links.key("acme", "A-1001")) == 43  # 256 bits, base64url without padding
 
 
-@pytest.mark.parametrize("secret", [SECRET, "s" * 64, "long " * 30], ids=["generated", "one block", "over a block"])
-def test_the_key_is_the_documented_hmac_so_links_already_sent_stay_valid(secret: str) -> None:
-    # HMAC-SHA256 of the purpose line, the merchant and the order number with the secret (links.py): links in
-    # shoppers' mailboxes outlive any change to how the server computes it (a secret longer than SHA-256's
-    # block is hashed first, as HMAC says).
-    mac = hmac.digest(secret.encode(), b"cartstatus-oss status link v1\nacme\nA-1001", "sha256")
-    assert StatusLinks(secret).key("acme", "A-1001") == base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-    assert StatusLinks(OTHER, [secret]).valid("acme", "A-1001", base64.urlsafe_b64encode(mac).rstrip(b"=").decode())
+SECRETS = pytest.mark.parametrize("secret", [SECRET, "s" * 64, "long " * 30],
+                                  ids=["generated", "one block", "over a block"])
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@SECRETS
+def test_the_key_is_the_documented_keyed_blake2b(secret: str) -> None:
+    # BLAKE2b of the merchant and the order number, keyed with the secret's own BLAKE2b digest (so a secret of
+    # any length makes a key), each personalised for links (links.py).
+    key = hashlib.blake2b(secret.encode(), digest_size=32, person=b"oss link key").digest()
+    mac = hashlib.blake2b(b"acme\nA-1001", digest_size=32, key=key, person=b"oss status link").digest()
+    assert StatusLinks(secret).key("acme", "A-1001") == _b64(mac)
+    assert StatusLinks(OTHER, [secret]).valid("acme", "A-1001", _b64(mac))
+
+
+@SECRETS
+def test_links_signed_before_with_hmac_sha256_stay_valid(secret: str) -> None:
+    # Links made before the keyed BLAKE2b are in shoppers' mailboxes: HMAC-SHA256 of the purpose line, the
+    # merchant and the order number with the secret (a secret longer than SHA-256's block hashed first, as
+    # HMAC says). They stay valid, under the current secret and a previous one, and are no longer made.
+    old = _b64(hmac.digest(secret.encode(), b"cartstatus-oss status link v1\nacme\nA-1001", "sha256"))
+    assert StatusLinks(secret).valid("acme", "A-1001", old)
+    assert StatusLinks(OTHER, [secret]).valid("acme", "A-1001", old)
+    assert not StatusLinks(OTHER).valid("acme", "A-1001", old)
+    assert not StatusLinks(secret).valid("acme", "A-1002", old)
+    assert StatusLinks(secret).key("acme", "A-1001") != old
 
 
 @pytest.mark.parametrize(("merchant", "order", "alter"), [
