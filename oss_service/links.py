@@ -4,11 +4,11 @@
 BLAKE2b (a MAC by design, RFC 7693) of the merchant and order number, keyed
 with the server's link secret (``cartstatus-oss serve --link-secret``, env
 ``CARTSTATUS_OSS_LINK_SECRET``). Links made before, whose signature is an
-HMAC-SHA256 of the same with the same secret, are still accepted: they are in
-shoppers' mailboxes. Nobody without the secret can make one; changing the
-secret revokes every link made with it, unless it is kept a while as a
-previous secret (accepted, never used to sign) so links already in shoppers'
-mailboxes keep working. The key is in the query, which the access log never writes.
+HMAC-SHA256 of the same with the same secret, are still accepted. Nobody
+without the secret can make one; changing the secret revokes every link made
+with it, unless it is kept a while as a previous secret (accepted, never used
+to sign) so links already in shoppers' mailboxes keep working. The key is in
+the query, which the access log never writes.
 """
 
 from __future__ import annotations

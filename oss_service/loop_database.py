@@ -189,8 +189,9 @@ async def run_plan_async(conn: Any, plan: Plan[T]) -> T:
     A statement is atomic, and so is asyncpg's executemany (its rows go with
     one Sync: one implicit transaction), so a plan whose writes are one step is
     all or nothing without BEGIN and COMMIT, two round trips fewer (measured in
-    the OSS: 5-9% more updates a second, 15% less PostgreSQL CPU an update). A second writing step
-    could not be undone with the first: it is refused before it runs.
+    the OSS: 5-9% more updates a second, 15% less PostgreSQL CPU an update). A
+    second writing step could not be undone with the first: it is refused
+    before it runs.
     """
     try:
         rows: list[Any] = []
